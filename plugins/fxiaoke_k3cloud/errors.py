@@ -1,0 +1,121 @@
+"""Every error this package raises, in one tree.
+
+::
+
+    SyncError                          base of everything below
+    ├── ConfigError                    a connection or setting is wrong (names the key and the fix)
+    │   └── MappingError               a mapping file is invalid (names the file, the key, what is allowed)
+    ├── TransportError                 no usable answer: connection refused, TLS, timeout, non-JSON body
+    │   └── OutcomeUnknownError        a *write* got no answer: it may or may not have been applied;
+    │                                  never replay blindly, read back first
+    └── ApiError                       the API answered with an error (system, endpoint, code, message, trace id)
+        ├── RetryableApiError          worth retrying with backoff (rate limit, 5xx, lock conflict, busy)
+        │   ├── RateLimitedError       Fxiaoke 30004/14001, K3Cloud MsgCode 14
+        │   └── SessionExpiredError    token 20016 / MsgCode 1 that survived the one bounded refresh
+        └── PermanentApiError          retrying cannot help; the message says what a person must do
+            ├── AuthenticationError    bad credentials, login refused
+            ├── PermissionDeniedError  app/user lacks a right (Fxiaoke 20020…, K3Cloud MsgCode 2)
+            ├── QuotaExhaustedError    Fxiaoke 30002 (daily quota used up) / 30003 (no quota purchased)
+            └── BusinessRuleError      the record was refused (validation, duplicate, state); data, not code
+
+Per-record rejections inside a batch are *data* (see ``RecordOutcome`` in the flow layer), not exceptions.
+Permanent errors fail an Airflow task without retries; retryable ones let Airflow's task retries cover
+outages longer than the hook's own short retry loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SyncError(Exception):
+    """Base class for every error raised by this package."""
+
+
+class ConfigError(SyncError):
+    """A connection field, parameter or setting is missing or wrong."""
+
+
+class MappingError(ConfigError):
+    """A mapping file is invalid; the message names the file, the key and what is allowed."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.file = file
+        self.key = key
+        where = ": ".join(p for p in (file, key) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class TransportError(SyncError):
+    """The request got no usable answer (network, TLS, timeout, HTTP status, body not JSON)."""
+
+    def __init__(self, message: str, *, system: str = "", endpoint: str = "", status: int | None = None) -> None:
+        self.system = system
+        self.endpoint = endpoint
+        self.status = status
+        super().__init__(message)
+
+
+class OutcomeUnknownError(TransportError):
+    """A write was sent but no answer came back: it may have been applied. Read back before retrying."""
+
+
+class ApiError(SyncError):
+    """The remote API answered with an error."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str,
+        endpoint: str = "",
+        code: Any = None,
+        trace_id: str | None = None,
+        details: Any = None,
+    ) -> None:
+        self.system = system
+        self.endpoint = endpoint
+        self.code = code
+        self.api_message = message
+        self.trace_id = trace_id
+        self.details = details
+        parts = [f"{system} {endpoint}".strip(), f"code={code}" if code is not None else "", message]
+        if trace_id:
+            parts.append(f"traceId={trace_id}")
+        super().__init__(" | ".join(p for p in parts if p))
+
+
+class RetryableApiError(ApiError):
+    """A transient API error: retry with backoff."""
+
+    retryable = True
+
+
+class RateLimitedError(RetryableApiError):
+    """The API throttled us; back off."""
+
+
+class SessionExpiredError(RetryableApiError):
+    """The session/token stayed invalid after the one bounded refresh."""
+
+
+class PermanentApiError(ApiError):
+    """Retrying cannot help; a person must act."""
+
+
+class AuthenticationError(PermanentApiError):
+    """Credentials were refused."""
+
+
+class PermissionDeniedError(PermanentApiError):
+    """The app or user lacks a permission."""
+
+
+class QuotaExhaustedError(PermanentApiError):
+    """The paid API quota is used up or was never purchased."""
+
+
+class BusinessRuleError(PermanentApiError):
+    """The API refused the request on business grounds (validation, duplicate number, document state)."""

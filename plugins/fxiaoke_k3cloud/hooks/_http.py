@@ -1,0 +1,84 @@
+"""HTTP plumbing shared by both hooks: timeouts, TLS settings and secret masking."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import requests
+
+from fxiaoke_k3cloud.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+DEFAULT_READ_TIMEOUT_S = 60.0
+
+
+def _as_bool(value: Any, *, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
+        return False
+    raise ConfigError(f"connection extra '{key}' must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Per-connection transport settings taken from the connection's extras."""
+
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S
+    connect_timeout: float = CONNECT_TIMEOUT_S
+    verify: bool | str = True  # True, or a path to a CA bundle; False only by explicit choice
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any]) -> "HttpSettings":
+        timeout = extra.get("timeout")
+        try:
+            read_timeout = float(timeout) if timeout not in (None, "") else DEFAULT_READ_TIMEOUT_S
+        except (TypeError, ValueError):
+            raise ConfigError(f"connection extra 'timeout' must be a number of seconds, got {timeout!r}") from None
+        if read_timeout <= 0:
+            raise ConfigError("connection extra 'timeout' must be > 0")
+        verify: bool | str = True
+        if extra.get("verify_ssl") not in (None, ""):
+            verify = _as_bool(extra["verify_ssl"], key="verify_ssl")
+        if extra.get("ca_bundle"):
+            verify = str(extra["ca_bundle"]) if verify is not False else False
+        return cls(read_timeout=read_timeout, verify=verify)
+
+
+def new_session(settings: HttpSettings, *, system: str) -> requests.Session:
+    """A ``requests.Session`` with TLS verification as configured (warns loudly when it is off)."""
+    session = requests.Session()
+    session.verify = settings.verify
+    if settings.verify is False:
+        log.warning(
+            "TLS certificate verification is OFF for the %s connection (verify_ssl=false). "
+            "Credentials travel unprotected against a man in the middle; give a CA bundle instead.",
+            system,
+        )
+    return session
+
+
+def mask_secrets(*values: Any) -> None:
+    """Register values with Airflow's log masker (names like permanent_code are not masked by default)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - outside Airflow
+        return
+    for value in values:
+        if value:
+            mask_secret(str(value))
+
+
+def truncate(text: str, limit: int = 500) -> str:
+    """Cut a response body for error messages and logs."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
