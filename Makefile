@@ -1,0 +1,39 @@
+# Two commands for a new user:  make demo   and   make test   (see README.md)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help install demo test airflow chaos bench constraints clean
+
+help:
+	@echo "make demo   - run every flow end to end against the simulators (SQLite), print what moved"
+	@echo "make test   - run the test suite"
+	@echo "make airflow - a local Airflow UI on http://127.0.0.1:8080 with the simulators running"
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt constraints-3.11.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip==26.3" || $(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt -c constraints-3.11.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+airflow: $(STAMP)
+	$(PY) scripts/local_airflow.py
+
+constraints: $(STAMP)
+	{ head -3 constraints-3.11.txt; $(VENV)/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints-3.11.txt.new
+	mv constraints-3.11.txt.new constraints-3.11.txt
+
+clean:
+	rm -rf $(VENV) .airflow
