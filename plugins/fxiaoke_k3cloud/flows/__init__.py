@@ -1,0 +1,1 @@
+"""Flow steps (extract, transform, load, report) shared by the DAGs; the DAG files only wire them."""
