@@ -1,18 +1,444 @@
-"""FxiaokeHook: the Fxiaoke (纷享销客) OpenAPI client (skeleton; filled in by the Fxiaoke issue)."""
+"""FxiaokeHook: the Fxiaoke (纷享销客 / ShareCRM) OpenAPI client, legacy corpAccessToken protocol.
+
+One private request path (``_call``) applies everything every call needs: the process-wide token cache
+(refresh before expiry; on 20016 one fresh token and one replay, never a loop), ``currentOpenUserId``,
+the client-side throttle and call budget, timeouts, the retry policy, and the mapping of ``errorCode`` to
+the typed exceptions of :mod:`fxiaoke_k3cloud.errors`. Public methods return parsed data.
+
+Replay rules: reads and updates (same data → same result) are retried on transient faults; creates,
+voids and messages are replayed only when the server said it did nothing (rate limit), and a lost answer
+raises :class:`OutcomeUnknownError` so the caller reads back before writing again.
+"""
 
 from __future__ import annotations
 
+import time
+import uuid
+from functools import cached_property
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import requests
 from airflow.sdk import BaseHook
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter, wait_none
+
+from fxiaoke_k3cloud.errors import (
+    ConfigError,
+    OutcomeUnknownError,
+    QuotaExhaustedError,
+    RetryableApiError,
+    SessionExpiredError,
+    TransportError,
+)
+from fxiaoke_k3cloud.hooks._http import mask_secrets, new_session
+from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
+from fxiaoke_k3cloud.hooks.fxiaoke_errors import SYSTEM, error_from_body, is_retryable, parse_response, refused_without_effect
+from fxiaoke_k3cloud.hooks.fxiaoke_query import (
+    DESCRIBE_PATH,
+    FilterSpec,
+    IdCursorPaginator,
+    OffsetPaginator,
+    OrderSpec,
+    check_page_size,
+    data_path,
+    normalize_filter,
+    normalize_order,
+    projection,
+)
+from fxiaoke_k3cloud.hooks.fxiaoke_throttle import CallCounter, shared_throttle
+from fxiaoke_k3cloud.hooks.fxiaoke_token import TOKEN_CACHE, CorpToken, cached_open_user_id
+
+# Retry policy of the hook's own short loop; longer outages are Airflow task retries.
+MAX_ATTEMPTS = 6  # first call + 5 retries
+RETRY_WAIT_INITIAL_S = 1.0  # 1, 2, 4, 8, 16 s (+ jitter) ≈ 31 s: outlasts one 20 s rate-limit window
+RETRY_WAIT_MAX_S = 20.0
+RETRY_JITTER_S = 1.0
+
+TOKEN_PATH = "/cgi/corpAccessToken/get/V2"
+USER_BY_MOBILE_PATH = "/cgi/user/getByMobile"
+MESSAGE_PATH = "/cgi/message/send"
+MAX_MESSAGE_RECIPIENTS = 500  # toUser cap per /cgi/message/send call (§5)
 
 
 class FxiaokeHook(BaseHook):
-    """Talks to the Fxiaoke OpenAPI (legacy corpAccessToken protocol)."""
+    """Talks to the Fxiaoke OpenAPI (legacy corpAccessToken protocol).
+
+    :param fxiaoke_conn_id: Airflow connection (host = base URL, login = appId, password = appSecret,
+        extras permanent_code, open_user_id or mobile, calls_per_20s, call_budget, timeout, verify_ssl, ca_bundle).
+    :param retry_wait_s: first backoff wait; 0 disables waiting (tests).
+    :param max_attempts: attempts per call in the hook's retry loop (≥ 1).
+    :param call_budget: stop with :class:`QuotaExhaustedError` after this many API calls (overrides the extra).
+    :param calls_per_20s: client throttle per path (overrides the extra; default 80, gateway limit 100).
+    :param clock: monotonic clock for token ages (tests may inject one).
+    """
 
     conn_name_attr = "fxiaoke_conn_id"
     default_conn_name = "fxiaoke_default"
     conn_type = "fxiaoke"
     hook_name = "Fxiaoke CRM (纷享销客)"
 
-    def __init__(self, fxiaoke_conn_id: str = default_conn_name, **kwargs) -> None:
+    def __init__(
+        self,
+        fxiaoke_conn_id: str = default_conn_name,
+        *,
+        retry_wait_s: float = RETRY_WAIT_INITIAL_S,
+        max_attempts: int = MAX_ATTEMPTS,
+        call_budget: int | None = None,
+        calls_per_20s: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if max_attempts < 1:
+            raise ConfigError("max_attempts must be >= 1")
         self.fxiaoke_conn_id = fxiaoke_conn_id
+        self.retry_wait_s = retry_wait_s
+        self.max_attempts = max_attempts
+        self._call_budget = call_budget
+        self._calls_per_20s = calls_per_20s
+        self._clock = clock
+        self.calls = CallCounter()
+
+    # --- connection, session -----------------------------------------------------------------
+    @cached_property
+    def settings(self) -> FxiaokeSettings:
+        conn = self.get_connection(self.fxiaoke_conn_id)
+        settings = FxiaokeSettings.from_connection(
+            conn_id=self.fxiaoke_conn_id,
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra=conn.extra_dejson,
+        )
+        mask_secrets(settings.app_secret, settings.permanent_code)
+        return settings
+
+    @cached_property
+    def session(self) -> requests.Session:
+        return new_session(self.settings.http, system=SYSTEM)
+
+    def get_conn(self) -> requests.Session:
+        """The HTTP session (built lazily; no I/O happens before the first API call)."""
+        return self.session
+
+    @property
+    def call_budget(self) -> int | None:
+        return self._call_budget if self._call_budget is not None else self.settings.call_budget
+
+    @cached_property
+    def _throttle(self):
+        rate = self._calls_per_20s or self.settings.calls_per_20s
+        return shared_throttle(f"{self.settings.base_url}|{self.settings.app_id}", rate)
+
+    # --- one HTTP exchange ---------------------------------------------------------------------
+    def _send(self, path: str, body: Mapping[str, Any], *, idempotent: bool, write: bool = False) -> dict[str, Any]:
+        """POST one request; the success envelope, or the typed exception for whatever went wrong."""
+        budget = self.call_budget
+        if budget is not None and self.calls.total >= budget:
+            raise QuotaExhaustedError(
+                f"call budget of {budget} API calls for this hook is used up ({self.calls.as_dict()['by_path']}) — "
+                "raise call_budget (connection extra or hook argument) or split the backfill into smaller windows",
+                system=SYSTEM,
+                endpoint=path,
+                code="call_budget",
+            )
+        waited = self._throttle.acquire(path)
+        if waited:
+            self.log.info("Client throttle held %s for %.2f s (%s calls / 20 s)", path, waited, self._throttle.limit)
+        self.calls.add(path)
+        settings = self.settings
+        trace = uuid.uuid4().hex
+        started = time.monotonic()
+        try:
+            resp = self.session.post(
+                settings.base_url + path,
+                params={"thirdTraceId": trace},
+                json=body,
+                timeout=settings.http.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise self._transport_error(exc, path, idempotent=idempotent) from exc
+        elapsed_ms = (time.monotonic() - started) * 1000
+        try:
+            envelope = parse_response(resp, host=settings.host, path=path)
+        except TransportError as exc:
+            if not idempotent and resp.status_code >= 500:
+                raise OutcomeUnknownError(
+                    f"{exc} — the write may have been applied; read it back before sending it again",
+                    system=SYSTEM,
+                    endpoint=path,
+                    status=resp.status_code,
+                ) from exc
+            raise
+        code = envelope.get("errorCode")
+        self.log.debug(
+            "POST %s → errorCode=%s traceId=%s thirdTraceId=%s %.0f ms", path, code, envelope.get("traceId"), trace, elapsed_ms
+        )
+        if code in (0, "0"):
+            return envelope
+        error = error_from_body(envelope, path=path, host=settings.host, write=write)
+        self.log.warning("Fxiaoke %s answered errorCode=%s traceId=%s", path, code, envelope.get("traceId"))
+        if not idempotent and isinstance(error, RetryableApiError) and not refused_without_effect(error):
+            if not isinstance(error, SessionExpiredError):  # 20016 did nothing; the caller replays it once
+                raise OutcomeUnknownError(
+                    f"{error} — busy/timeout answer to a write: it may have been applied; read it back first",
+                    system=SYSTEM,
+                    endpoint=path,
+                ) from error
+        raise error
+
+    def _transport_error(self, exc: requests.RequestException, path: str, *, idempotent: bool) -> TransportError:
+        host = self.settings.host
+        never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
+        if not idempotent and not never_sent:
+            return OutcomeUnknownError(
+                f"no answer from {host} to {path} ({type(exc).__name__}) — the write may have been applied; "
+                "read it back (e.g. by business key) before sending it again",
+                system=SYSTEM,
+                endpoint=path,
+            )
+        kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
+        return TransportError(f"request to {host}{path} {kind}: {type(exc).__name__}", system=SYSTEM, endpoint=path)
+
+    # --- tokens, user, retries ---------------------------------------------------------------
+    def _fetch_token(self) -> tuple[str, str, float]:
+        s = self.settings
+        body = self._send(
+            TOKEN_PATH, {"appId": s.app_id, "appSecret": s.app_secret, "permanentCode": s.permanent_code}, idempotent=True
+        )
+        token, corp_id, expires_in = body.get("corpAccessToken"), body.get("corpId"), body.get("expiresIn")
+        if not token or not corp_id or expires_in is None:
+            raise TransportError(
+                f"{s.host} token answer lacks corpAccessToken/corpId/expiresIn", system=SYSTEM, endpoint=TOKEN_PATH
+            )
+        mask_secrets(token)
+        self.log.info("Fetched a Fxiaoke corpAccessToken for %s (expires in %s s)", s.app_id, expires_in)
+        return str(token), str(corp_id), float(expires_in)
+
+    def get_token(self, *, refused: str | None = None) -> CorpToken:
+        """The shared token for this app (fetched when missing, old, or just refused by the server)."""
+        return TOKEN_CACHE.get(self.settings.token_key, self._fetch_token, clock=self._clock, refused=refused)
+
+    def get_open_user_id(self) -> str:
+        """``currentOpenUserId``: from the connection, or resolved once per process from the mobile."""
+        s = self.settings
+        if s.open_user_id:
+            return s.open_user_id
+        assert s.mobile is not None  # settings guarantee one of the two
+        return cached_open_user_id((*s.token_key, s.mobile), lambda: self._resolve_open_user_id(s.mobile or ""))
+
+    def _resolve_open_user_id(self, mobile: str) -> str:
+        body = self._call(USER_BY_MOBILE_PATH, {"mobile": mobile}, with_user=False)
+        employees = body.get("empList") or []
+        if not employees or not employees[0].get("openUserId"):
+            raise ConfigError(
+                f"no employee with the mobile in extra 'mobile' on connection '{self.fxiaoke_conn_id}' — "
+                "fix it or set extra 'open_user_id' (FSUID_…, a CRM admin is best)"
+            )
+        self.log.info("Resolved currentOpenUserId from the connection's mobile number")
+        return str(employees[0]["openUserId"])
+
+    def _call(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        *,
+        with_user: bool = True,
+        idempotent: bool = True,
+        write: bool = False,
+    ) -> dict[str, Any]:
+        """An authenticated call with the retry policy; the success envelope."""
+        user = self.get_open_user_id() if with_user else None
+
+        def attempt() -> dict[str, Any]:
+            token = self.get_token()
+            try:
+                return self._send(path, self._body(payload, token, user), idempotent=idempotent, write=write)
+            except SessionExpiredError:
+                # 20016: one fresh token (bypassing the cache) and one replay; a second 20016 propagates.
+                self.log.info("Token refused (20016) on %s; fetching a fresh one and replaying once", path)
+                token = self.get_token(refused=token.access_token)
+                return self._send(path, self._body(payload, token, user), idempotent=idempotent, write=write)
+
+        retry_if = is_retryable if idempotent else refused_without_effect
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=(
+                wait_exponential_jitter(initial=self.retry_wait_s, max=RETRY_WAIT_MAX_S, jitter=RETRY_JITTER_S)
+                if self.retry_wait_s > 0
+                else wait_none()
+            ),
+            retry=retry_if_exception(retry_if),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    @staticmethod
+    def _body(payload: Mapping[str, Any], token: CorpToken, user: str | None) -> dict[str, Any]:
+        body = {**payload, "corpAccessToken": token.access_token, "corpId": token.corp_id}
+        if user:
+            body["currentOpenUserId"] = user
+        return body
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0
+        self.log.warning("Fxiaoke call failed (attempt %s): %s; retrying in %.1f s", state.attempt_number, exc, wait)
+
+    @staticmethod
+    def _data(envelope: dict[str, Any], path: str) -> dict[str, Any]:
+        data = envelope.get("data")
+        if not isinstance(data, dict):
+            raise TransportError(f"answer of {path} has no 'data' object", system=SYSTEM, endpoint=path)
+        return data
+
+    # --- reads ---------------------------------------------------------------------------------
+    def query_records(
+        self,
+        object_api_name: str,
+        filters: Sequence[FilterSpec] | None = None,
+        orders: Sequence[OrderSpec] | None = None,
+        fields: Sequence[str] | None = None,
+        page_size: int = 100,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield pages (lists of records) of every row matching all ``filters`` (AND).
+
+        Without ``orders`` (recommended) it pages by the ``_id`` cursor: no offset cap, immune to equal
+        timestamps and to rows changing while paging. With ``orders`` it uses offset paging with ``_id`` as
+        tie-breaker and stops with :class:`ConfigError` before the 10000 offset cap.
+
+        :param filters: dicts ``{field_name, operator, field_values}`` or ``(field, operator, value)`` triples.
+        :param orders: dicts ``{fieldName, isAsc}`` or ``(field, ascending)`` pairs.
+        :param fields: field projection (``_id`` is always added); ``None`` = all fields.
+        """
+        check_page_size(page_size)
+        base_filters = [normalize_filter(f) for f in filters or []]
+        wire_orders = [normalize_order(o) for o in orders or []]
+        cursor_only = not wire_orders or wire_orders == [{"fieldName": "_id", "isAsc": True}]
+        paginator = IdCursorPaginator(page_size) if cursor_only else OffsetPaginator(page_size, wire_orders)
+        path = data_path(object_api_name, "query")
+        field_projection = projection(fields)
+        rows = 0
+        while paginator.has_next_page:
+            search = paginator.update_request(base_filters)
+            if field_projection:
+                search["fieldProjection"] = field_projection
+            payload = {
+                "data": {
+                    "dataObjectApiName": object_api_name,
+                    "find_explicit_total_num": False,  # totals are not needed for paging and cost time
+                    "search_query_info": search,
+                }
+            }
+            data = self._data(self._call(path, payload), path)
+            records = data.get("dataList") or []
+            paginator.update_state(records, data.get("limit"))
+            rows += len(records)
+            if records:
+                yield records
+        self.log.info("Queried %s: %s rows in %s pages", object_api_name, rows, paginator.pages)
+
+    def query_window(
+        self,
+        object_api_name: str,
+        field: str,
+        start_ms: int,
+        end_ms: int,
+        filters: Sequence[FilterSpec] | None = None,
+        fields: Sequence[str] | None = None,
+        page_size: int = 100,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of rows with ``start_ms <= field < end_ms`` (half-open, so adjacent windows never overlap)."""
+        if not isinstance(start_ms, int) or not isinstance(end_ms, int) or start_ms >= end_ms:
+            raise ConfigError(f"window must be integer ms with start < end, got [{start_ms!r}, {end_ms!r})")
+        window = [(field, "GTE", [start_ms]), (field, "LT", [end_ms])]
+        return self.query_records(object_api_name, [*window, *(filters or [])], fields=fields, page_size=page_size)
+
+    def get_record(self, object_api_name: str, record_id: str) -> dict[str, Any]:
+        """One record by ``_id``."""
+        path = data_path(object_api_name, "get")
+        payload = {"data": {"dataObjectApiName": object_api_name, "objectDataId": record_id}}
+        return self._data(self._call(path, payload), path)
+
+    def describe(self, object_api_name: str, include_detail: bool = True) -> dict[str, Any]:
+        """The object's describe (``api_name``, ``fields`` keyed by field apiName, …)."""
+        payload = {"apiName": object_api_name, "includeDetail": include_detail}
+        data = self._data(self._call(DESCRIBE_PATH, payload), DESCRIBE_PATH)
+        describe = data.get("describe")
+        return describe if isinstance(describe, dict) else data
+
+    # --- writes --------------------------------------------------------------------------------
+    def create_record(
+        self,
+        object_api_name: str,
+        data: Mapping[str, Any],
+        details: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        trigger_workflow: bool = False,
+        *,
+        trigger_approval_flow: bool = False,
+    ) -> str:
+        """Create a record (with detail lines ``{detail api name: [rows]}``); returns its ``_id`` (dataId).
+
+        Never replayed after a lost answer: that raises :class:`OutcomeUnknownError`.
+        """
+        wire_details: dict[str, list[dict[str, Any]]] = {}
+        for detail_api, rows in (details or {}).items():
+            if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+                raise ConfigError(f"details[{detail_api!r}] must be a list of rows, got {type(rows).__name__}")
+            wire_details[detail_api] = [dict(row) for row in rows]
+        body: dict[str, Any] = {"object_data": {**data, "dataObjectApiName": object_api_name}}
+        if wire_details:
+            body["details"] = wire_details
+        payload = {"triggerWorkFlow": trigger_workflow, "triggerApprovalFlow": trigger_approval_flow, "data": body}
+        path = data_path(object_api_name, "create")
+        envelope = self._call(path, payload, idempotent=False, write=True)
+        data_id = envelope.get("dataId") or (envelope.get("data") or {}).get("_id")
+        if not data_id:
+            raise OutcomeUnknownError(
+                f"{path} succeeded without a dataId — the record exists; find it by business key",
+                system=SYSTEM,
+                endpoint=path,
+            )
+        return str(data_id)
+
+    def update_record(
+        self, object_api_name: str, record_id: str, data: Mapping[str, Any], trigger_workflow: bool = False
+    ) -> dict[str, Any]:
+        """Update the given fields of one record (idempotent: retried on transient faults)."""
+        if "owner" in data:
+            self.log.warning("update ignores 'owner' on %s; change owners with changeOwner", object_api_name)
+        object_data = {**data, "_id": record_id, "dataObjectApiName": object_api_name}
+        payload = {"triggerWorkFlow": trigger_workflow, "data": {"object_data": object_data}}
+        envelope = self._call(data_path(object_api_name, "update"), payload, write=True)
+        result = envelope.get("data")
+        return result if isinstance(result, dict) else {}
+
+    def invalid_record(self, object_api_name: str, record_id: str) -> None:
+        """Void one record (life_status → invalid; recoverable from the recycle bin)."""
+        payload = {"data": {"dataObjectApiName": object_api_name, "object_data_id": record_id}}
+        self._call(data_path(object_api_name, "invalid"), payload, idempotent=False, write=True)
+
+    def send_text_message(self, to_users: Sequence[str], content: str) -> int:
+        """Send a text message to open user ids, ≤ 500 per call; returns the number of calls made."""
+        recipients = list(dict.fromkeys(u for u in to_users if u))
+        if not recipients:
+            raise ConfigError("send_text_message needs at least one open user id")
+        if not content or not content.strip():
+            raise ConfigError("send_text_message needs non-empty content")
+        batches = [recipients[i : i + MAX_MESSAGE_RECIPIENTS] for i in range(0, len(recipients), MAX_MESSAGE_RECIPIENTS)]
+        for batch in batches:
+            payload = {"toUser": batch, "msgType": "text", "text": {"content": content}}
+            self._call(MESSAGE_PATH, payload, with_user=False, idempotent=False)
+        return len(batches)
+
+    # --- UI ------------------------------------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """Get a token and describe AccountObj; ``(ok, message)`` for the Airflow UI."""
+        try:
+            token = self.get_token()
+            describe = self.describe("AccountObj", include_detail=False)
+        except Exception as exc:  # the UI shows the message; never raise from here
+            return False, f"{type(exc).__name__}: {exc}"
+        fields = describe.get("fields") or {}
+        return True, f"Connected to {self.settings.host} (corp {token.corp_id}); AccountObj has {len(fields)} fields"
