@@ -1,0 +1,141 @@
+"""Where the audit store lives and how its schema gets there: URL resolution, engines, migrations.
+
+The store is our own database (Airflow 3 tasks may not touch Airflow's metadata DB). Its URL comes from,
+in order: ``$SYNC_AUDIT_URL``; the Airflow connection ``sync_audit``; SQLite at
+``$AIRFLOW_HOME/sync_audit.db`` for a laptop demo.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from fxiaoke_k3cloud.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+URL_ENV = "SYNC_AUDIT_URL"
+DEFAULT_CONN_ID = "sync_audit"
+VERSION_TABLE = "sync_audit_alembic_version"
+# Key of the Postgres advisory lock taken while migrating (any constant; "sync_aud" in ASCII).
+MIGRATION_LOCK_KEY = 0x73796E635F617564
+SUPPORTED_DIALECTS = ("postgresql", "sqlite")
+
+
+def normalize_url(url: str) -> str:
+    """Map the schemes Airflow renders (``postgres://``, ``postgresql://``) to the psycopg2 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL with its password hidden, for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 — an unparsable URL must still never be echoed with its secret
+        return "<unparsable audit store URL>"
+
+
+def sqlite_fallback_url() -> str:
+    """SQLite file in ``$AIRFLOW_HOME`` (default ``~/airflow``), its folder created if needed."""
+    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'sync_audit.db'}"
+
+
+def resolve_airflow_url(conn_id: str = DEFAULT_CONN_ID) -> tuple[str, str]:
+    """Return ``(url, source)`` for the audit store; ``source`` says where the URL came from."""
+    env_url = os.environ.get(URL_ENV)
+    if env_url:
+        return normalize_url(env_url), f"${URL_ENV}"
+    # Imported here: the audit package must stay cheap to import at DAG-parse time.
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return sqlite_fallback_url(), f"SQLite fallback (no Airflow connection {conn_id!r})"
+    if (conn.conn_type or "").lower() == "sqlite":
+        # Airflow keeps a SQLite path in ``host``; get_uri() would render "sqlite://<path>" wrongly.
+        return f"sqlite:///{conn.host}", f"Airflow connection {conn_id!r}"
+    return normalize_url(conn.get_uri()), f"Airflow connection {conn_id!r}"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Make SQLite behave like Postgres where the store relies on it: real transactions, FKs, waiting."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling skips BEGIN before DDL; take control of it instead.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA busy_timeout = 30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            # Readers do not block the writer: parallel Airflow tasks share one file.
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: two writers queue instead of failing with
+        # "database is locked" when a read transaction tries to upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for a supported dialect (postgresql or sqlite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in SUPPORTED_DIALECTS:
+        raise ConfigError(
+            f"audit store URL {display_url(url)} uses {parsed.get_backend_name()!r}; "
+            f"supported: {', '.join(SUPPORTED_DIALECTS)} (e.g. postgresql+psycopg2://user@host/db)"
+        )
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _alembic_config(connection: Connection) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("fxiaoke_k3cloud.audit") / "migrations"))
+    cfg.set_main_option("version_table", VERSION_TABLE)
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def run_migrations(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision`` in one transaction, serialised across processes.
+
+    Postgres: a transaction-scoped advisory lock, so a second process waits, then finds the schema at
+    head and does nothing. SQLite: ``BEGIN IMMEDIATE`` (see ``_configure_sqlite``) serialises writers.
+    """
+    from alembic import command
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        command.upgrade(_alembic_config(conn), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return ctx.get_current_revision()

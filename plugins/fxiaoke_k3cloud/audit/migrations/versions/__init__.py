@@ -1,0 +1,1 @@
+"""Alembic revision scripts of the audit store, one per schema change, never edited once released."""

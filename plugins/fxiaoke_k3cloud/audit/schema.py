@@ -1,0 +1,166 @@
+"""Table definitions of the audit store, as the store's queries see them.
+
+The DDL of record lives in the Alembic migrations (``migrations/versions``); this module mirrors the
+current head so queries are typed. ``tests/audit/test_migrations.py`` compares the two on both
+dialects, so a column added here without a migration (or the other way round) fails a test.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+RUN_STATUSES = ("running", "success", "partial", "failed")
+#: Outcomes that have a counter column on ``sync_run``.
+RUN_COUNT_COLUMNS = ("extracted", "created", "updated", "unchanged", "rejected", "failed", "parked", "skipped")
+RECORD_OUTCOMES = (
+    "created",
+    "updated",
+    "unchanged",
+    "rejected",
+    "failed",
+    "parked",
+    "released",
+    "reported",
+    "skipped",
+)
+PARKED_STATUSES = ("parked", "released", "escalated", "quarantined")
+
+# Postgres needs BIGINT for tables that grow by thousands of rows a run; SQLite only auto-increments an
+# ``INTEGER PRIMARY KEY``.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def check_in(column: str, values: tuple[str, ...]) -> str:
+    """SQL text of a CHECK constraint limiting ``column`` to ``values`` (shared with the migrations)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the database.
+
+    Postgres stores ``timestamptz``. SQLite has no timestamp type: values are stored as naive UTC text,
+    which sorts and compares correctly as long as every writer goes through this type. Naive datetimes
+    are refused rather than guessed at (Airflow silently treats them as UTC; an audit trail must not).
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime (UTC preferred)")
+        v = value.astimezone(timezone.utc)
+        # A plain datetime: drivers adapt pendulum subclasses inconsistently.
+        plain = datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tzinfo=timezone.utc)
+        return plain.replace(tzinfo=None) if dialect.name == "sqlite" else plain
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = sa.MetaData()
+
+sync_run = sa.Table(
+    "sync_run",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("run_type", sa.String(50), nullable=False),
+    sa.Column("window_start", UTCDateTime(), nullable=False),
+    sa.Column("window_end", UTCDateTime(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    *(sa.Column(name, sa.Integer(), nullable=False, server_default="0") for name in RUN_COUNT_COLUMNS),
+    sa.Column("api_calls", sa.JSON(), nullable=True),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.CheckConstraint(check_in("status", RUN_STATUSES), name="ck_sync_run_status"),
+    sa.UniqueConstraint("flow", "run_id", "window_start", "window_end", name="uq_sync_run_flow_run_window"),
+    sa.Index("ix_sync_run_flow_window", "flow", "window_start", "window_end"),
+    sa.Index("ix_sync_run_flow_started", "flow", "started_at"),
+)
+
+sync_record = sa.Table(
+    "sync_record",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run", BigId, sa.ForeignKey("sync_run.id", name="fk_sync_record_run", ondelete="CASCADE"), nullable=False),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("source_id", sa.String(200), nullable=False),
+    sa.Column("source_name", sa.Text(), nullable=True),
+    sa.Column("target_id", sa.String(200), nullable=True),
+    sa.Column("target_number", sa.String(200), nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("error_class", sa.String(200), nullable=True),
+    sa.Column("attempt", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("payload_hash", sa.String(128), nullable=True),
+    sa.Column("request_excerpt", sa.Text(), nullable=True),
+    sa.Column("response_excerpt", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    sa.CheckConstraint(check_in("outcome", RECORD_OUTCOMES), name="ck_sync_record_outcome"),
+    sa.Index("ix_sync_record_flow_source", "flow", "source_id"),
+    sa.Index("ix_sync_record_flow_target_number", "flow", "target_number"),
+    sa.Index("ix_sync_record_run", "run"),
+    sa.Index("ix_sync_record_outcome", "outcome"),
+)
+
+id_map = sa.Table(
+    "id_map",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("source_id", sa.String(200), nullable=False),
+    sa.Column("target_id", sa.String(200), nullable=True),
+    sa.Column("target_number", sa.String(200), nullable=True),
+    sa.Column("payload_hash", sa.String(128), nullable=True),
+    sa.Column("source_modified_ms", sa.BigInteger(), nullable=True),
+    sa.Column("synced_at", UTCDateTime(), nullable=False),
+    # No FK: a mapping outlives the run that wrote it (runs may be pruned).
+    sa.Column("run", sa.BigInteger(), nullable=True),
+    sa.UniqueConstraint("entity", "source_id", name="uq_id_map_entity_source"),
+    sa.UniqueConstraint("entity", "target_number", name="uq_id_map_entity_target_number"),
+)
+
+watermark = sa.Table(
+    "watermark",
+    metadata,
+    sa.Column("flow", sa.String(100), primary_key=True),
+    sa.Column("value_ms", sa.BigInteger(), nullable=False),
+    sa.Column("value_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+parked = sa.Table(
+    "parked",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("source_id", sa.String(200), nullable=False),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("missing", sa.Text(), nullable=True),
+    sa.Column("first_parked_at", UTCDateTime(), nullable=False),
+    sa.Column("last_tried_at", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("released_at", UTCDateTime(), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, server_default="parked"),
+    sa.CheckConstraint(check_in("status", PARKED_STATUSES), name="ck_parked_status"),
+    sa.UniqueConstraint("entity", "source_id", name="uq_parked_entity_source"),
+    sa.Index("ix_parked_entity_status", "entity", "status"),
+)
