@@ -1,18 +1,388 @@
-"""K3CloudHook: the Kingdee K3Cloud (金蝶云星空) Web API client (skeleton; filled in by the K3Cloud issue)."""
+"""K3CloudHook: the Kingdee K3Cloud (金蝶云星空) Web API as domain verbs for Airflow tasks.
+
+The request path (timeouts, session, retries, error mapping) lives in ``k3cloud_transport``; result types in
+``k3cloud_response``; FilterStrings are built only with ``k3cloud_filter.F``; form keys and paging order in
+``k3cloud_query``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
 from airflow.sdk import BaseHook
+
+from fxiaoke_k3cloud.errors import BusinessRuleError, ConfigError
+from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets
+from fxiaoke_k3cloud.hooks.k3cloud_auth import K3Credentials
+from fxiaoke_k3cloud.hooks.k3cloud_filter import Expr, F
+from fxiaoke_k3cloud.hooks.k3cloud_query import (
+    check_field_keys,
+    check_page_size,
+    form_keys,
+    objects_as_dicts,
+    rows_as_dicts,
+    stable_order,
+)
+from fxiaoke_k3cloud.hooks.k3cloud_response import (
+    MSG_DATA_NOT_FOUND,
+    BatchRowOutcome,
+    OperationResult,
+    PushResult,
+    SaveResult,
+    batch_outcomes,
+    response_status,
+    success_entities,
+    success_messages,
+)
+from fxiaoke_k3cloud.hooks.k3cloud_transport import RETRY_INITIAL_WAIT_S, RETRY_MAX_ATTEMPTS, K3CloudClient
+
+SAVE_OPTIONS = frozenset({
+    "NeedUpDateFields", "NeedReturnFields", "IsDeleteEntry", "SubSystemId", "IsVerifyBaseDataField",
+    "IsEntryBatchFill", "ValidateFlag", "NumberSearch", "IsAutoAdjustField", "InterationFlags",
+    "IgnoreInterationFlag", "IsControlPrecision", "ValidateRepeatJson", "IsAutoSubmitAndAudit", "Creator",
+})
+BATCH_SAVE_OPTIONS = SAVE_OPTIONS | {"BatchCount"}
+STATE_OPTIONS = frozenset({
+    "CreateOrgId", "UseOrgId", "NetworkCtrl", "IsVerifyProcInst", "InterationFlags", "IgnoreInterationFlag",
+    "UseBatControlTimes", "SelectedPostId",
+})
+VIEW_OPTIONS = frozenset({"CreateOrgId", "IsSortBySeq"})
+PUSH_OPTIONS = frozenset({"TargetBillTypeId", "TargetOrgId", "IsEnableDefaultRule", "IsDraftWhenSaveFail", "CustomParams"})
+OPERATION_OPTIONS = frozenset({"CreateOrgId", "UseOrgId", "NetworkCtrl", "IgnoreInterationFlag", "PkEntryIds", "Parameters"})
+
+
+def _options(given: Mapping[str, Any], allowed: frozenset[str], service: str) -> dict[str, Any]:
+    """Request options by their K3Cloud names; a typo fails loudly instead of being ignored by the server."""
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise ValueError(f"unknown {service} option(s) {unknown}; allowed: {sorted(allowed)}")
+    return dict(given)
+
+
+def _ids_or_numbers(numbers: Sequence[str] | None, ids: Sequence[int] | None) -> dict[str, Any]:
+    """``Numbers`` as an array of strings, ``Ids`` as a comma string (an array for Ids fails, spec §7.10)."""
+    if (numbers is None) == (ids is None):
+        raise ValueError("pass exactly one of numbers= or ids=")
+    if numbers is not None:
+        if isinstance(numbers, str) or not all(isinstance(n, str) for n in numbers):
+            raise TypeError("numbers must be a list of strings (numbers keep their leading zeros)")
+        return {"Numbers": list(numbers), "Ids": ""}
+    if isinstance(ids, str) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids or ()):
+        raise TypeError("ids must be a list of ints")
+    return {"Numbers": [], "Ids": ",".join(str(i) for i in ids or ())}
 
 
 class K3CloudHook(BaseHook):
-    """Talks to the K3Cloud Web API (session login or the official SDK's signed headers)."""
+    """Talks to the Kingdee K3Cloud Web API with session login or the official SDK's signed headers.
+
+    Connection (conn type ``k3cloud``, default id ``k3cloud_default``):
+
+    - ``host``: the base URL ending in ``/k3cloud/``, e.g. ``https://tenant.ik3cloud.com/k3cloud/``;
+    - ``login``: the integration user name; ``password``: its password (auth_mode ``password``);
+    - extra ``acct_id``: data-center (账套) id, required;
+    - extra ``auth_mode``: ``password`` (ValidateUser, default), ``app_secret`` (LoginByAppSecret) or ``signed``
+      (the official SDK's stateless X-Api-*/X-Kd-* headers; no login call);
+    - extras ``app_id`` / ``app_secret``: 第三方系统登录授权 app (``<clientid>_<32 chars>``), for app_secret and signed;
+    - extra ``lcid``: 2052 zh-CN (default), 1033 en-US, 3076 zh-TW — the language of messages;
+    - extra ``org_number``: organisation number sent in signed mode (default ``0``);
+    - extras ``timeout`` (read timeout, s; default 60, connect 10), ``verify_ssl`` (default true),
+      ``ca_bundle`` (PEM file for a private CA).
+
+    The password, app secret and session ids are registered with Airflow's log masker and never logged.
+
+    :param k3cloud_conn_id: the Airflow connection id.
+    :param max_attempts: attempts per call for the retryable cases (1 = no retry).
+    :param retry_wait_s: base of the capped exponential backoff with jitter; 0 retries immediately (tests).
+    """
 
     conn_name_attr = "k3cloud_conn_id"
     default_conn_name = "k3cloud_default"
     conn_type = "k3cloud"
     hook_name = "Kingdee K3Cloud (金蝶云星空)"
 
-    def __init__(self, k3cloud_conn_id: str = default_conn_name, **kwargs) -> None:
+    def __init__(
+        self,
+        k3cloud_conn_id: str = default_conn_name,
+        *,
+        max_attempts: int = RETRY_MAX_ATTEMPTS,
+        retry_wait_s: float = RETRY_INITIAL_WAIT_S,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
         self.k3cloud_conn_id = k3cloud_conn_id
+        self.max_attempts = max_attempts
+        self.retry_wait_s = retry_wait_s
+
+    # --- connection ---------------------------------------------------------------------------------------
+    @cached_property
+    def client(self) -> K3CloudClient:
+        """The HTTP client, built on first use from the Airflow connection."""
+        conn = self.get_connection(self.k3cloud_conn_id)
+        extra = conn.extra_dejson
+        mask_secrets(conn.password, extra.get("app_secret"))
+        host = (conn.host or "").strip()
+        if not host.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"k3cloud connection {self.k3cloud_conn_id!r}: host must be the full base URL, "
+                f"e.g. https://tenant.ik3cloud.com/k3cloud/ (got {host!r})"
+            )
+        try:
+            lcid = int(extra.get("lcid") or 2052)
+        except (TypeError, ValueError):
+            raise ConfigError(f"k3cloud connection extra 'lcid' must be an integer, got {extra.get('lcid')!r}") from None
+        creds = K3Credentials(
+            base_url=host if host.endswith("/") else host + "/",
+            acct_id=str(extra.get("acct_id") or ""),
+            username=conn.login or "",
+            auth_mode=str(extra.get("auth_mode") or "password"),
+            password=conn.password or "",
+            app_id=str(extra.get("app_id") or ""),
+            app_secret=str(extra.get("app_secret") or ""),
+            lcid=lcid,
+            org_number=str(extra.get("org_number") or "0"),
+        )
+        return K3CloudClient(
+            creds, HttpSettings.from_extra(extra),
+            max_attempts=self.max_attempts, retry_wait_s=self.retry_wait_s, log=self.log,
+        )
+
+    def get_conn(self) -> K3CloudClient:
+        return self.client
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Log in and run the SDK's CheckAuthInfo query (BD_Currency PRE001 must be CNY)."""
+        try:
+            rows = next(self.execute_bill_query("BD_Currency", ["FCODE"], F("FNUMBER") == "PRE001", page_size=1), [])
+        except Exception as exc:  # the UI shows the message; the type tells what to fix
+            return False, f"{type(exc).__name__}: {exc}"
+        if any(str(r.get("FCODE")).upper() == "CNY" for r in rows):
+            return True, f"Connected to K3Cloud data center {self.client.creds.acct_id} ({self.client.creds.auth_mode})"
+        return False, "Logged in, but currency PRE001 (CNY) was not found; is acct_id the right data center?"
+
+    # --- writes --------------------------------------------------------------------------------------------
+    def save(self, form_id: str, model: Mapping[str, Any], **options: Any) -> SaveResult:
+        """Create or update one document (``FID``/PK 0 or absent creates).
+
+        :param options: Save options by their K3Cloud names, e.g. ``IsAutoSubmitAndAudit=True``,
+            ``NeedReturnFields=["FNumber"]``, ``NeedUpDateFields=[...]``.
+        :raises BusinessRuleError: validation/duplicate/state refusal (``details`` lists ``FieldError``s).
+        :raises OutcomeUnknownError: no answer after sending; read back before retrying.
+        """
+        data = {**_options(options, SAVE_OPTIONS, "Save"), "Model": dict(model)}
+        body = self.client.call("Save", {"formid": form_id, "data": data}, write=True)
+        result = body.get("Result") or {}
+        entities = success_entities(response_status(body) or {})
+        first = entities[0] if entities else None
+        raw_id = result.get("Id") or (first.id if first else None)
+        self.log.info("k3cloud Save %s: ok", form_id)
+        return SaveResult(
+            id=int(raw_id) if raw_id else None,
+            number=result.get("Number") or (first.number if first else None),
+            need_return_data=list(result.get("NeedReturnData") or []),
+        )
+
+    def batch_save(self, form_id: str, models: Sequence[Mapping[str, Any]], **options: Any) -> list[BatchRowOutcome]:
+        """Save several documents in one call; one outcome per input row, mapped by ``DIndex``.
+
+        Rows the server refused are outcomes with ``ok=False`` and their errors — not an exception. Whole-call
+        failures (permission, lock conflict after retries, session) still raise. Keep batches to 10–100 models.
+        """
+        if not models:
+            return []
+        data = {**_options(options, BATCH_SAVE_OPTIONS, "BatchSave"), "Model": [dict(m) for m in models]}
+        body = self.client.call("BatchSave", {"formid": form_id, "data": data}, write=True, record_errors=True)
+        outcomes = batch_outcomes(response_status(body) or {"IsSuccess": True}, len(models))
+        failed = sum(not o.ok for o in outcomes)
+        self.log.info("k3cloud BatchSave %s: %s saved, %s refused", form_id, len(outcomes) - failed, failed)
+        return outcomes
+
+    def submit(self, form_id: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any) -> OperationResult:
+        """Submit documents (Z/A/D → B)."""
+        return self._state_change("Submit", form_id, numbers, ids, options)
+
+    def audit(self, form_id: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any) -> OperationResult:
+        """Audit submitted documents (B → C)."""
+        return self._state_change("Audit", form_id, numbers, ids, options)
+
+    def unaudit(self, form_id: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any) -> OperationResult:
+        """Reverse an audit (C → D)."""
+        return self._state_change("UnAudit", form_id, numbers, ids, options)
+
+    def delete(self, form_id: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any) -> OperationResult:
+        """Delete documents that are not audited."""
+        return self._state_change("Delete", form_id, numbers, ids, options)
+
+    def _state_change(
+        self, service: str, form_id: str, numbers: Sequence[str] | None, ids: Sequence[int] | None, options: Mapping[str, Any]
+    ) -> OperationResult:
+        data = {**_options(options, STATE_OPTIONS, service), **_ids_or_numbers(numbers, ids)}
+        status = response_status(self.client.call(service, {"formid": form_id, "data": data}, write=True)) or {}
+        result = OperationResult(successes=success_entities(status), messages=success_messages(status))
+        self.log.info("k3cloud %s %s: %s document(s)", service, form_id, len(result.successes))
+        return result
+
+    def push(
+        self,
+        form_id: str,
+        target_form_id: str,
+        rule_id: str,
+        *,
+        numbers: Sequence[str] | None = None,
+        ids: Sequence[int] | None = None,
+        entry_ids: Sequence[int] | None = None,
+        **options: Any,
+    ) -> PushResult:
+        """Push (下推) source documents to ``target_form_id`` with conversion rule ``rule_id``; targets are saved, not audited.
+
+        :param entry_ids: push only these source entry lines.
+        """
+        data: dict[str, Any] = {
+            **_options(options, PUSH_OPTIONS, "Push"),
+            **_ids_or_numbers(numbers, ids),
+            "RuleId": rule_id,
+            "TargetFormId": target_form_id,
+        }
+        if entry_ids:
+            data["EntryIds"] = ",".join(str(int(i)) for i in entry_ids)
+        body = self.client.call("Push", {"formid": form_id, "data": data}, write=True)
+        status = response_status(body) or {}
+        convert = (body.get("Result") or {}).get("ConvertResponseStatus") or {}
+        result = PushResult(
+            targets=success_entities(status),
+            converted=success_entities(convert) if isinstance(convert, Mapping) else [],
+            messages=success_messages(status),
+        )
+        self.log.info("k3cloud Push %s -> %s: %s target(s)", form_id, target_form_id, len(result.targets))
+        return result
+
+    def execute_operation(
+        self, form_id: str, op_number: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any
+    ) -> OperationResult:
+        """Run a form operation (``ExcuteOperation``): ``Forbid``, ``Enable``, ``Cancel``, ``CloseBill`` …"""
+        F(op_number)  # the same strict identifier check as field keys
+        data = {**_options(options, OPERATION_OPTIONS, "ExcuteOperation"), **_ids_or_numbers(numbers, ids)}
+        body = self.client.call("ExcuteOperation", {"formid": form_id, "opNumber": op_number, "data": data}, write=True)
+        status = response_status(body) or {}
+        result = OperationResult(successes=success_entities(status), messages=success_messages(status))
+        self.log.info("k3cloud ExcuteOperation %s %s: %s document(s)", form_id, op_number, len(result.successes))
+        return result
+
+    # --- reads ---------------------------------------------------------------------------------------------
+    def view(self, form_id: str, number: str | None = None, id: int | None = None, **options: Any) -> dict[str, Any] | None:
+        """One document in View shape (ORM names, not Save keys), or None when it does not exist."""
+        if (number is None) == (id is None):
+            raise ValueError("pass exactly one of number= or id=")
+        data = {**_options(options, VIEW_OPTIONS, "View"), "Number": number or "", "Id": "" if id is None else str(int(id))}
+        try:
+            body = self.client.call("View", {"formid": form_id, "data": data}, write=False)
+        except BusinessRuleError as exc:
+            if exc.code == MSG_DATA_NOT_FOUND:
+                return None
+            raise
+        document = (body.get("Result") or {}).get("Result")
+        return dict(document) if isinstance(document, Mapping) and document else None
+
+    def execute_bill_query(
+        self,
+        form_id: str,
+        field_keys: Sequence[str],
+        filter: Expr | None = None,
+        *,
+        order_by: Sequence[str] | None = None,
+        page_size: int = 2000,
+        raw_filter: str | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield pages of rows (dicts keyed by ``field_keys``) from ExecuteBillQuery.
+
+        Ordered by ``order_by`` then the form's unique keys (PK, plus the entry PK when entry fields are
+        requested), paged with StartRow, stopping on a short page.
+
+        :param filter: an expression built with ``k3cloud_filter.F``; a plain string is refused.
+        :param raw_filter: a trusted FilterString **constant** written in code (never data from users or the CRM);
+            ANDed with ``filter``.
+        """
+        yield from self._paged("ExecuteBillQuery", form_id, field_keys, filter, order_by, page_size, raw_filter)
+
+    def bill_query(
+        self,
+        form_id: str,
+        field_keys: Sequence[str],
+        filter: Expr | None = None,
+        *,
+        order_by: Sequence[str] | None = None,
+        page_size: int = 2000,
+        raw_filter: str | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Like ``execute_bill_query`` through the BillQuery service (rows come back as objects)."""
+        yield from self._paged("BillQuery", form_id, field_keys, filter, order_by, page_size, raw_filter)
+
+    def _paged(
+        self,
+        service: str,
+        form_id: str,
+        field_keys: Sequence[str],
+        filter: Expr | None,
+        order_by: Sequence[str] | None,
+        page_size: int,
+        raw_filter: str | None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        keys = check_field_keys(field_keys)
+        check_page_size(page_size)
+        if filter is not None and not isinstance(filter, Expr):
+            raise TypeError(
+                "filter must be built with k3cloud_filter.F (e.g. F('FNumber') == value); "
+                "raw strings are accepted only as raw_filter= for trusted constants"
+            )
+        if raw_filter is not None and not isinstance(raw_filter, str):
+            raise TypeError("raw_filter must be a str constant")
+        parts = [f"({raw_filter})" if raw_filter and filter is not None else raw_filter or "", filter.render() if filter is not None else ""]
+        filter_string = " AND ".join(p for p in parts if p)
+        query = {
+            "FormId": form_id,
+            "FieldKeys": ",".join(keys),
+            "FilterString": filter_string,
+            "OrderString": stable_order(form_id, keys, order_by),
+            "TopRowCount": 0,
+            "StartRow": 0,
+            "Limit": page_size,
+            "SubSystemId": "",
+        }
+        shape = rows_as_dicts if service == "ExecuteBillQuery" else objects_as_dicts
+        start, total = 0, 0
+        while True:
+            body = self.client.call(service, {"data": {**query, "StartRow": start}}, write=False)
+            if not isinstance(body, list):
+                raise ValueError(f"{service} answered with {type(body).__name__}, expected a list of rows")
+            page = shape(body, keys)
+            total += len(page)
+            self.log.info("k3cloud %s %s: rows %s-%s", service, form_id, start, start + len(page))
+            if page:
+                yield page
+            if len(page) < page_size:
+                break
+            start += len(page)
+        self.log.info("k3cloud %s %s: %s row(s) in total", service, form_id, total)
+
+    def find_by_number(
+        self, form_id: str, number: str, field_keys: Sequence[str] | None = None, *, number_key: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows of the document with this number ([] when there is none); one row per entry line if entry keys are asked.
+
+        Used to resolve writes whose outcome is unknown and duplicate-number refusals.
+
+        :param field_keys: defaults to the form's PK and number key.
+        :param number_key: the number field when the form is not in the key table (``FNumber`` / ``FBillNo``).
+        """
+        if not isinstance(number, str):
+            raise TypeError("number must be a string (numbers keep their leading zeros)")
+        keys_info = form_keys(form_id)
+        key = number_key or (keys_info.number_key if keys_info else None)
+        if key is None:
+            raise ConfigError(f"form {form_id!r} is not in the key table; pass number_key= ('FNumber' or 'FBillNo')")
+        keys = list(field_keys) if field_keys else [keys_info.pk if keys_info else key, key]
+        order_by = None if keys_info else [key]
+        return [row for page in self.execute_bill_query(form_id, keys, F(key) == number, order_by=order_by) for row in page]

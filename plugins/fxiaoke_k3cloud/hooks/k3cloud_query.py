@@ -1,0 +1,151 @@
+"""Query helpers for K3CloudHook: the form → key table, stable OrderStrings and row shaping (spec §4, §5).
+
+Paging with ``StartRow`` is only correct when the order is total, so every query is ordered by the form's
+primary key — plus the entry primary key when entry-level fields are requested, because then the server returns
+one row per entry line (header × entry) and the header key alone repeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fxiaoke_k3cloud.errors import ConfigError
+from fxiaoke_k3cloud.hooks.k3cloud_filter import check_field_name
+
+MAX_PAGE_SIZE = 10_000  # ExecuteBillQuery rejects a Limit above this (older servers: 2000)
+
+
+@dataclass(frozen=True)
+class FormKeys:
+    """Unique keys of a form: header PK, number field, and the entry table with its PK and best-known fields."""
+
+    pk: str
+    number_key: str
+    entry: str | None = None
+    entry_pk: str | None = None
+    entry_fields: frozenset[str] = frozenset()
+
+    @property
+    def entry_pk_key(self) -> str | None:
+        """The FieldKey of the entry PK, e.g. ``FSaleOrderEntry_FEntryID``."""
+        return f"{self.entry}_{self.entry_pk}" if self.entry and self.entry_pk else None
+
+    def is_entry_key(self, field_key: str) -> bool:
+        if not self.entry:
+            return False
+        root = field_key.split(".", 1)[0].lower()
+        return root.startswith(self.entry.lower() + "_") or root in self.entry_fields
+
+
+def _fields(*names: str) -> frozenset[str]:
+    return frozenset(n.lower() for n in names)
+
+
+# Entry-field lists are the Save keys of spec §5; a key not listed here is still detected by its entry prefix.
+FORM_KEYS: dict[str, FormKeys] = {
+    "BD_Customer": FormKeys("FCUSTID", "FNumber"),
+    "BD_MATERIAL": FormKeys("FMATERIALID", "FNumber"),
+    "BD_Currency": FormKeys("FCURRENCYID", "FNumber"),
+    "SAL_SaleOrder": FormKeys(
+        "FID", "FBillNo", "FSaleOrderEntry", "FEntryID",
+        _fields(
+            "FRowType", "FMaterialId", "FUnitID", "FQty", "FPrice", "FTaxPrice", "FEntryTaxRate", "FIsFree",
+            "FDiscountRate", "FDeliveryDate", "FStockOrgId", "FSettleOrgIds", "FSupplyOrgId", "FOwnerTypeId",
+            "FOwnerId", "FMtoNo", "FEntryNote", "FLot", "FDeliQty", "FStockOutQty", "FRemainOutQty", "FCanOutQty",
+            "FReturnQty", "FInvoiceQty", "FReceiveAmount", "FDeliveryStatus", "FMrpCloseStatus",
+        ),
+    ),
+    "SAL_DELIVERYNOTICE": FormKeys(
+        "FID", "FBillNo", "FEntity", "FEntryID",
+        _fields(
+            "FRowType", "FMaterialID", "FUnitID", "FQty", "FPlanDeliveryDate", "FStockUnitID", "FStockQty",
+            "FOwnerTypeID", "FOwnerID", "FOutLmtUnit", "FSrcType", "FSrcBillNo", "FOrderNo", "FSUMOUTQTY",
+        ),
+    ),
+    "SAL_OUTSTOCK": FormKeys(
+        "FID", "FBillNo", "FEntity", "FEntryID",
+        _fields(
+            "FMaterialID", "FUnitID", "FMustQty", "FRealQty", "FPrice", "FTaxPrice", "FEntryTaxRate", "FStockID",
+            "FLot", "FSrcType", "FSrcBillNo", "FSoorDerno", "FSOEntryId", "FReturnQty", "FSignQty", "FArrivalStatus",
+        ),
+    ),
+    "AR_RECEIVEBILL": FormKeys("FID", "FBillNo"),
+}
+_FORM_KEYS_CI = {name.lower(): keys for name, keys in FORM_KEYS.items()}
+
+
+def form_keys(form_id: str) -> FormKeys | None:
+    """The key table entry for ``form_id`` (form ids are case-insensitive on the server)."""
+    return _FORM_KEYS_CI.get(form_id.lower())
+
+
+def check_field_keys(field_keys: Sequence[str]) -> list[str]:
+    if isinstance(field_keys, str):
+        raise TypeError("field_keys must be a sequence of field keys, not one comma-separated string")
+    keys = [check_field_name(k) for k in field_keys]
+    if not keys:
+        raise ValueError("field_keys must name at least one field")
+    return keys
+
+
+def _parse_order_item(item: str) -> tuple[str, str]:
+    parts = item.split()
+    if len(parts) == 1:
+        return check_field_name(parts[0]), "ASC"
+    if len(parts) == 2 and parts[1].upper() in ("ASC", "DESC"):
+        return check_field_name(parts[0]), parts[1].upper()
+    raise ValueError(f"invalid order_by item {item!r}: expected 'FField' or 'FField ASC|DESC'")
+
+
+def stable_order(form_id: str, field_keys: Sequence[str], order_by: Sequence[str] | None) -> str:
+    """An OrderString that is a total order: the caller's order, then the unique keys not yet in it.
+
+    :raises ConfigError: for a form without a known key when no ``order_by`` is given.
+    """
+    if isinstance(order_by, str):
+        raise TypeError("order_by must be a sequence like ['FDate DESC'], not a string")
+    items = [_parse_order_item(i) for i in order_by or ()]
+    keys = form_keys(form_id)
+    if keys is None:
+        if not items:
+            raise ConfigError(
+                f"form {form_id!r} has no known unique key; pass order_by naming a unique key (e.g. ['FID']) "
+                "so that StartRow paging neither skips nor repeats rows"
+            )
+        return ", ".join(f"{f} {d}" for f, d in items)
+    unique = [keys.pk]
+    entry_pk_key = keys.entry_pk_key
+    if entry_pk_key and any(keys.is_entry_key(k) for k in field_keys):
+        unique.append(entry_pk_key)
+    present = {f.lower() for f, _ in items}
+    items += [(k, "ASC") for k in unique if k.lower() not in present]
+    return ", ".join(f"{f} {d}" for f, d in items)
+
+
+def check_page_size(page_size: int) -> int:
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be an int in 1..{MAX_PAGE_SIZE}, got {page_size!r}")
+    return page_size
+
+
+def rows_as_dicts(rows: Sequence[Any], field_keys: Sequence[str]) -> list[dict[str, Any]]:
+    """ExecuteBillQuery rows (arrays in FieldKeys order) as dicts keyed by the requested keys."""
+    out = []
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(field_keys):
+            raise ValueError(f"query row does not match the {len(field_keys)} requested field keys: {row!r:.200}")
+        out.append(dict(zip(field_keys, row)))
+    return out
+
+
+def objects_as_dicts(rows: Sequence[Any], field_keys: Sequence[str]) -> list[dict[str, Any]]:
+    """BillQuery rows (objects) keyed by exactly the requested keys; the server's key case may differ."""
+    out = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise ValueError(f"BillQuery row is not an object: {row!r:.200}")
+        by_lower = {str(k).lower(): v for k, v in row.items()}
+        out.append({k: row[k] if k in row else by_lower.get(k.lower()) for k in field_keys})
+    return out

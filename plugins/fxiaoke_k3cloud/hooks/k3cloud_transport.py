@@ -1,0 +1,274 @@
+"""The one request path of K3CloudHook: timeouts, session, retry policy and wire-error mapping.
+
+Retry policy (spec §6, §9.5), capped exponential backoff with jitter:
+
+- lock conflicts (MsgCode 13) and call limits (MsgCode 14 / HTTP 429) — every call, writes included: the
+  server refused before doing anything;
+- connection errors, timeouts, HTTP 5xx and ``response_error:`` server exceptions — reads only (queries, View,
+  login);
+- a write that was sent and got no usable answer (read timeout, dropped connection, 5xx, a body that is not JSON)
+  raises ``OutcomeUnknownError`` and is never replayed: the caller reads back first. A connection refused before
+  the request left is safe and retried like a read.
+
+Session loss (MsgCode 1 or the session-lost text) is not a retry: the client logs in again under a lock and
+replays the request once — safe for writes because the server checks the context before the business call —
+and raises ``SessionExpiredError`` if the fresh session is refused too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from urllib3.exceptions import NewConnectionError
+
+from fxiaoke_k3cloud.errors import (
+    ApiError,
+    OutcomeUnknownError,
+    PermanentApiError,
+    RateLimitedError,
+    RetryableApiError,
+    SessionExpiredError,
+    TransportError,
+)
+from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, new_session, truncate
+from fxiaoke_k3cloud.hooks.k3cloud_auth import SESSION_COOKIE, K3Credentials, login_request, session_id_from_login, signed_headers
+from fxiaoke_k3cloud.hooks.k3cloud_response import (
+    MSG_CALL_LIMIT,
+    MSG_LOCK_CONFLICT,
+    is_record_level_failure,
+    is_session_lost,
+    raise_for_status,
+    response_status,
+    waf_block_message,
+)
+
+SYSTEM = "k3cloud"
+DYNAMIC_FORM = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService."
+
+RETRY_MAX_ATTEMPTS = 4
+RETRY_INITIAL_WAIT_S = 1.0
+RETRY_MAX_WAIT_S = 20.0
+RETRYABLE_HTTP_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class _RejectAllCookies(DefaultCookiePolicy):
+    """The session id is sent explicitly; a jar would mis-handle the mixed-case ``/K3Cloud`` cookie paths."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+def _not_sent(exc: requests.exceptions.RequestException) -> bool:
+    """True when the request provably never left: the TCP connection itself could not be made."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(getattr(reason, "reason", reason), NewConnectionError)
+
+
+class K3CloudClient:
+    """HTTP client for one K3Cloud data center; thread-safe, one ``requests.Session``.
+
+    :param max_attempts: attempts per call for the retryable cases (1 = no retry).
+    :param retry_wait_s: base of the backoff; 0 retries immediately (tests).
+    """
+
+    def __init__(
+        self,
+        creds: K3Credentials,
+        settings: HttpSettings,
+        *,
+        max_attempts: int = RETRY_MAX_ATTEMPTS,
+        retry_wait_s: float = RETRY_INITIAL_WAIT_S,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.creds = creds
+        self.settings = settings
+        self.max_attempts = max_attempts
+        self.retry_wait_s = retry_wait_s
+        self.log = log or logging.getLogger(__name__)
+        self.session = new_session(settings, system=SYSTEM)
+        self.session.cookies.set_policy(_RejectAllCookies())
+        self.session.headers.update({"Accept-Charset": "utf-8", "User-Agent": "fxiaoke-k3cloud-sync K3CloudHook"})
+        self._session_id: str | None = None
+        self._login_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- session -----------------------------------------------------------------------------------------
+    def ensure_session(self) -> str | None:
+        """The current session id, logging in first if there is none (signed mode has no session)."""
+        if self.creds.auth_mode == "signed":
+            return None
+        with self._login_lock:
+            if self._session_id is None:
+                self._session_id = self._login()
+            return self._session_id
+
+    def _login(self) -> str:
+        service, body = login_request(self.creds)
+        response = self._post(service, body, write=False, session_id=None)
+        answer = self._decode(response, service, write=False)
+        session_id = session_id_from_login(answer, self.creds, cookie_session_id=response.cookies.get(SESSION_COOKIE))
+        mask_secrets(session_id)
+        self.log.info(
+            "k3cloud: logged in to data center %s as %s (%s)", self.creds.acct_id, self.creds.username, self.creds.auth_mode
+        )
+        return session_id
+
+    def _drop_session(self, session_id: str | None) -> None:
+        # Only the session seen as lost is dropped; a thread arriving later reuses the fresh one (one login).
+        with self._login_lock:
+            if self._session_id == session_id:
+                self._session_id = None
+
+    # --- calls -------------------------------------------------------------------------------------------
+    def call(self, service: str, payload: dict[str, Any], *, write: bool, record_errors: bool = False) -> Any:
+        """POST ``DynamicFormService.<service>`` and return the decoded body of a successful answer.
+
+        :param write: the call changes data (never replayed once it may have been applied).
+        :param record_errors: return a failed status with per-record errors (BatchSave) instead of raising.
+        """
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_random_exponential(multiplier=self.retry_wait_s, max=RETRY_MAX_WAIT_S),
+            retry=retry_if_exception(lambda exc: should_retry(exc, write=write)),
+            before_sleep=lambda state: self._log_retry(service, state),
+            reraise=True,
+        )
+        return retrying(self._call_once, service, payload, write, record_errors)
+
+    def login(self) -> None:
+        """Log in now (with the read retry policy); a no-op in signed mode."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_random_exponential(multiplier=self.retry_wait_s, max=RETRY_MAX_WAIT_S),
+            retry=retry_if_exception(lambda exc: should_retry(exc, write=False)),
+            reraise=True,
+        )
+        retrying(self.ensure_session)
+
+    def _call_once(self, service: str, payload: dict[str, Any], write: bool, record_errors: bool) -> Any:
+        for replay in (False, True):
+            session_id = self.ensure_session()
+            response = self._post(DYNAMIC_FORM + service, payload, write=write, session_id=session_id)
+            body = self._decode(response, service, write=write)
+            status = response_status(body)
+            if status is not None and is_session_lost(status):
+                self._drop_session(session_id)
+                if replay:
+                    raise SessionExpiredError(
+                        "session lost again right after a fresh login; check that the app authorization is enabled "
+                        "and that no other client kicks this user off",
+                        system=SYSTEM, endpoint=service, code=1,
+                    )
+                self.log.info("k3cloud %s: session lost (MsgCode 1); logging in again and replaying once", service)
+                continue
+            if status is not None and not (record_errors and is_record_level_failure(status)):
+                raise_for_status(status, service)
+            return body
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post(self, service: str, payload: dict[str, Any], *, write: bool, session_id: str | None) -> requests.Response:
+        url = f"{self.creds.base_url}{service}.common.kdsvc"
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if self.creds.auth_mode == "signed":
+            headers.update(signed_headers(self.creds, url))
+        elif session_id:
+            headers["Cookie"] = f"{SESSION_COOKIE}={session_id}"
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        name = service.rsplit(".", 1)[-1]
+        host = urlsplit(url).netloc
+        try:
+            response = self.session.post(url, data=data, headers=headers, timeout=self.settings.timeout)
+        except requests.exceptions.SSLError as exc:
+            raise TransportError(
+                f"TLS error talking to {host}: {exc}. Give a CA bundle (extra ca_bundle) rather than disabling checks",
+                system=SYSTEM, endpoint=name,
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            if not write or _not_sent(exc):
+                raise TransportError(f"no answer from {host} for {name}: {exc}", system=SYSTEM, endpoint=name) from exc
+            raise OutcomeUnknownError(
+                f"{name} was sent to {host} but no answer came back ({type(exc).__name__}); it may have been "
+                "applied. Read the record back (e.g. find_by_number) before retrying",
+                system=SYSTEM, endpoint=name,
+            ) from exc
+        self.log.debug("k3cloud %s -> HTTP %s", name, response.status_code)
+        return response
+
+    def _decode(self, response: requests.Response, service: str, *, write: bool) -> Any:
+        """The JSON body of a 200 answer; every other shape becomes a typed error (spec §1.5, §6)."""
+        name = service.rsplit(".", 1)[-1]
+        host = urlsplit(response.url).netloc
+        status = response.status_code
+        response.encoding = response.encoding or "utf-8"
+        text = response.text.lstrip("\ufeff")
+        if status == 429:
+            raise RateLimitedError(f"HTTP 429 from {host}", system=SYSTEM, endpoint=name, code=429)
+        if status not in (200, 206):
+            if write and status >= 500:
+                raise OutcomeUnknownError(
+                    f"{name} got HTTP {status} from {host}; a gateway error after sending may hide an applied "
+                    "write. Read the record back before retrying",
+                    system=SYSTEM, endpoint=name, status=status,
+                )
+            hint = "" if status >= 500 else " (is the host the K3Cloud base URL ending /k3cloud/?)"
+            raise TransportError(
+                f"HTTP {status} from {host} for {name}{hint}: {truncate(text, 300)}",
+                system=SYSTEM, endpoint=name, status=status,
+            )
+        if text.startswith("response_error:"):
+            self.log.warning("k3cloud %s: server exception: %s", name, truncate(text, 500))
+            raise RetryableApiError(
+                f"server exception: {truncate(text[len('response_error:'):].strip(), 500)}",
+                system=SYSTEM, endpoint=name, code="response_error",
+            )
+        try:
+            body = json.loads(text)
+        except ValueError:
+            error = OutcomeUnknownError if write else TransportError
+            raise error(
+                f"{host} answered {name} with a body that is not JSON (a proxy or login page?): {truncate(text, 300)}",
+                system=SYSTEM, endpoint=name, status=status,
+            ) from None
+        waf = waf_block_message(body)
+        if waf is not None:
+            raise PermanentApiError(
+                f"request blocked by the K3Cloud firewall: {waf} (remove '<' and script-like text from the data)",
+                system=SYSTEM, endpoint=name,
+            )
+        return body
+
+    def _log_retry(self, service: str, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self.log.warning(
+            "k3cloud %s: attempt %s/%s failed (%s: %s); retrying in %.2fs",
+            service, state.attempt_number, self.max_attempts, type(exc).__name__,
+            getattr(exc, "code", None), state.next_action.sleep if state.next_action else 0.0,
+        )
+
+
+def should_retry(exc: BaseException, *, write: bool) -> bool:
+    """The retry predicate of the policy in the module docstring."""
+    if isinstance(exc, (OutcomeUnknownError, SessionExpiredError)):
+        return False
+    if isinstance(exc, RateLimitedError) or (isinstance(exc, ApiError) and exc.code in (MSG_LOCK_CONFLICT, MSG_CALL_LIMIT)):
+        return True
+    if isinstance(exc, TransportError):
+        # Writes that may have landed are OutcomeUnknownError by now; what is left was not applied.
+        return not isinstance(exc.__cause__, requests.exceptions.SSLError) and (
+            exc.status is None or exc.status in RETRYABLE_HTTP_STATUSES
+        )
+    return isinstance(exc, RetryableApiError) and not write
