@@ -67,7 +67,8 @@ class FxiaokeHook(BaseHook):
     :param retry_wait_s: first backoff wait; 0 disables waiting (tests).
     :param max_attempts: attempts per call in the hook's retry loop (≥ 1).
     :param call_budget: stop with :class:`QuotaExhaustedError` after this many API calls (overrides the extra).
-    :param calls_per_20s: client throttle per path (overrides the extra; default 80, gateway limit 100).
+    :param calls_per_20s: client throttle per path (overrides the extra; default 80, gateway limit 100; the extra
+        is capped at 100, this argument is not, so a simulator without a gateway limit can be driven faster).
     :param clock: monotonic clock for token ages (tests may inject one).
     """
 
@@ -90,6 +91,8 @@ class FxiaokeHook(BaseHook):
         super().__init__(**kwargs)
         if max_attempts < 1:
             raise ConfigError("max_attempts must be >= 1")
+        if calls_per_20s is not None and calls_per_20s < 1:
+            raise ConfigError("calls_per_20s must be >= 1")
         self.fxiaoke_conn_id = fxiaoke_conn_id
         self.retry_wait_s = retry_wait_s
         self.max_attempts = max_attempts
