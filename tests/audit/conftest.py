@@ -11,11 +11,11 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
+from audit_helpers import FakeClock
 from fxiaoke_k3cloud.audit import AuditStore
 
 PG_ADMIN_URL = os.environ.get(
@@ -23,20 +23,6 @@ PG_ADMIN_URL = os.environ.get(
 )
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 ALL_TABLES = ("sync_record", "sync_run", "id_map", "watermark", "parked")
-T0 = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc)
-
-
-class FakeClock:
-    """A clock tests move by hand (``AuditStore(clock=...)``)."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 class PgServer:
