@@ -72,7 +72,8 @@ class TokenManager:
         if token in (None, ""):
             raise ApiError(TOKEN_MISSING, "corpAccessToken为必填项，不能为空")
         found = self.tokens.get(token) if isinstance(token, str) else None
-        if found is None or self.clock.now() - found.issued_at >= LIFETIME_S or body.get("corpId") != self.config.corp_id:
+        expired = found is None or self.clock.now() - found.issued_at >= LIFETIME_S
+        if expired or body.get("corpId") != self.config.corp_id:
             raise ApiError(TOKEN_INVALID, TOKEN_INVALID_MSG, "corpAccessToken不存在或者已经过期")
 
     def expire_all(self) -> None:

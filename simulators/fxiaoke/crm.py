@@ -108,12 +108,22 @@ def describe(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str,
     return {"data": {"describe": obj.describe()}}
 
 
+def _searchable(sim: SimState, obj: ObjectDef) -> dict[str, dict[str, Any]]:
+    """Rows the search index has caught up with: the ``index_lag_s`` fault hides very recent writes (§3.5)."""
+    table = sim.store.table(obj.api_name)
+    lag = sim.faults.index_lag_ms
+    if not lag:
+        return table
+    cutoff = sim.clock.now_ms() - lag
+    return {k: r for k, r in table.items() if r.get("last_modified_time", 0) <= cutoff}
+
+
 def query(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, Any]:
     data = _data(body)
     obj = _object(sim, ctx, data.get("dataObjectApiName"))
     sqi = search_info(data)
     offset, limit = page_bounds(sqi, strict_limit=sim.switches.strict_limit)
-    rows = matching(obj, sim.store.table(obj.api_name), sqi)
+    rows = matching(obj, _searchable(sim, obj), sqi)
     projection = projection_of(sqi.get("fieldProjection"))
     include_null = _flag(body.get("includeNull", data.get("includeNull")), False)
     with_total = _flag(data.get("find_explicit_total_num", body.get("find_explicit_total_num")), True)
@@ -128,7 +138,7 @@ def find_simple(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[s
     sqi = search_info(data)
     sqi.setdefault("limit", 100)
     offset, limit = page_bounds(sqi, strict_limit=sim.switches.strict_limit)
-    rows = matching(obj, sim.store.table(obj.api_name), sqi)
+    rows = matching(obj, _searchable(sim, obj), sqi)
     projection = projection_of(data.get("field_projection") or sqi.get("fieldProjection"))
     page = [sim.store.render(obj, r, projection=projection) for r in rows[offset:offset + limit]]
     return {"data": {"dataList": page, "offset": offset, "limit": limit, "total": len(rows)}}
@@ -137,7 +147,7 @@ def find_simple(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[s
 def find_one(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, Any]:
     data = _data(body)
     obj = _object(sim, ctx, data.get("dataObjectApiName"))
-    rows = matching(obj, sim.store.table(obj.api_name), search_info(data))
+    rows = matching(obj, _searchable(sim, obj), search_info(data))
     projection = projection_of(data.get("field_projection"))
     return {"data": {"objectData": sim.store.render(obj, rows[0], projection=projection) if rows else None}}
 

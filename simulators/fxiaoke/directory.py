@@ -130,7 +130,8 @@ def message_send(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[
     to_user = body.get("toUser")
     if to_user in (None, "", []):
         raise ApiError(MISSING_TO_USER, "the parameter toUser is missing", "缺少参数toUser")
-    if not isinstance(to_user, list) or len(to_user) > MAX_TO_USER or any(u not in sim.store.employees for u in to_user):
+    known = sim.store.employees
+    if not isinstance(to_user, list) or len(to_user) > MAX_TO_USER or any(u not in known for u in to_user):
         raise ApiError(ILLEGAL_TO_USER, "the parameter toUser is illegal", f"toUser 必须是 1..{MAX_TO_USER} 个已知员工")
     msg_type = body.get("msgType")
     if msg_type not in ("text", "composite", "articles"):

@@ -1,8 +1,10 @@
 """The fault profile of simulators.md: latency, 502s, late answers, token loss, rate limit and quota.
 
 Order applied to each API call (never to ``/_sim/``): latency → error_rate (HTTP 502, nothing done) →
-quota (30003 / 30002) → rate_limit_per_20s (30004) → token_expire_every (20016, data calls only) → the call
-itself → timeout_rate (answer held back ``timeout_delay_s`` after the work is done).
+quota (30003 / 30002) → rate_limit_per_20s (30004) → token_calls_per_min (14001, token path only) →
+app_unauthorised (20020) / app_disabled (20021) → busy_rate (-1) → token_expire_every (20016, data calls only)
+→ the call itself → timeout_rate (answer held back ``timeout_delay_s`` after the work is done).
+``index_lag_s`` is applied by the query handlers: rows written in the last N seconds are not yet searchable.
 """
 
 from __future__ import annotations
@@ -12,15 +14,28 @@ from collections import deque
 from typing import Any
 
 from .clock import Clock
-from .envelope import NO_QUOTA, QUOTA_EXCEEDED, RATE_LIMITED, TOKEN_INVALID, TOKEN_INVALID_MSG, ApiError
+from .envelope import (
+    APP_DISABLED,
+    APP_UNAUTHORISED,
+    CALL_LIMIT,
+    NO_QUOTA,
+    QUOTA_EXCEEDED,
+    RATE_LIMITED,
+    SYSTEM_BUSY,
+    TOKEN_INVALID,
+    TOKEN_INVALID_MSG,
+    ApiError,
+)
 
 RATE_WINDOW_S = 20.0
 NUMERIC_KEYS = {"latency_ms", "error_rate", "timeout_rate", "timeout_delay_s", "token_expire_every",
-                "rate_limit_per_20s", "quota"}
-RATE_KEYS = {"error_rate", "timeout_rate"}
+                "rate_limit_per_20s", "quota", "busy_rate", "index_lag_s", "token_calls_per_min"}
+RATE_KEYS = {"error_rate", "timeout_rate", "busy_rate"}
+# Simulator extensions beyond simulators.md (spec §8.14): app authorisation state.
+BOOL_KEYS = {"app_unauthorised", "app_disabled"}
 # Keys of the shared profile that only the K3Cloud simulator acts on; accepted so one profile fits both.
 K3CLOUD_ONLY = {"session_loss_every", "lock_conflict_rate"}
-ALLOWED = NUMERIC_KEYS | K3CLOUD_ONLY | {"seed"}
+ALLOWED = NUMERIC_KEYS | BOOL_KEYS | K3CLOUD_ONLY | {"seed"}
 
 
 class FaultProfileError(ValueError):
@@ -40,14 +55,22 @@ class Faults:
                 raise FaultProfileError(f"fault {key} must be a non-negative number, got {value!r}")
             if key in RATE_KEYS and value > 1:
                 raise FaultProfileError(f"fault {key} is a share between 0 and 1, got {value!r}")
+        for key in BOOL_KEYS & set(profile):
+            if not isinstance(profile[key], bool):
+                raise FaultProfileError(f"fault {key} must be true or false, got {profile[key]!r}")
         self.profile = dict(profile)
         self.clock = clock
         self.tenant = tenant
         self.rng = random.Random(profile.get("seed"))
         self.data_calls = 0
         self.windows: dict[str, deque[float]] = {}
+        self.token_window: deque[float] = deque()
         self.quota_left: int | None = int(profile["quota"]) if "quota" in profile else None
         self.no_quota = self.quota_left == 0
+
+    @property
+    def index_lag_ms(self) -> int:
+        return int(float(self.profile.get("index_lag_s", 0)) * 1000)
 
     @property
     def latency_s(self) -> float:
@@ -64,7 +87,7 @@ class Faults:
             return float(self.profile.get("timeout_delay_s", 30))
         return 0.0
 
-    def gate(self, path: str, data_call: bool) -> ApiError | None:
+    def gate(self, path: str, data_call: bool) -> ApiError | None:  # noqa: C901 - one step per profile key
         """The API-level fault for this call, if any; called once per call after the 502 check."""
         if self.quota_left is not None:
             if self.no_quota:
@@ -81,6 +104,22 @@ class Faults:
             if len(window) >= cap:
                 return ApiError(RATE_LIMITED, "api call frequency exceeded the limit", "接口调用频率超限")
             window.append(now)
+        per_min = self.profile.get("token_calls_per_min")
+        if per_min is not None and not data_call:
+            now = self.clock.now()
+            while self.token_window and now - self.token_window[0] >= 60:
+                self.token_window.popleft()
+            if len(self.token_window) >= per_min:
+                return ApiError(CALL_LIMIT, "token interface call over limit", "获取token接口调用超过限制")
+            self.token_window.append(now)
+        if self.profile.get("app_unauthorised"):
+            return ApiError(APP_UNAUTHORISED, "app has no permission to this enterprise's data",
+                            "应用没有获取该企业的数据的权限")
+        if self.profile.get("app_disabled"):
+            return ApiError(APP_DISABLED, "app is disabled in this enterprise", "应用在该企业已停用")
+        busy = float(self.profile.get("busy_rate", 0))
+        if busy > 0 and self.rng.random() < busy:
+            return ApiError(SYSTEM_BUSY, "system busy", "系统繁忙")
         every = self.profile.get("token_expire_every")
         if data_call and every:
             self.data_calls += 1

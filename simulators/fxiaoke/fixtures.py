@@ -104,7 +104,8 @@ def generate_demo(store: Store, config: SimConfig, n: int, base_ms: int | None =
     order_no = 0
     for i in range(1, n + 1):
         city, province = CITIES[rng.randrange(len(CITIES))]
-        company = f"{city}{COMPANY_WORDS[rng.randrange(len(COMPANY_WORDS))]}{INDUSTRY[rng.randrange(len(INDUSTRY))]}有限公司{i:04d}"
+        word, trade = COMPANY_WORDS[rng.randrange(len(COMPANY_WORDS))], INDUSTRY[rng.randrange(len(INDUSTRY))]
+        company = f"{city}{word}{trade}有限公司{i:04d}"
         contact = SURNAMES[rng.randrange(len(SURNAMES))] + GIVEN[rng.randrange(len(GIVEN))]
         owner = reps[rng.randrange(len(reps))]
         stamp = base_ms + (i - 1) // DEMO_GROUP * 60_000

@@ -5,7 +5,7 @@ The field types drive validation on write and comparison in the query engine (sp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 NUMERIC_TYPES = frozenset({"number", "currency", "percentile", "date", "date_time", "count"})

@@ -99,3 +99,36 @@ def test_unknown_fault_keys_are_rejected_and_reset_clears_faults(api: Api) -> No
     api.admin("POST", "faults", {"error_rate": 1.0})
     api.admin("POST", "reset")
     assert api.raw(TOKEN_PATH, CREDENTIALS).status_code == 200
+
+
+@pytest.mark.parametrize(("profile", "code"), [
+    ({"app_unauthorised": True}, 20020),
+    ({"app_disabled": True}, 20021),
+    ({"busy_rate": 1.0}, -1),
+])
+def test_app_state_and_busy_faults_answer_their_codes_and_do_nothing(api: Api, profile: dict, code: int) -> None:
+    api.token()
+    api.admin("POST", "faults", profile)
+    body = api.authed("/cgi/crm/v2/data/create", {"data": {"object_data": {
+        "dataObjectApiName": "AccountObj", "name": "never"}}})
+    assert body["errorCode"] == code
+    api.admin("POST", "faults", {})
+    assert api.admin("GET", "records/AccountObj") == []
+
+
+def test_token_endpoint_throttle_per_minute(api: Api) -> None:
+    api.admin("POST", "faults", {"token_calls_per_min": 2})
+    codes = [api.post(TOKEN_PATH, CREDENTIALS)["errorCode"] for _ in range(3)]
+    assert codes == [0, 0, 14001]
+    api.advance(60)
+    assert api.post(TOKEN_PATH, CREDENTIALS)["errorCode"] == 0
+
+
+def test_index_lag_hides_fresh_writes_from_queries_but_not_from_get(api: Api) -> None:
+    api.admin("POST", "faults", {"index_lag_s": 120})
+    created = api.authed("/cgi/crm/v2/data/create", {"data": {"object_data": {
+        "dataObjectApiName": "AccountObj", "name": "fresh"}}})["dataId"]
+    assert api.rows("AccountObj") == []
+    assert api.crm("get", {"dataObjectApiName": "AccountObj", "objectDataId": created})["errorCode"] == 0
+    api.advance(121)
+    assert [r["name"] for r in api.rows("AccountObj")] == ["fresh"]
