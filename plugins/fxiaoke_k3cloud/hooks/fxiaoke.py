@@ -13,7 +13,6 @@ raises :class:`OutcomeUnknownError` so the caller reads back before writing agai
 from __future__ import annotations
 
 import time
-import uuid
 from functools import cached_property
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -21,17 +20,10 @@ import requests
 from airflow.sdk import BaseHook
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter, wait_none
 
-from fxiaoke_k3cloud.errors import (
-    ConfigError,
-    OutcomeUnknownError,
-    QuotaExhaustedError,
-    RetryableApiError,
-    SessionExpiredError,
-    TransportError,
-)
+from fxiaoke_k3cloud.errors import ConfigError, OutcomeUnknownError, SessionExpiredError, TransportError
 from fxiaoke_k3cloud.hooks._http import mask_secrets, new_session
 from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
-from fxiaoke_k3cloud.hooks.fxiaoke_errors import SYSTEM, error_from_body, is_retryable, parse_response, refused_without_effect
+from fxiaoke_k3cloud.hooks.fxiaoke_errors import SYSTEM, is_retryable, refused_without_effect
 from fxiaoke_k3cloud.hooks.fxiaoke_query import (
     DESCRIBE_PATH,
     FilterSpec,
@@ -46,6 +38,7 @@ from fxiaoke_k3cloud.hooks.fxiaoke_query import (
 )
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import CallCounter, shared_throttle
 from fxiaoke_k3cloud.hooks.fxiaoke_token import TOKEN_CACHE, CorpToken, cached_open_user_id
+from fxiaoke_k3cloud.hooks.fxiaoke_transport import FxiaokeTransport
 
 # Retry policy of the hook's own short loop; longer outages are Airflow task retries.
 MAX_ATTEMPTS = 6  # first call + 5 retries
@@ -128,80 +121,14 @@ class FxiaokeHook(BaseHook):
         return self._call_budget if self._call_budget is not None else self.settings.call_budget
 
     @cached_property
-    def _throttle(self):
-        rate = self._calls_per_20s or self.settings.calls_per_20s
-        return shared_throttle(f"{self.settings.base_url}|{self.settings.app_id}", rate)
-
-    # --- one HTTP exchange ---------------------------------------------------------------------
-    def _send(self, path: str, body: Mapping[str, Any], *, idempotent: bool, write: bool = False) -> dict[str, Any]:
-        """POST one request; the success envelope, or the typed exception for whatever went wrong."""
-        budget = self.call_budget
-        if budget is not None and self.calls.total >= budget:
-            raise QuotaExhaustedError(
-                f"call budget of {budget} API calls for this hook is used up ({self.calls.as_dict()['by_path']}) — "
-                "raise call_budget (connection extra or hook argument) or split the backfill into smaller windows",
-                system=SYSTEM,
-                endpoint=path,
-                code="call_budget",
-            )
-        waited = self._throttle.acquire(path)
-        if waited:
-            self.log.info("Client throttle held %s for %.2f s (%s calls / 20 s)", path, waited, self._throttle.limit)
-        self.calls.add(path)
+    def _transport(self) -> FxiaokeTransport:
         settings = self.settings
-        trace = uuid.uuid4().hex
-        started = time.monotonic()
-        try:
-            resp = self.session.post(
-                settings.base_url + path,
-                params={"thirdTraceId": trace},
-                json=body,
-                timeout=settings.http.timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise self._transport_error(exc, path, idempotent=idempotent) from exc
-        elapsed_ms = (time.monotonic() - started) * 1000
-        try:
-            envelope = parse_response(resp, host=settings.host, path=path)
-        except TransportError as exc:
-            if not idempotent and resp.status_code >= 500:
-                raise OutcomeUnknownError(
-                    f"{exc} — the write may have been applied; read it back before sending it again",
-                    system=SYSTEM,
-                    endpoint=path,
-                    status=resp.status_code,
-                ) from exc
-            raise
-        code = envelope.get("errorCode")
-        self.log.debug(
-            "POST %s → errorCode=%s traceId=%s thirdTraceId=%s %.0f ms", path, code, envelope.get("traceId"), trace, elapsed_ms
-        )
-        if code in (0, "0"):
-            return envelope
-        error = error_from_body(envelope, path=path, host=settings.host, write=write)
-        self.log.warning("Fxiaoke %s answered errorCode=%s traceId=%s", path, code, envelope.get("traceId"))
-        if not idempotent and isinstance(error, RetryableApiError) and not refused_without_effect(error):
-            if not isinstance(error, SessionExpiredError):  # 20016 did nothing; the caller replays it once
-                raise OutcomeUnknownError(
-                    f"{error} — busy/timeout answer to a write: it may have been applied; read it back first",
-                    system=SYSTEM,
-                    endpoint=path,
-                ) from error
-        raise error
+        rate = self._calls_per_20s or settings.calls_per_20s
+        throttle = shared_throttle(f"{settings.base_url}|{settings.app_id}", rate)
+        return FxiaokeTransport(settings, self.session, throttle, self.calls, self.call_budget, self.log)
 
-    def _transport_error(self, exc: requests.RequestException, path: str, *, idempotent: bool) -> TransportError:
-        host = self.settings.host
-        never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
-        if not idempotent and not never_sent:
-            return OutcomeUnknownError(
-                f"no answer from {host} to {path} ({type(exc).__name__}) — the write may have been applied; "
-                "read it back (e.g. by business key) before sending it again",
-                system=SYSTEM,
-                endpoint=path,
-            )
-        kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
-        return TransportError(f"request to {host}{path} {kind}: {type(exc).__name__}", system=SYSTEM, endpoint=path)
+    def _send(self, path: str, body: Mapping[str, Any], *, idempotent: bool, write: bool = False) -> dict[str, Any]:
+        return self._transport.send(path, body, idempotent=idempotent, write=write)
 
     # --- tokens, user, retries ---------------------------------------------------------------
     def _fetch_token(self) -> tuple[str, str, float]:
@@ -422,14 +349,18 @@ class FxiaokeHook(BaseHook):
         payload = {"data": {"dataObjectApiName": object_api_name, "object_data_id": record_id}}
         self._call(data_path(object_api_name, "invalid"), payload, idempotent=False, write=True)
 
-    def send_text_message(self, to_users: Sequence[str], content: str) -> int:
-        """Send a text message to open user ids, ≤ 500 per call; returns the number of calls made."""
+    def send_text_message(
+        self, to_users: Sequence[str], content: str, *, batch_size: int = MAX_MESSAGE_RECIPIENTS
+    ) -> int:
+        """Send a text message to open user ids (deduplicated), ``batch_size`` ≤ 500 per call; returns the calls made."""
+        if not 1 <= batch_size <= MAX_MESSAGE_RECIPIENTS:
+            raise ConfigError(f"batch_size must be 1..{MAX_MESSAGE_RECIPIENTS} (the toUser cap), got {batch_size}")
         recipients = list(dict.fromkeys(u for u in to_users if u))
         if not recipients:
             raise ConfigError("send_text_message needs at least one open user id")
         if not content or not content.strip():
             raise ConfigError("send_text_message needs non-empty content")
-        batches = [recipients[i : i + MAX_MESSAGE_RECIPIENTS] for i in range(0, len(recipients), MAX_MESSAGE_RECIPIENTS)]
+        batches = [recipients[i : i + batch_size] for i in range(0, len(recipients), batch_size)]
         for batch in batches:
             payload = {"toUser": batch, "msgType": "text", "text": {"content": content}}
             self._call(MESSAGE_PATH, payload, with_user=False, idempotent=False)
