@@ -164,3 +164,16 @@ parked = sa.Table(
     sa.UniqueConstraint("entity", "source_id", name="uq_parked_entity_source"),
     sa.Index("ix_parked_entity_status", "entity", "status"),
 )
+
+# Hand-over area between a run's tasks (raw records, packages); rows are deleted when the run reports.
+sync_stage = sa.Table(
+    "sync_stage",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run", BigId, sa.ForeignKey("sync_run.id", name="fk_sync_stage_run", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("source_id", sa.String(200), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Index("ix_sync_stage_run_kind_seq", "run", "kind", "seq"),
+)
