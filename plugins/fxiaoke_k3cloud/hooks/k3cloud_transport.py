@@ -168,17 +168,24 @@ class K3CloudClient:
             if status is not None and is_session_lost(status):
                 self._drop_session(session_id)
                 if replay:
-                    raise SessionExpiredError(
-                        "session lost again right after a fresh login; check that the app authorization is enabled "
-                        "and that no other client kicks this user off",
-                        system=SYSTEM, endpoint=service, code=1,
-                    )
+                    raise SessionExpiredError(self._lost_twice_hint(), system=SYSTEM, endpoint=service, code=1)
                 self.log.info("k3cloud %s: session lost (MsgCode 1); logging in again and replaying once", service)
                 continue
             if status is not None and not (record_errors and is_record_level_failure(status)):
                 raise_for_status(status, service)
             return body
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lost_twice_hint(self) -> str:
+        if self.creds.auth_mode == "signed":
+            return (
+                "signed request refused as 'session lost' twice; check app_id, app_secret, acct_id, the user name "
+                "and that the app authorization (第三方系统登录授权) is enabled for this user"
+            )
+        return (
+            "session lost again right after a fresh login; check that the app authorization is enabled and that no "
+            "other client kicks this user off"
+        )
 
     def _post(self, service: str, payload: dict[str, Any], *, write: bool, session_id: str | None) -> requests.Response:
         url = f"{self.creds.base_url}{service}.common.kdsvc"
