@@ -1,0 +1,133 @@
+"""In-memory document store, one per simulator instance: documents per form, ids, numbering, base-data lookups."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+from .forms import get_form
+from .metadata import Form
+
+# The server speaks its own local time (China, UTC+8) without an offset (k3cloud-webapi.md §7.4).
+SERVER_TZ = timezone(timedelta(hours=8))
+
+
+def now_local() -> str:
+    """Current server time as ``yyyy-MM-ddTHH:mm:ss.fff`` (UTC+8, no offset)."""
+    return datetime.now(SERVER_TZ).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def today_local() -> str:
+    return datetime.now(SERVER_TZ).strftime("%Y-%m-%dT00:00:00")
+
+
+@dataclass
+class Doc:
+    """One stored document in Save-model shape (canonical keys), plus the orgs base data is allocated to."""
+
+    form: Form
+    data: dict[str, Any]
+    orgs: set[str] = field(default_factory=set)
+
+    @property
+    def id(self) -> int:
+        return int(self.data[self.form.pk])
+
+    @property
+    def number(self) -> str:
+        return str(self.data.get(self.form.number_key) or "")
+
+    @property
+    def status(self) -> str:
+        return str(self.data.get("FDocumentStatus") or "")
+
+    @property
+    def name(self) -> str:
+        return str(self.data.get("FName") or "")
+
+    def export(self) -> dict[str, Any]:
+        return copy.deepcopy(self.data)
+
+
+class Store:
+    """Documents by form; ids and entry ids are unique per instance, bill numbers count up per form."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[int, Doc]] = {}
+        self._next_id = 100001
+        self._next_entry_id = 100001
+        self._number_seq: dict[str, int] = {}
+
+    # --- ids and numbers -------------------------------------------------------------------
+    def new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def new_entry_id(self) -> int:
+        self._next_entry_id += 1
+        return self._next_entry_id - 1
+
+    def next_number(self, form: Form) -> str:
+        """Next free number of the form's coding rule (CUST0001, XSDD000001, …)."""
+        width = 4 if form.form_id == "BD_Customer" else form.number_width
+        while True:
+            seq = self._number_seq.get(form.form_id, 0) + 1
+            self._number_seq[form.form_id] = seq
+            number = f"{form.number_prefix}{seq:0{width}d}"
+            if self.by_number(form, number) is None:
+                return number
+
+    # --- access ------------------------------------------------------------------------------
+    def table(self, form: Form) -> dict[int, Doc]:
+        return self.docs.setdefault(form.form_id, {})
+
+    def all(self, form: Form) -> Iterator[Doc]:
+        return iter(sorted(self.table(form).values(), key=lambda d: d.id))
+
+    def get(self, form: Form, doc_id: int) -> Doc | None:
+        return self.table(form).get(doc_id)
+
+    def by_number(self, form: Form, number: str) -> Doc | None:
+        # SQL Server's default collation compares numbers case-insensitively.
+        wanted = str(number).strip().lower()
+        if not wanted:
+            return None
+        for doc in self.table(form).values():
+            if doc.number.lower() == wanted:
+                return doc
+        return None
+
+    def put(self, doc: Doc) -> None:
+        self.table(doc.form)[doc.id] = doc
+
+    def remove(self, doc: Doc) -> None:
+        self.table(doc.form).pop(doc.id, None)
+
+    def find_ref(self, form_id: str, lookup: str, value: Any, category: str | None = None) -> Doc | None:
+        """Resolve a base-data reference ``{"<lookup>": value}``: by number, name, or internal id."""
+        form = get_form(form_id)
+        if form is None:
+            return None
+        key = lookup.lower()
+        text = str(value).strip().lower()
+        for doc in self.table(form).values():
+            if category and str(doc.data.get("FId", "")) != category:
+                continue
+            if key in ("fnumber", "fstaffnumber"):
+                hit = doc.number.lower() == text
+            elif key == "fname":
+                hit = doc.name.lower() == text
+            else:  # FID, FUserID, the form's PK: internal id
+                hit = str(doc.id) == text
+            if hit:
+                return doc
+        return None
+
+    def ref_doc(self, form_id: str | None, value: Any, category: str | None = None) -> Doc | None:
+        """The base document a stored reference (``{"FNumber": …}`` or None) points at."""
+        if not form_id or not isinstance(value, dict) or not value:
+            return None
+        (lookup, v), = list(value.items())[:1]
+        return self.find_ref(form_id, lookup, v, category)
