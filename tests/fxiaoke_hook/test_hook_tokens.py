@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
+import requests
 from conftest import FX, fxiaoke_conn
+from simproc import free_port
 from fxiaoke_hook.helpers import GET, QUERY, TOKEN, advance_clock, calls, seed_accounts
 
-from fxiaoke_k3cloud.errors import AuthenticationError, ConfigError, SessionExpiredError
+from fxiaoke_k3cloud.errors import AuthenticationError, ConfigError, SessionExpiredError, TransportError
 from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+from fxiaoke_k3cloud.hooks.fxiaoke_transport import never_sent
 
 
 def hook(**kwargs) -> FxiaokeHook:
@@ -104,3 +108,47 @@ def test_test_connection_reports_ok_and_failure(fxiaoke, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_FXIAOKE_DEFAULT", json.dumps(conn))
     ok, message = hook().test_connection()
     assert not ok and "permanent_code" in message and "WRONGPERMANENTCODE" not in message
+
+
+def test_a_host_that_is_not_the_gateway_is_a_transport_error_naming_it(fxiaoke, monkeypatch):
+    conn = json.loads(fxiaoke_conn(fxiaoke))
+    conn["host"] = f"{fxiaoke.base_url}/not-the-gateway"
+    monkeypatch.setenv("AIRFLOW_CONN_FXIAOKE_DEFAULT", json.dumps(conn))
+    with pytest.raises(TransportError, match="127.0.0.1") as err:
+        hook(max_attempts=3).get_token()
+    assert err.value.status == 404 and "gateway" in str(err.value)
+    assert fxiaoke.stats()["total"] == 0  # not retried
+
+
+def test_refused_connection_is_known_not_to_have_been_sent():
+    with pytest.raises(requests.ConnectionError) as err:
+        requests.post(f"http://127.0.0.1:{free_port()}/cgi/crm/v2/data/create", json={}, timeout=2)
+    assert never_sent(err.value)
+
+
+def test_secrets_and_tokens_never_reach_the_logs(fxiaoke, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    (record_id,) = seed_accounts(fxiaoke, 1)
+    fxiaoke.faults({"token_expire_every": 2})
+    h = hook()
+    h.get_record("AccountObj", record_id)
+    h.get_record("AccountObj", record_id)  # refused once, refreshed, replayed
+    token = h.get_token().access_token
+    out = caplog.text + capsys.readouterr().out
+    assert "Fetched a Fxiaoke corpAccessToken" in out and "20016" in out  # the logs were captured
+    for secret in (FX["app_secret"], FX["permanent_code"], token):
+        assert secret not in out
+
+
+def test_airflow_resolves_the_fxiaoke_connection_type_to_this_hook(fxiaoke):
+    from airflow.sdk import BaseHook
+
+    assert isinstance(BaseHook.get_hook("fxiaoke_default"), FxiaokeHook)
+
+
+def test_constructor_does_no_io_and_bad_connections_fail_on_first_use(monkeypatch):
+    h = FxiaokeHook("fxiaoke_missing_conn")  # no connection exists: still fine to build
+    assert h.calls.total == 0
+    monkeypatch.setenv("AIRFLOW_CONN_FXIAOKE_NOPERM", json.dumps({"conn_type": "fxiaoke", "login": "FSAID_1", "password": "s"}))
+    with pytest.raises(ConfigError, match="permanent_code"):
+        FxiaokeHook("fxiaoke_noperm").get_token()
