@@ -29,13 +29,13 @@ def _data(body: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _object(sim: SimState, ctx: CallContext, api_name: Any) -> ObjectDef:
+def _object(sim: SimState, ctx: CallContext, api_name: Any, *, any_prefix: bool = False) -> ObjectDef:
     if not isinstance(api_name, str) or not api_name:
         raise param_error("dataObjectApiName is required")
     obj = OBJECTS.get(api_name)
     if obj is None:
         raise ApiError(NOT_FOUND, f"对象[{api_name}]不存在", f"object {api_name} does not exist")
-    if sim.switches.strict_prefix and obj.custom != ctx.custom_prefix:
+    if sim.switches.strict_prefix and not any_prefix and obj.custom != ctx.custom_prefix:
         want = "/cgi/crm/custom/v2/" if obj.custom else "/cgi/crm/v2/"
         raise param_error(f"{api_name} must be called under {want}")
     return obj
@@ -134,7 +134,7 @@ def query(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, An
 
 def find_simple(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, Any]:
     data = _data(body)
-    obj = _object(sim, ctx, data.get("dataObjectApiName"))
+    obj = _object(sim, ctx, data.get("dataObjectApiName"), any_prefix=True)
     sqi = search_info(data)
     sqi.setdefault("limit", 100)
     offset, limit = page_bounds(sqi, strict_limit=sim.switches.strict_limit)
@@ -146,7 +146,7 @@ def find_simple(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[s
 
 def find_one(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, Any]:
     data = _data(body)
-    obj = _object(sim, ctx, data.get("dataObjectApiName"))
+    obj = _object(sim, ctx, data.get("dataObjectApiName"), any_prefix=True)
     rows = matching(obj, _searchable(sim, obj), search_info(data))
     projection = projection_of(data.get("field_projection"))
     return {"data": {"objectData": sim.store.render(obj, rows[0], projection=projection) if rows else None}}

@@ -109,7 +109,9 @@ def test_custom_object_paths_find_one_and_find_simple(api: Api) -> None:
                     custom=True)
     assert len(simple["data"]["dataList"]) == 5 and simple["data"]["total"] == 21
     api.admin("POST", "config", {"strict_prefix": True})
-    assert api.crm("get", {"dataObjectApiName": "object_demo__c", "objectDataId": created["dataId"]})["errorCode"] == 32000
+    wrong_prefix = api.crm("get", {"dataObjectApiName": "object_demo__c", "objectDataId": created["dataId"]})
+    assert wrong_prefix["errorCode"] == 32000
+    assert api.crm("findOne", {"dataObjectApiName": "ProductObj"}, custom=True)["errorCode"] == 0
 
 
 def test_duplicate_rule_mentions_duplicate_when_switched_on(api: Api) -> None:
