@@ -20,17 +20,23 @@ def _outcome(source_id: str, outcome: str, **kw: object) -> RecordOutcome:
     return RecordOutcome(flow="customers", entity="customer", source_id=source_id, outcome=outcome, **kw)  # type: ignore[arg-type]
 
 
-def test_start_run_is_idempotent_per_run_id_and_window(store: AuditStore, clock: FakeClock) -> None:
+def test_start_run_is_keyed_on_the_business_window_not_the_run_id(store: AuditStore, clock: FakeClock) -> None:
     first = store.start_run("customers", "scheduled__2026-01-01", "scheduled", W0, W1)
-    store.finish_run(first, "failed", {"failed": 3}, "K3Cloud down")
+    store.record_outcomes(first, [_outcome("a", "failed")])
+    store.finish_run(first, "failed", {"failed": 3}, "K3Cloud down", api_calls={"k3cloud.BatchSave": 1})
     clock.advance(timedelta(minutes=5))
 
-    retry = store.start_run("customers", "scheduled__2026-01-01", "scheduled", W0, W1)
-    other = store.start_run("customers", "manual__2026-01-01T09", "manual", W0, W1)
+    rerun = store.start_run("customers", "manual__2026-01-01T09", "manual", W0, W1)
+    other_window = store.start_run("customers", "manual__2026-01-01T09", "manual", W0, W1 + timedelta(hours=1))
+    other_flow = store.start_run("orders", "scheduled__2026-01-01", "scheduled", W0, W1)
 
-    assert retry == first and other != first
+    assert rerun == first
+    assert len({first, other_window, other_flow}) == 3
     run = store.run_summary(first)
-    assert run["status"] == "running" and run["finished_at"] is None and run["message"] is None
+    assert (run["run_id"], run["run_type"], run["status"]) == ("manual__2026-01-01T09", "manual", "running")
+    assert run["finished_at"] is None and run["message"] is None and run["api_calls"] is None
+    assert run["counts"]["failed"] == 0  # counters restart with the run
+    assert run["records"] == {"failed": 1}  # its records stay
     assert run["started_at"] == T0 + timedelta(minutes=5)
     assert (run["window_start"], run["window_end"]) == (W0, W1)
 
@@ -57,14 +63,14 @@ def test_finish_run_stores_counts_status_message_and_api_calls(store: AuditStore
         "partial",
         {"extracted": 10, "created": 6, "updated": 2, "rejected": 2},
         "2 rejected; token=abcdef123 expired",
-        api_calls={"k3cloud.BatchSave": 2, "fxiaoke.query": 3},
+        api_calls={"k3cloud.BatchSave": 2, "fxiaoke./cgi/corpAccessToken/get/V2": 1},
     )
     summary = store.run_summary(run)
     assert summary["status"] == "partial" and summary["finished_at"] == T0 + timedelta(seconds=90)
     assert summary["counts"] == {
         "extracted": 10, "created": 6, "updated": 2, "unchanged": 0, "rejected": 2, "failed": 0, "parked": 0, "skipped": 0,
     }
-    assert summary["api_calls"] == {"k3cloud.BatchSave": 2, "fxiaoke.query": 3}
+    assert summary["api_calls"] == {"k3cloud.BatchSave": 2, "fxiaoke./cgi/corpAccessToken/get/V2": 1}
     assert "abcdef123" not in summary["message"]
 
 
@@ -150,7 +156,7 @@ def test_record_history_by_source_id_and_target_number(store: AuditStore, clock:
         ],
     )
     clock.advance(timedelta(hours=1))
-    r2 = store.start_run("customers", "r2", "scheduled", W1, W1 + timedelta(days=1))
+    r2 = store.start_run("customers", "r2", "scheduled", W1, W1 + timedelta(days=1))  # the next window
     store.record_outcomes(r2, [_outcome("a", "created", target_id="100", target_number="C001")])
 
     history = store.record_history(source_id="a")

@@ -88,8 +88,8 @@ sync_run = sa.Table(
     sa.Column("api_calls", sa.JSON(), nullable=True),
     sa.Column("message", sa.Text(), nullable=True),
     sa.CheckConstraint(check_in("status", RUN_STATUSES), name="ck_sync_run_status"),
-    sa.UniqueConstraint("flow", "run_id", "window_start", "window_end", name="uq_sync_run_flow_run_window"),
-    sa.Index("ix_sync_run_flow_window", "flow", "window_start", "window_end"),
+    # One row per flow and business window (Airflow run ids change between manual re-runs of a window).
+    sa.UniqueConstraint("flow", "window_start", "window_end", name="uq_sync_run_flow_window"),
     sa.Index("ix_sync_run_flow_started", "flow", "started_at"),
 )
 

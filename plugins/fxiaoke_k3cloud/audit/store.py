@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 
 from fxiaoke_k3cloud.audit import engine as _engine
 from fxiaoke_k3cloud.audit.models import RecordOutcome
-from fxiaoke_k3cloud.audit.redact import excerpt, redact, safe_text
+from fxiaoke_k3cloud.audit.redact import excerpt, safe_text
 from fxiaoke_k3cloud.audit.schema import RECORD_OUTCOMES, RUN_COUNT_COLUMNS, RUN_STATUSES, sync_record, sync_run
 from fxiaoke_k3cloud.audit.state import StateMixin
 
@@ -63,8 +64,10 @@ class AuditStore(StateMixin):
     ) -> int:
         """Open (or reopen) the run of ``flow`` over ``[window_start, window_end)``; returns its key.
 
-        Idempotent per (flow, run_id, window): an Airflow task retry gets the same row back, set to
-        running again. Another run over the same window (a manual re-run, a backfill) gets a new row.
+        Keyed on the business window, not the Airflow run id: a task retry, a cleared run or a manual
+        re-run of the same window gets the same row back, reset to running with zeroed counters and
+        the latest ``run_id``. Its earlier ``sync_record`` rows stay; summaries count each record's
+        last outcome.
         """
         if window_end < window_start:
             raise ValueError(f"window_end {window_end} is before window_start {window_start}")
@@ -80,13 +83,16 @@ class AuditStore(StateMixin):
                 started_at=now,
             )
             stmt = ins.on_conflict_do_update(
-                index_elements=[sync_run.c.flow, sync_run.c.run_id, sync_run.c.window_start, sync_run.c.window_end],
+                index_elements=[sync_run.c.flow, sync_run.c.window_start, sync_run.c.window_end],
                 set_={
+                    "run_id": ins.excluded.run_id,
                     "run_type": ins.excluded.run_type,
                     "status": "running",
                     "started_at": ins.excluded.started_at,
                     "finished_at": sa.null(),
                     "message": sa.null(),
+                    "api_calls": sa.null(),
+                    **{name: 0 for name in RUN_COUNT_COLUMNS},
                 },
             ).returning(sync_run.c.id)
             return int(conn.execute(stmt).scalar_one())
@@ -119,7 +125,9 @@ class AuditStore(StateMixin):
             values: dict[str, Any] = {name: int(n) for name, n in counts.items()}
             values.update(status=status, finished_at=self._now(), message=safe_text(message))
             if api_calls is not None:
-                values["api_calls"] = redact(dict(api_calls))
+                # Call counts per endpoint: not redacted (endpoint names such as corpAccessToken/get
+                # would be masked), only made JSON-safe.
+                values["api_calls"] = json.loads(json.dumps(dict(api_calls), default=str))
             result = conn.execute(sa.update(sync_run).where(sync_run.c.id == run_pk).values(**values))
             if result.rowcount != 1:
                 raise KeyError(f"no sync_run with id {run_pk}")

@@ -46,9 +46,8 @@ def upgrade() -> None:
         sa.Column("api_calls", sa.JSON(), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
         sa.CheckConstraint(_in("status", _RUN_STATUSES), name="ck_sync_run_status"),
-        sa.UniqueConstraint("flow", "run_id", "window_start", "window_end", name="uq_sync_run_flow_run_window"),
+        sa.UniqueConstraint("flow", "window_start", "window_end", name="uq_sync_run_flow_window"),
     )
-    op.create_index("ix_sync_run_flow_window", "sync_run", ["flow", "window_start", "window_end"])
     op.create_index("ix_sync_run_flow_started", "sync_run", ["flow", "started_at"])
 
     op.create_table(
@@ -131,5 +130,4 @@ def downgrade() -> None:
     op.drop_index("ix_sync_record_flow_source", table_name="sync_record")
     op.drop_table("sync_record")
     op.drop_index("ix_sync_run_flow_started", table_name="sync_run")
-    op.drop_index("ix_sync_run_flow_window", table_name="sync_run")
     op.drop_table("sync_run")
