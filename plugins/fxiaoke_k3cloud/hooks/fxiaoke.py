@@ -333,13 +333,23 @@ class FxiaokeHook(BaseHook):
         return str(data_id)
 
     def update_record(
-        self, object_api_name: str, record_id: str, data: Mapping[str, Any], trigger_workflow: bool = False
+        self,
+        object_api_name: str,
+        record_id: str,
+        data: Mapping[str, Any],
+        trigger_workflow: bool = False,
+        *,
+        trigger_approval_flow: bool = False,
     ) -> dict[str, Any]:
         """Update the given fields of one record (idempotent: retried on transient faults)."""
         if "owner" in data:
             self.log.warning("update ignores 'owner' on %s; change owners with changeOwner", object_api_name)
         object_data = {**data, "_id": record_id, "dataObjectApiName": object_api_name}
-        payload = {"triggerWorkFlow": trigger_workflow, "data": {"object_data": object_data}}
+        payload = {
+            "triggerWorkFlow": trigger_workflow,
+            "triggerApprovalFlow": trigger_approval_flow,
+            "data": {"object_data": object_data},
+        }
         envelope = self._call(data_path(object_api_name, "update"), payload, write=True)
         result = envelope.get("data")
         return result if isinstance(result, dict) else {}
