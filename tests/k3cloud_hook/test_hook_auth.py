@@ -95,3 +95,13 @@ def test_test_connection(k3cloud, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_K3CLOUD_DEFAULT", k3cloud_conn(k3cloud).replace("sim-k3-password", "pw-XYZZY-bad"))
     ok, message = make_hook().test_connection()
     assert not ok and "AuthenticationError" in message and "LoginResultType" in message
+
+
+def test_wrong_app_secret_fails_login_with_the_server_codes(k3cloud, monkeypatch):
+    hook = make_hook(k3cloud, monkeypatch, auth_mode="app_secret", app_secret="ffffffffffffffffffffffffffffffff")
+    with pytest.raises(AuthenticationError) as info:
+        hook.client.login()
+    message = str(info.value)
+    assert "LoginResultType=" in message and "MessageCode=" in message and "app id / app secret" in message
+    assert "ffffffffffffffffffffffffffffffff" not in message
+    assert calls(k3cloud, "LoginByAppSecret") == 1

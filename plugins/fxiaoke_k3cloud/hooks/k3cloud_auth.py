@@ -110,13 +110,12 @@ def session_id_from_login(body: Any, creds: K3Credentials, *, cookie_session_id:
             f"LoginResultType={result_type} ({name}), Message={body.get('Message')!r}, "
             f"MessageCode={body.get('MessageCode')!r}"
         )
-    what = "acct id (data center), user name, password" if creds.auth_mode == "password" else (
-        "acct id (data center), user name, app id / app secret, that the app authorization (第三方系统登录授权) is enabled "
-        "and bound to this user"
-    )
+    secret = "password" if creds.auth_mode == "password" else "app id / app secret"
     raise AuthenticationError(
         f"K3Cloud login as {creds.username!r} to data center {creds.acct_id!r} failed: {reason}. "
-        f"Check the {what}, that the user is not locked after repeated failures, and the server's IP whitelist.",
+        f"Check the acct id (data center), the user name, the {secret}, that the app authorization "
+        "(第三方系统登录授权) is enabled and bound to this user, that the user is not locked after repeated failures, "
+        "and the server's IP whitelist.",
         system=SYSTEM,
         endpoint=login_request(creds)[0],
         code=result_type,
