@@ -52,6 +52,7 @@ def _bill(form_id: str, caption: str, header: str, entities: list[Entity], prefi
 
 
 _CUSTOMER_HEADER = f"""
+FName m 客户名称 req
 FCreateOrgId r:{ORG} 创建组织 req
 FUseOrgId r:{ORG} 使用组织
 FShortName m 简称
@@ -150,7 +151,9 @@ FIsDefaultOrderOrg b 默认订货组织
 """, orm="BD_CUSTORDERORG"),
 ])
 
-MATERIAL = _base("BD_MATERIAL", "物料", "FMATERIALID", """
+MATERIAL = _base("BD_MATERIAL", "物料", "FMATERIALID", f"""
+FName m 物料名称 req
+FCreateOrgId r:{ORG} 创建组织 req
 FSpecification m 规格型号
 FMnemonicCode t 助记码
 FOldNumber t 旧物料编码

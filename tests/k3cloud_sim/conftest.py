@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from k3sim_helpers import K3Http
+# The simulators package lives at the repository root (tests import its pure functions, e.g. signatures).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from k3sim_helpers import K3Http  # noqa: E402
 
 
 @pytest.fixture
