@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 import uvicorn
@@ -41,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strict-limit", action="store_true", help="limit > 100 is a parameter error instead of clamped")
     p.add_argument("--strict-prefix", action="store_true", help="objects on the wrong /custom/ prefix are errors")
     p.add_argument("--duplicate-rule", action="store_true", help="AccountObj create rejects duplicate names")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="info logs one line per API call: path, errorCode, traceId (never credentials)")
     return p.parse_args(argv)
 
 
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         switches=Switches(strict_limit=args.strict_limit, strict_prefix=args.strict_prefix,
                           duplicate_rule=args.duplicate_rule),
     )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = create_app(config)
     # Development credentials of a local simulator, printed on purpose (simulators.md); not secrets.
     print(f"Fxiaoke simulator on http://{args.host}:{args.port}", flush=True)

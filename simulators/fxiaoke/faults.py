@@ -65,8 +65,14 @@ class Faults:
         self.data_calls = 0
         self.windows: dict[str, deque[float]] = {}
         self.token_window: deque[float] = deque()
-        self.quota_left: int | None = int(profile["quota"]) if "quota" in profile else None
-        self.no_quota = self.quota_left == 0
+        self.quota_daily: int | None = int(profile["quota"]) if "quota" in profile else None
+        self.quota_left = self.quota_daily
+        self.no_quota = self.quota_daily == 0
+        self.quota_day = self._day()
+
+    def _day(self) -> int:
+        """The tenant's calendar day (UTC+8); the daily quota refills at local midnight (spec §6.3)."""
+        return int((self.clock.now() + 8 * 3600) // 86400)
 
     @property
     def index_lag_ms(self) -> int:
@@ -90,6 +96,8 @@ class Faults:
     def gate(self, path: str, data_call: bool) -> ApiError | None:  # noqa: C901 - one step per profile key
         """The API-level fault for this call, if any; called once per call after the 502 check."""
         if self.quota_left is not None:
+            if self._day() != self.quota_day:
+                self.quota_day, self.quota_left = self._day(), self.quota_daily
             if self.no_quota:
                 return ApiError(NO_QUOTA, f"{self.tenant} has no openapi quote currently!", "企业没有购买OpenAPI资源包")
             if self.quota_left <= 0:

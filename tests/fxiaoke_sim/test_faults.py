@@ -88,6 +88,9 @@ def test_quota_runs_out_with_30002_and_zero_quota_is_30003(api: Api) -> None:
     api.token()  # the token call spends quota too
     assert api.authed(LIST, {})["errorCode"] == 0
     assert api.authed(LIST, {})["errorCode"] == 30002
+    api.advance(86400)  # a new day refills the quota (and the old token has expired)
+    api.token(fresh=True)
+    assert api.authed(LIST, {})["errorCode"] == 0
     api.admin("POST", "faults", {"quota": 0})
     body = api.post(TOKEN_PATH, CREDENTIALS)
     assert body["errorCode"] == 30003 and body["errorMessage"] == "simcorp has no openapi quote currently!"
