@@ -78,3 +78,13 @@ def test_secrets_and_session_ids_never_reach_the_log(k3cloud, monkeypatch, caplo
     for secret in (K3["app_secret"], K3["password"], session_id):
         assert secret not in text
     assert "session lost" in text and "logged in" in text
+
+
+def test_password_app_secret_and_session_id_are_registered_with_the_masker(k3cloud, monkeypatch):
+    from airflow.sdk.log import _secrets_masker
+
+    hook = make_hook(k3cloud, monkeypatch, auth_mode="password")
+    hook.client.login()
+    session_id = hook.client._session_id
+    redacted = _secrets_masker().redact(f"pw={K3['password']} secret={K3['app_secret']} sid={session_id}")
+    assert K3["password"] not in redacted and K3["app_secret"] not in redacted and session_id not in redacted

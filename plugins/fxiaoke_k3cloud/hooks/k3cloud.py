@@ -7,6 +7,7 @@ The request path (timeouts, session, retries, error mapping) lives in ``k3cloud_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -50,6 +51,7 @@ STATE_OPTIONS = frozenset({
 })
 VIEW_OPTIONS = frozenset({"CreateOrgId", "IsSortBySeq"})
 PUSH_OPTIONS = frozenset({"TargetBillTypeId", "TargetOrgId", "IsEnableDefaultRule", "IsDraftWhenSaveFail", "CustomParams"})
+_OP_NUMBER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 OPERATION_OPTIONS = frozenset({"CreateOrgId", "UseOrgId", "NetworkCtrl", "IgnoreInterationFlag", "PkEntryIds", "Parameters"})
 
 
@@ -263,7 +265,8 @@ class K3CloudHook(BaseHook):
         self, form_id: str, op_number: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any
     ) -> OperationResult:
         """Run a form operation (``ExcuteOperation``): ``Forbid``, ``Enable``, ``Cancel``, ``CloseBill`` …"""
-        F(op_number)  # the same strict identifier check as field keys
+        if not isinstance(op_number, str) or not _OP_NUMBER_RE.match(op_number):
+            raise ValueError(f"invalid operation number {op_number!r}: expected an identifier such as 'Forbid'")
         data = {**_options(options, OPERATION_OPTIONS, "ExcuteOperation"), **_ids_or_numbers(numbers, ids)}
         body = self.client.call("ExcuteOperation", {"formid": form_id, "opNumber": op_number, "data": data}, write=True)
         status = response_status(body) or {}
