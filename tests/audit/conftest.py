@@ -87,7 +87,9 @@ def pg_server() -> Iterator[PgServer]:
 def pg_session_url(pg_server: PgServer) -> str:
     """The session database, migrated once; tests empty it before use (see ``store``)."""
     url = pg_server.create_database()
-    AuditStore(url).migrate()
+    store = AuditStore(url)
+    store.migrate()
+    store.dispose()
     return url
 
 

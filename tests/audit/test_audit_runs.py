@@ -42,7 +42,7 @@ def test_start_run_is_keyed_on_the_business_window_not_the_run_id(store: AuditSt
 
 
 def test_start_run_refuses_naive_or_inverted_windows(store: AuditStore) -> None:
-    with pytest.raises(Exception, match="naive"):
+    with pytest.raises(ValueError, match="naive"):
         store.start_run("customers", "r", "manual", datetime(2026, 1, 1), datetime(2026, 1, 2))
     with pytest.raises(ValueError, match="before"):
         store.start_run("customers", "r", "manual", W1, W0)

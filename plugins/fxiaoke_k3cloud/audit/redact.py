@@ -12,6 +12,7 @@ error messages and URLs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -39,9 +40,11 @@ SENSITIVE_KEY_PARTS = (
 )
 _KEY_PATTERN = r"[\w.-]*(?:password|secret|token|session[_-]?id|permanent[_-]?code|signature|authorization|cookie)[\w.-]*"
 # ``key=value`` (query strings, cookies), ``key: value`` and ``"key": "value"`` (JSON, headers).
+# The look-behind anchors a key at the start of a word: without it the pattern backtracks
+# quadratically through long words (base64 bodies, hashes).
 _KV_RE = re.compile(
     rf"""(?ix)
-    (?P<key>["']?{_KEY_PATTERN}["']?)
+    (?<![\w.-])(?P<key>["']?{_KEY_PATTERN}["']?)
     (?P<sep>\s*[:=]\s*)
     (?P<value>"[^"]*"|'[^']*'|(?:bearer|basic)\s+[^\s"',;&}}]+|[^\s"',;&}}]+)
     """
@@ -51,7 +54,13 @@ _BEARER_RE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 
 def is_sensitive_key(key: object) -> bool:
     """Whether a mapping key names a secret (case and separator insensitive)."""
-    norm = re.sub(r"[_.\-\s]", "", str(key)).lower()
+    return _is_sensitive_name(str(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_sensitive_name(name: str) -> bool:
+    # Payloads repeat the same few hundred field names; the cache makes the check a dict lookup.
+    norm = re.sub(r"[_.\-\s]", "", name).lower()
     return any(part in norm for part in SENSITIVE_KEY_PARTS)
 
 
@@ -73,6 +82,8 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def _redact_str(value: str, max_string: int, depth: int) -> Any:
+    if len(value) < 4:  # too short to hold "key=value" or JSON worth parsing
+        return value
     stripped = value.strip()
     # K3Cloud nests its payload as a JSON string (``"data": "{...}"``): redact inside it too.
     if stripped[:1] in ("{", "[") and depth < _MAX_DEPTH:
@@ -83,28 +94,30 @@ def _redact_str(value: str, max_string: int, depth: int) -> Any:
         else:
             inner = _redact(parsed, max_string, depth + 1)
             return _truncate(json.dumps(inner, ensure_ascii=False, default=str), max_string)
-    return _truncate(scrub_text(value), max_string)
+    # Cut first, so a megabyte body costs no more to scrub than ``max_string`` characters.
+    return scrub_text(_truncate(value, max_string))
 
 
 def _redact(obj: Any, max_string: int, depth: int) -> Any:
+    # Cheapest and commonest types first: this runs for every value of thousands of payloads a run.
+    if obj is None or isinstance(obj, (bool, int, float)):
+        return obj
+    if isinstance(obj, str):
+        return _redact_str(obj, max_string, depth)
     if depth > _MAX_DEPTH:
         return "…[nested too deep]"
-    if isinstance(obj, Mapping):
+    if isinstance(obj, (dict, Mapping)):
         return {
             str(k): MASK if is_sensitive_key(k) else _redact(v, max_string, depth + 1) for k, v in obj.items()
         }
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _redact(dataclasses.asdict(obj), max_string, depth)
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [_redact(v, max_string, depth + 1) for v in obj]
     if isinstance(obj, (bytes, bytearray)):
         return _redact_str(bytes(obj).decode("utf-8", errors="replace"), max_string, depth)
-    if isinstance(obj, str):
-        return _redact_str(obj, max_string, depth)
-    if obj is None or isinstance(obj, (bool, int, float)):
-        return obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _redact(dataclasses.asdict(obj), max_string, depth)
     # Anything else (datetimes, Decimals, exceptions…) is stored as its text, scrubbed like any text.
-    return _truncate(scrub_text(str(obj)), max_string)
+    return scrub_text(_truncate(str(obj), max_string))
 
 
 def redact(obj: Any, *, max_string: int = MAX_STRING) -> Any:
@@ -130,4 +143,4 @@ def safe_text(text: str | None, *, limit: int = 4000) -> str | None:
     """Scrub and truncate free text (reasons, messages) before it is stored."""
     if text is None:
         return None
-    return _truncate(scrub_text(str(text)), limit)
+    return scrub_text(_truncate(str(text), limit))

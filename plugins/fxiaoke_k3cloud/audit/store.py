@@ -69,6 +69,9 @@ class AuditStore(StateMixin):
         the latest ``run_id``. Its earlier ``sync_record`` rows stay; summaries count each record's
         last outcome.
         """
+        for name, value in (("window_start", window_start), ("window_end", window_end)):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(f"{name} {value!r} is naive: pass a timezone-aware datetime (UTC preferred)")
         if window_end < window_start:
             raise ValueError(f"window_end {window_end} is before window_start {window_start}")
         now = self._now()

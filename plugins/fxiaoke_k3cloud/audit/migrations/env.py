@@ -9,7 +9,7 @@ Logging is left alone on purpose: ``fileConfig`` would reconfigure Airflow's tas
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from fxiaoke_k3cloud.audit.schema import metadata
 
@@ -17,7 +17,7 @@ config = context.config
 VERSION_TABLE = config.get_main_option("version_table") or "sync_audit_alembic_version"
 
 
-def _configure(connection) -> None:  # type: ignore[no-untyped-def]
+def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
