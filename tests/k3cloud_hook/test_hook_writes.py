@@ -101,3 +101,15 @@ def test_execute_operation_forbid_and_enable(k3cloud):
     assert hook.find_by_number("BD_Customer", "OP001", ["FForbidStatus"]) == [{"FForbidStatus": "A"}]
     with pytest.raises(ValueError):
         hook.execute_operation("BD_Customer", "Forbid; drop", numbers=["OP001"])
+
+
+def test_operation_on_some_missing_numbers_succeeds_for_the_rest(k3cloud):
+    hook = make_hook()
+    hook.save("BD_Customer", customer("PM001"))
+    result = hook.submit("BD_Customer", numbers=["PM001", "PM404"])
+    assert [s.number for s in result.successes] == ["PM001"]
+    # The simulator (like the servers the spec cites) drops the not-found errors when others succeed.
+    assert all("PM001" not in e.message for e in result.errors)
+    with pytest.raises(BusinessRuleError) as info:
+        hook.submit("BD_Customer", numbers=["PM404"])
+    assert info.value.code == 10

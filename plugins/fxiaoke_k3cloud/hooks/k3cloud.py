@@ -33,6 +33,7 @@ from fxiaoke_k3cloud.hooks.k3cloud_response import (
     PushResult,
     SaveResult,
     batch_outcomes,
+    errors_of,
     response_status,
     success_entities,
     success_messages,
@@ -223,7 +224,7 @@ class K3CloudHook(BaseHook):
     ) -> OperationResult:
         data = {**_options(options, STATE_OPTIONS, service), **_ids_or_numbers(numbers, ids)}
         status = response_status(self.client.call(service, {"formid": form_id, "data": data}, write=True)) or {}
-        result = OperationResult(successes=success_entities(status), messages=success_messages(status))
+        result = OperationResult(success_entities(status), success_messages(status), errors_of(status))
         self.log.info("k3cloud %s %s: %s document(s)", service, form_id, len(result.successes))
         return result
 
@@ -270,7 +271,7 @@ class K3CloudHook(BaseHook):
         data = {**_options(options, OPERATION_OPTIONS, "ExcuteOperation"), **_ids_or_numbers(numbers, ids)}
         body = self.client.call("ExcuteOperation", {"formid": form_id, "opNumber": op_number, "data": data}, write=True)
         status = response_status(body) or {}
-        result = OperationResult(successes=success_entities(status), messages=success_messages(status))
+        result = OperationResult(success_entities(status), success_messages(status), errors_of(status))
         self.log.info("k3cloud ExcuteOperation %s %s: %s document(s)", form_id, op_number, len(result.successes))
         return result
 

@@ -89,10 +89,15 @@ class SaveResult:
 
 @dataclass(frozen=True)
 class OperationResult:
-    """Submit/Audit/UnAudit/Delete/ExcuteOperation outcome: the documents processed and the server's messages."""
+    """Submit/Audit/UnAudit/Delete/ExcuteOperation outcome: the documents processed and the server's messages.
+
+    ``errors`` lists what the server refused while still succeeding for the rest (e.g. one of several numbers
+    does not exist); a call where nothing succeeded raises instead.
+    """
 
     successes: list[SuccessEntity]
     messages: list[str]
+    errors: list[FieldError] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
