@@ -81,3 +81,10 @@ def test_scalars_bytes_and_other_objects() -> None:
     assert redact(b'{"token": "t", "a": 1}') == '{"token": "***", "a": 1}'
     assert redact(ValueError("bad password=abc")) == "bad password=***"
     assert excerpt(None) is None
+
+
+def test_huge_values_are_cut_before_they_are_scrubbed() -> None:
+    # A multi-megabyte body (base64 attachment) must cost no more than max_string characters.
+    out = redact({"attachment": "QUJD" * 2_000_000, "note": "token=" + "x" * 3_000_000})
+    assert len(out["attachment"]) < 1100 and "truncated" in out["attachment"]
+    assert out["note"].startswith("token=***")
