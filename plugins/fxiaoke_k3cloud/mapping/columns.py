@@ -1,0 +1,165 @@
+"""Map one source column for the whole batch at once: transforms, value map, lookup, default, required, length.
+
+Everything here is vectorised over the column; Python-level work happens only for the (few) bad rows, to
+write their messages. The frame handed in must have a RangeIndex, so labels are row positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .paths import Path
+from .result import FieldProblem
+from .schema import Lookup
+from .transforms import TransformContext, TransformDef
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    """A field of the mapping, resolved: transforms bound to their definitions, maps and lookups by value."""
+
+    source: str
+    target: str
+    path: Path
+    transforms: tuple[tuple[TransformDef, dict[str, Any]], ...]
+    fallback: Any  # the template value, kept when the source is empty and there is no default
+    required: bool = False
+    default: Any = None
+    max_length: int | None = None
+    value_map_name: str | None = None
+    value_map: dict[str, Any] | None = None
+    lookup_name: str | None = None
+    lookup: Lookup | None = None
+    on_missing: str = "reject"
+
+
+@dataclass(slots=True)
+class ColumnOutcome:
+    """Final values for every row (positions), plus the rows that failed or must wait."""
+
+    values: list[Any]
+    problems: dict[int, FieldProblem] = field(default_factory=dict)
+    parks: dict[int, tuple[str, str]] = field(default_factory=dict)  # position -> (missing dependency, sentence)
+
+
+def show(value: Any) -> str:
+    """A value as it appears in messages: repr, long text shortened with its length."""
+    if isinstance(value, str) and len(value) > 60:
+        return f"{value[:40]!r}… ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _missing(values: pd.Series) -> pd.Series:
+    return values.isna() | values.eq("")
+
+
+def _stripped(values: pd.Series) -> pd.Series:
+    # A comprehension over the column is ~4x faster than .str.strip() on pandas' Python-backed str dtype.
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        return pd.Series([v.strip() if isinstance(v, str) else v for v in values.tolist()], index=values.index,
+                         dtype=object)
+    return values
+
+
+def _not_scalar(value: Any) -> bool:
+    return not isinstance(value, (str, int, float, bool, np.generic))
+
+
+def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, strip_text: bool,
+               lookup_table: dict[Any, Any] | None, target_system: str) -> ColumnOutcome:
+    """Run one field's pipeline over ``frame``; see the module docstring."""
+    n = len(frame)
+    if plan.source in frame.columns:
+        raw = frame[plan.source]
+    else:
+        raw = pd.Series([None] * n, index=frame.index, dtype=object)
+    out = ColumnOutcome(values=[])
+
+    def problem(labels: pd.Index | list[int], message: str | pd.Series, hint: str = "") -> None:
+        for label in labels:
+            if label in out.problems:
+                continue
+            msg = message[label] if isinstance(message, pd.Series) else message
+            value = raw.iat[label]
+            reason = f"{plan.source}={show(value)} {msg} ({plan.target})" + (f"; {hint}" if hint else "")
+            out.problems[label] = FieldProblem(plan.source, plan.target, value, reason)
+
+    cur = _stripped(raw) if strip_text else raw
+    cur = cur[~_missing(cur)]
+    for tdef, args in plan.transforms:
+        if not len(cur):
+            break
+        step = tdef.func(cur, ctx, **args)
+        values = step.values
+        if step.errors is not None and len(step.errors):
+            problem(step.errors.index, step.errors)
+            values = values.drop(step.errors.index)
+        cur = values
+    cur = cur[~_missing(cur)]
+
+    if plan.value_map is not None and len(cur):
+        keys = cur if pd.api.types.is_string_dtype(cur.dtype) else cur.map(_key_text)
+        mapped = keys.map(plan.value_map)
+        unknown = mapped.isna()
+        if unknown.any() and "__default__" in plan.value_map:
+            mapped = mapped.where(~unknown, plan.value_map["__default__"])
+        elif unknown.any():
+            allowed = [k for k in plan.value_map if k != "__default__"]
+            hint = "allowed: " + ", ".join(allowed[:20]) + (", …" if len(allowed) > 20 else "")
+            problem(cur.index[unknown.to_numpy()], f"has no entry in value map {plan.value_map_name}", hint)
+            mapped = mapped[~unknown]
+        cur = mapped
+
+    if plan.lookup is not None and len(cur):
+        found = cur.map(lookup_table or {})
+        unknown = found.isna()
+        if unknown.any():
+            decl = plan.lookup
+            labels = cur.index[unknown.to_numpy()]
+            shown = frame[decl.label_field] if decl.label_field and decl.label_field in frame.columns else raw
+            if plan.on_missing == "park":
+                where = "K3Cloud" if target_system == "k3cloud" else "the CRM"
+                for label in labels:
+                    display = shown.iat[label]
+                    display = raw.iat[label] if display is None or display != display else display
+                    missing = f"{decl.entity} for {decl.key_label} {display}"
+                    out.parks[label] = (missing, f"{plan.source}={show(raw.iat[label])} has no {decl.entity} in {where} "
+                                                 f"yet ({plan.target}); waiting for {missing}")
+            else:
+                problem(labels, f"has no {decl.entity} in lookup {plan.lookup_name}")
+            found = found[~unknown]
+        cur = found
+
+    # Only an object column (lists, dicts…) or a caller's lookup table can yield non-scalars.
+    if len(cur) and cur.dtype == object and (raw.dtype == object or plan.lookup is not None):
+        odd = cur.map(_not_scalar).astype(bool)
+        if odd.any():
+            labels = cur.index[odd.to_numpy()]
+            problem(labels, cur[labels].map(lambda v: f"is a {type(v).__name__}, not a single value "
+                                                      "(add transform: first for lists)"))
+            cur = cur[~odd]
+    fill = plan.default if plan.default is not None else plan.fallback
+    if plan.required:
+        empty = pd.Index(range(n)).difference(cur.index)
+        if plan.default is None and len(empty):
+            bad = [label for label in empty if label not in out.problems and label not in out.parks]
+            problem(bad, "is required but empty")
+    if plan.max_length is not None and len(cur):
+        lengths = pd.Series([len(v) if isinstance(v, str) else len(str(v)) for v in cur.tolist()], index=cur.index)
+        too_long = lengths > plan.max_length
+        if too_long.any():
+            labels = cur.index[too_long.to_numpy()]
+            problem(labels, lengths[labels].map(lambda k: f"is {k} characters long; at most {plan.max_length} allowed"))
+    out.values = cur.astype(object).reindex(frame.index, fill_value=fill).tolist()
+    return out
+
+
+def _key_text(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value if isinstance(value, str) else str(value)

@@ -1,0 +1,67 @@
+"""The payload hash: sha256 of the mapped values as canonical JSON (sorted keys, no spaces, ASCII escapes).
+
+:func:`payload_hash` is the definition. :func:`column_hashes` computes exactly the same digests for a whole
+batch of flat records ~5x faster: it JSON-encodes column by column with the C encoder functions the ``json``
+module itself uses (a text column is one ``map`` over ``encode_basestring_ascii``; a mixed column is encoded as
+one list and split into tokens), instead of paying the encoder's per-call overhead once per record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
+from typing import Any
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars a caller's lookup table may carry
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=True, separators=(",", ":"), allow_nan=False,
+                            check_circular=False, default=_json_default)
+# One JSON scalar inside a top-level list: a string (with escapes) or a bare number/true/false/null.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^,\[\]"]+')
+
+
+def canonical_json(mapped: dict[str, Any]) -> str:
+    return _ENCODER.encode(mapped)
+
+
+def payload_hash(mapped: dict[str, Any]) -> str:
+    """sha256 hex digest of ``canonical_json(mapped)``."""
+    return hashlib.sha256(_ENCODER.encode(mapped).encode("ascii")).hexdigest()
+
+
+def column_hashes(texts: Sequence[str], columns: Sequence[list[Any]]) -> list[str]:
+    """``payload_hash(dict(zip(texts, row)))`` for every row of ``columns`` (scalar values only)."""
+    if not columns:
+        return []
+    n = len(columns[0])
+    order = sorted(range(len(texts)), key=lambda i: texts[i])
+    pieces: list[list[str]] = []
+    for rank, i in enumerate(order):
+        prefix = ("{" if rank == 0 else "") + _ENCODER.encode(texts[i]) + ":"
+        suffix = "}" if rank == len(order) - 1 else ""
+        tokens = _encode_column(columns[i], n)
+        pieces.append([prefix + t + suffix for t in tokens] if suffix or prefix else tokens)
+    sha = hashlib.sha256
+    return [sha(",".join(parts).encode("ascii")).hexdigest() for parts in zip(*pieces)]
+
+
+def _encode_column(values: list[Any], n: int) -> list[str]:
+    """The JSON text of each value, identical to what ``_ENCODER`` writes for it inside a dict."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        return list(map(encode_basestring_ascii, values))
+    if kinds == {int}:
+        return list(map(int.__repr__, values))
+    encoded = _ENCODER.encode(values)
+    tokens = _TOKEN.findall(encoded, 1, len(encoded) - 1)
+    if len(tokens) != n:  # a nested value: tokens do not line up, encode one by one
+        tokens = [_ENCODER.encode(v) for v in values]
+    return tokens

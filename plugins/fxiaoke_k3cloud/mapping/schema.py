@@ -1,0 +1,307 @@
+"""The mapping file vocabulary: closed, typed pydantic models (``extra="forbid"``, strict types everywhere).
+
+Every model rejects unknown keys with the list of allowed ones and every field has a title and an example, so
+the models double as the reference of ``include/mappings/README.md``. Cross-references (template paths, value
+map and lookup names) are checked by :mod:`.loader` after these models parse.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from .transforms import REGISTRY, TransformArgError
+
+Scalar = str | int | float | bool | None
+MASTER_PREFIX = "master."  # in entries.fields, a source spelled master.<field> reads the master record
+OnMissing = Literal["reject", "park"]
+
+
+def _scalar(value: Any) -> Any:
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise PydanticCustomError("not_scalar", "must be text, a number, true/false or null; got {kind}", {"kind": type(value).__name__})
+    return value
+
+
+class Strict(BaseModel):
+    """Base: unknown keys fail with the allowed list; no type coercion ("yes" is not a bool, 100 is not text)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        """Hook for shorthand spellings, run before the unknown-key check."""
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        data = cls._normalize(data)
+        if isinstance(data, dict):
+            allowed = [f.alias or name for name, f in cls.model_fields.items()]
+            for key in data:
+                if key not in allowed:
+                    raise PydanticCustomError(
+                        "unknown_key", "unknown key; allowed: {allowed}", {"key": str(key), "allowed": ", ".join(allowed)}
+                    )
+        return data
+
+
+class TransformCall(Strict):
+    """One transform: ``strip`` or ``{name: truncate, max: 80}``."""
+
+    name: str = Field(title="Transform name", examples=["truncate"])
+    args: dict[str, Any] = Field(default_factory=dict, title="Arguments", examples=[{"max": 80}])
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data, "args": {}}
+        if isinstance(data, dict) and "args" not in data:
+            if "name" not in data:
+                raise PydanticCustomError("missing_name", "a transform needs a name, e.g. name: truncate")
+            return {"name": data["name"], "args": {k: v for k, v in data.items() if k != "name"}}
+        return data
+
+    @model_validator(mode="after")
+    def _registered(self) -> TransformCall:
+        spec = REGISTRY.get(self.name)
+        if spec is None:
+            raise PydanticCustomError(
+                "unknown_transform", "unknown transform '{name}'; allowed: {allowed}",
+                {"name": self.name, "allowed": ", ".join(sorted(REGISTRY))},
+            )
+        try:
+            object.__setattr__(self, "args", spec.check_args(self.args))
+        except TransformArgError as exc:
+            raise PydanticCustomError("bad_argument", str(exc), {"key": exc.key} if exc.key else {}) from None
+        return self
+
+
+def _chain(value: Any) -> Any:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+TransformChain = Annotated[list[TransformCall], Field(default_factory=list)]
+
+
+class FieldMap(Strict):
+    """One mapped field: a source field, optional transforms, value map or lookup, into one template path."""
+
+    source: str = Field(title="Source field", examples=["field_n5V1I__c"],
+                        description="source field api name (preset or field_…__c); in entries, master.<field> reads the master record")
+    target: str = Field(title="Target path", description="path into the template", examples=["FCustTypeId.FNumber"])
+    transform: TransformChain = Field(title="Transforms", description="one name, {name, args…}, or a list of them",
+                                      examples=["strip", {"name": "truncate", "max": 80}])
+    required: bool = Field(False, title="Required", description="reject the record when the value is empty")
+    value_map: str | None = Field(None, title="Value map", description="name of a dictionary under value_maps", examples=["customer_types"])
+    default: Any = Field(None, title="Default", description="target value used when the source is empty", examples=["KHLB001_SYS"])
+    lookup: str | None = Field(None, title="Lookup", description="name of a lookup under lookups", examples=["customers"])
+    on_missing: OnMissing | None = Field(None, title="When the lookup has no entry", description="reject or park the record")
+    max_length: int | None = Field(None, gt=0, title="Max length", description="reject text longer than this", examples=[80])
+
+    @field_validator("transform", mode="before")
+    @classmethod
+    def _transform_chain(cls, value: Any) -> Any:
+        return _chain(value)
+
+    @field_validator("default")
+    @classmethod
+    def _default_scalar(cls, value: Any) -> Any:
+        return _scalar(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldMap:
+        if self.on_missing is not None and self.lookup is None:
+            raise PydanticCustomError("on_missing_without_lookup", "on_missing only applies to a field with a lookup", {"key": "on_missing"})
+        if self.lookup is not None and self.value_map is not None:
+            raise PydanticCustomError("lookup_and_value_map", "use either value_map or lookup, not both", {"key": "lookup"})
+        return self
+
+
+class Defaults(Strict):
+    """Settings shared by the whole file instead of repeating them per field."""
+
+    org: str = Field("100", title="Default org number", description="create/use org when org: does not say", examples=["100"])
+    timezone: str = Field("Asia/Shanghai", title="Timezone", description="for ms ⇄ date conversions", examples=["Asia/Shanghai"])
+    strip_text: bool = Field(True, title="Strip text", description="trim all text values; whitespace-only counts as empty")
+    on_missing: OnMissing = Field("reject", title="Lookup miss", description="default on_missing for lookup fields")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError("bad_timezone", "unknown timezone '{tz}'; e.g. Asia/Shanghai", {"tz": value}) from None
+        return value
+
+
+class Source(Strict):
+    """Where records come from."""
+
+    system: Literal["fxiaoke", "k3cloud"] = Field("fxiaoke", title="Source system")
+    object: str = Field(title="Object / form", description="CRM object api name or K3Cloud form id", examples=["AccountObj"])
+    id_field: str = Field("_id", title="Id field", examples=["_id"])
+    name_field: str = Field("name", title="Display-name field", description="shown in rejection messages", examples=["name"])
+    modified_field: str | None = Field(None, title="Modified-time field", examples=["last_modified_time"])
+    fields: list[str] | None = Field(None, title="Field projection", description="fields to extract (default: all)")
+
+
+class Target(Strict):
+    """Where packages go."""
+
+    system: Literal["k3cloud", "fxiaoke"] = Field("k3cloud", title="Target system")
+    form_id: str | None = Field(None, title="K3Cloud form id", examples=["BD_Customer"])
+    object: str | None = Field(None, title="CRM object api name", examples=["DeliveryNoteObj"])
+    pk: str = Field(title="Primary key of the target", examples=["FCUSTID"])
+    number: str = Field(title="Business number key of the target", examples=["FNumber"])
+
+    @model_validator(mode="after")
+    def _one_name(self) -> Target:
+        want = "form_id" if self.system == "k3cloud" else "object"
+        other = "object" if want == "form_id" else "form_id"
+        if getattr(self, want) is None:
+            raise PydanticCustomError("missing_target_name", "a {system} target needs {want}", {"system": self.system, "want": want, "key": want})
+        if getattr(self, other) is not None:
+            raise PydanticCustomError("wrong_target_name", "{other} does not apply to a {system} target; use {want}",
+                                      {"system": self.system, "want": want, "other": other, "key": other})
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.form_id or self.object or ""
+
+
+class LifeStatus(Strict):
+    """Which record states are written (push), reported (e.g. voided) or held back until they change."""
+
+    field: str = Field("life_status", title="Status field", examples=["life_status"])
+    push: list[str] = Field(title="Pushed", min_length=1, examples=[["normal"]])
+    report: list[str] = Field(default_factory=list, title="Reported", examples=[["invalid"]])
+    hold: list[str] = Field(default_factory=list, title="Held", examples=[["ineffective", "under_review", "in_change"]])
+    unlisted: Literal["reject", "hold"] = Field("reject", title="Any other value")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> LifeStatus:
+        for a, b in (("push", "report"), ("push", "hold"), ("report", "hold")):
+            both = set(getattr(self, a)) & set(getattr(self, b))
+            if both:
+                raise PydanticCustomError("overlap", "'{value}' is listed in both {a} and {b}", {"value": sorted(both)[0], "a": a, "b": b, "key": b})
+        return self
+
+
+class SaveOptions(Strict):
+    """K3Cloud Save/BatchSave options (k3cloud-webapi §3.3); unset options keep the server default."""
+
+    IsAutoSubmitAndAudit: bool | None = Field(None, examples=[True])
+    IsVerifyBaseDataField: bool | None = Field(None, examples=[True])
+    IsDeleteEntry: bool | None = None
+    IsEntryBatchFill: bool | None = None
+    ValidateFlag: bool | None = None
+    NumberSearch: bool | None = None
+    IsAutoAdjustField: bool | None = None
+    InterationFlags: str | None = Field(None, examples=["STK_InvCheckResult"])
+    IgnoreInterationFlag: bool | None = None
+    IsControlPrecision: bool | None = None
+    ValidateRepeatJson: bool | None = None
+    SubSystemId: str | None = None
+    NeedReturnFields: list[str] | None = Field(None, examples=[["FNumber"]])
+    BatchCount: int | None = Field(None, gt=0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class NumberRule(Strict):
+    """Which source field becomes the target's business number (always required)."""
+
+    source: str = Field(title="Source field", examples=["field_fnfcA__c"])
+    transform: TransformChain = Field(title="Transforms", examples=[["strip", "upper"]])
+    max_length: int | None = Field(None, gt=0, examples=[30])
+
+    @field_validator("transform", mode="before")
+    @classmethod
+    def _transform_chain(cls, value: Any) -> Any:
+        return _chain(value)
+
+
+class Org(Strict):
+    """Organisation numbers written into the template (not into update payloads)."""
+
+    create: str | None = Field(None, title="Create org number", description="default: defaults.org", examples=["100"])
+    use: str | None = Field(None, title="Use org number", description="default: the create org", examples=["100"])
+    create_fields: list[str] = Field(default_factory=list, title="Paths receiving the create org", examples=[["FCreateOrgId.FNumber"]])
+    use_fields: list[str] = Field(default_factory=list, title="Paths receiving the use org", examples=[["FUseOrgId.FNumber"]])
+    entry_fields: list[str] = Field(default_factory=list, title="Entry-row paths receiving the use org",
+                                    examples=[["FStockOrgId.FNumber", "FOwnerId.FNumber"]])
+
+
+class Lookup(Strict):
+    """A key → value table the flow supplies at transform time (e.g. CRM account _id → K3 customer number)."""
+
+    title: str | None = Field(None, examples=["CRM account _id → K3Cloud customer number"])
+    entity: str = Field(title="What the value is", description="used in parked/rejected messages", examples=["customer"])
+    key_label: str = Field(title="What the key is", examples=["account"])
+    label_field: str | None = Field(None, title="Display field", description="source column shown instead of the key", examples=["product_code"])
+
+
+class EntrySource(Strict):
+    """Where entry rows come from (CRM detail object rows linked to their master)."""
+
+    object: str = Field(title="Detail object", examples=["SalesOrderProductObj"])
+    id_field: str = Field("_id", examples=["_id"])
+    parent_field: str = Field(title="Field holding the master id", examples=["order_id"])
+    fields: list[str] | None = Field(None, title="Field projection")
+
+
+class Entries(Strict):
+    """A multi-row entity of the target (e.g. FSaleOrderEntry) filled from detail rows."""
+
+    entity: str = Field(title="Entity key in the template", examples=["FSaleOrderEntry"])
+    source: EntrySource
+    template: dict[str, Any] = Field(title="One complete row")
+    fields: list[FieldMap] = Field(min_length=1)
+    min_rows: int = Field(1, ge=0, title="Reject masters with fewer rows")
+    entry_pk: str | None = Field(None, title="Entry id key", description="default: the row key spelled FEntryID in any case", examples=["FEntryID"])
+
+
+class FlowMapping(Strict):
+    """One flow's mapping file."""
+
+    version: Literal[1] = Field(title="Format version")
+    title: str | None = None
+    description: str | None = None
+    defaults: Defaults = Field(default_factory=Defaults)
+    source: Source
+    target: Target
+    life_status: LifeStatus | None = None
+    save_options: SaveOptions = Field(default_factory=SaveOptions)
+    number_rule: NumberRule
+    org: Org | None = None
+    lookups: dict[str, Lookup] = Field(default_factory=dict)
+    value_maps: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    template: dict[str, Any] = Field(title="The complete target package Model")
+    fields: list[FieldMap] = Field(min_length=1)
+    entries: Entries | None = None
+
+    _file: str = PrivateAttr(default="")
+    _compiled: Any = PrivateAttr(default=None)  # the engine's precompiled plan, built on first use
+
+    @field_validator("value_maps")
+    @classmethod
+    def _map_values(cls, maps: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, table in maps.items():
+            for key, value in table.items():
+                if value is None or not isinstance(value, (str, int, float, bool)):
+                    raise PydanticCustomError("not_scalar", "a value map entry must be text or a number",
+                                              {"key": f"{name}.{key}"})
+        return maps
+
+    @property
+    def file(self) -> str:
+        """The file this mapping was loaded from ('' when built in code)."""
+        return self._file
