@@ -10,7 +10,7 @@ import pytest
 # The simulators package lives at the repository root (tests import its pure functions, e.g. signatures).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from k3sim_helpers import K3Http  # noqa: E402
+from .k3sim_helpers import K3Http  # noqa: E402
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from k3sim_helpers import K3Http
+from .k3sim_helpers import K3Http
 from simulators.k3cloud import SimConfig, create_app
 
 BEGIN = {"beginmethod": "BeginQueryImpl", "querymethod": "QueryAsyncResult"}

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from k3sim_helpers import AUTH, K3, K3Http
+from .k3sim_helpers import AUTH, K3, K3Http
 from simulators.k3cloud import SimConfig, create_app
 from simulators.k3cloud.auth import api_signature, client_secret, kdsign, login_sign
 

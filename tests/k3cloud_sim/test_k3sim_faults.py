@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from k3sim_helpers import K3Http, customer_model
+from .k3sim_helpers import K3Http, customer_model
 
 QUERY = {"FormId": "BD_Currency", "FieldKeys": "FCODE", "FilterString": "FNUMBER='PRE001'"}
 

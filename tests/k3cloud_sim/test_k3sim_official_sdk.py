@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from k3sim_helpers import K3
+from .k3sim_helpers import K3
 from k3cloud_webapi_sdk.main import K3CloudApiSdk
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k3sim_helpers import K3Http, customer_model, ok, order_model
+from .k3sim_helpers import K3Http, customer_model, ok, order_model
 from simulators.k3cloud.filterstring import parse
 from simulators.k3cloud.wire import K3Error
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from k3sim_helpers import K3Http, customer_model, ok, order_model
+from .k3sim_helpers import K3Http, customer_model, ok, order_model
 
 # A real BD_Customer package from the field (copy of shared/specs/bd_customer_package_from_field.json).
 PACKAGE = Path(__file__).with_name("data") / "bd_customer_package_from_field.json"

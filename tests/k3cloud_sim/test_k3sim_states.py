@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k3sim_helpers import K3Http, customer_model, ok, order_model
+from .k3sim_helpers import K3Http, customer_model, ok, order_model
 
 
 def status_of(k3: K3Http, form: str, number: str) -> str:

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from k3sim_helpers import K3Http
+from .k3sim_helpers import K3Http
 
 CURRENCY_QUERY = {"FormId": "BD_Currency", "FieldKeys": "FCODE", "FilterString": "FNUMBER='PRE001'"}
 
