@@ -145,3 +145,57 @@ def test_whole_call_failures_are_not_record_level():
 )
 def test_retry_predicate_only_retries_what_is_safe(exc, write, expected):
     assert should_retry(exc, write=write) is expected
+
+
+def test_partial_lock_conflict_in_a_batch_is_per_row_not_a_whole_call_retry():
+    status = {"IsSuccess": False, "MsgCode": 13,
+              "Errors": [{"FieldName": None, "Message": "网控冲突，请稍候再使用。", "DIndex": 1}],
+              "SuccessEntitys": [{"Id": 5, "Number": "C5", "DIndex": 0}]}
+    assert is_record_level_failure(status)
+    rows = batch_outcomes(status, 2)
+    assert rows[0].ok and not rows[1].ok and rows[1].msg_code == 13
+
+
+def _response(status: int, body: str) -> "requests.Response":
+    import requests
+
+    response = requests.Response()
+    response.status_code = status
+    response._content = body.encode("utf-8")
+    response.encoding = "utf-8"
+    response.url = "https://erp.example.com/k3cloud/Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.Save.common.kdsvc"
+    return response
+
+
+def _client():
+    from fxiaoke_k3cloud.hooks._http import HttpSettings
+    from fxiaoke_k3cloud.hooks.k3cloud_auth import K3Credentials
+    from fxiaoke_k3cloud.hooks.k3cloud_transport import K3CloudClient
+
+    creds = K3Credentials(base_url="https://erp.example.com/k3cloud/", acct_id="a", username="u", auth_mode="password", password="p")
+    return K3CloudClient(creds, HttpSettings())
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "write", "error", "text"),
+    [
+        (200, "<html><body>Login</body></html>", False, TransportError, "erp.example.com"),
+        (200, "<html><body>Login</body></html>", True, OutcomeUnknownError, "not JSON"),
+        (404, "Not Found", False, TransportError, "/k3cloud/"),
+        (404, "Not Found", True, TransportError, "HTTP 404"),
+        (502, "Bad Gateway", False, TransportError, "HTTP 502"),
+        (504, "Gateway Timeout", True, OutcomeUnknownError, "Read the record back"),
+        (429, "", True, RateLimitedError, "429"),
+        (200, 'response_error:{"Message":"对象引用未设置到对象的实例。"}', False, RetryableApiError, "对象引用"),
+        (200, '[{"actionname":"showConfirm","params":[{"msg":"请求已经被拦截规则阻止!"}]}]', True, PermanentApiError, "拦截"),
+    ],
+)
+def test_wire_shapes_become_typed_errors(status, body, write, error, text):
+    with pytest.raises(error) as info:
+        _client()._decode(_response(status, body), "Save", write=write)
+    assert type(info.value) is error
+    assert text in str(info.value)
+
+
+def test_json_bodies_decode_with_a_bom():
+    assert _client()._decode(_response(200, '\ufeff[["CNY"]]'), "ExecuteBillQuery", write=False) == [["CNY"]]

@@ -201,8 +201,14 @@ def raise_for_status(status: Mapping[str, Any] | None, endpoint: str) -> None:
 
 
 def is_record_level_failure(status: Mapping[str, Any]) -> bool:
-    """True when a failed BatchSave status describes per-package errors rather than a whole-call failure."""
-    return not is_session_lost(status) and msg_code(status) in _RECORD_MSG_CODES
+    """True when a failed BatchSave status describes per-package errors rather than a whole-call failure.
+
+    Any status listing successes is per-package, whatever its MsgCode: retrying the whole batch after a partial
+    lock conflict (13) would save the packages that already landed a second time.
+    """
+    if is_session_lost(status):
+        return False
+    return msg_code(status) in _RECORD_MSG_CODES or bool(success_entities(status))
 
 
 def success_entities(status: Mapping[str, Any]) -> list[SuccessEntity]:
