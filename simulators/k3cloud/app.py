@@ -24,6 +24,9 @@ LOGIN_METHODS = {"validateuser", "validateuser2", "loginbyappsecret", "loginbyap
                  "loginbysimplepassport", "loginbysimplepassport2", "loginbymobilecard", "loginbyrsaauth", "loginbysign2",
                  "validateuserendecode", "validatedomainuserendecode"}
 JSON_TYPE = "application/json; charset=utf-8"
+# A cloud tenant's WAF answers a request whose data contains "<" with this body (HTTP 200, §6).
+WAF_BODY = [{"actionname": "showConfirm", "params": [{"msg": "请求参数存在可疑数据,当前请求已经被拦截规则"
+                                                     "[caller_in_less_Point_Bracket]阻止!", "title": "", "type": 0}]}]
 LOCK_MESSAGE = "“{user}”使用业务单据：“{form}”业务操作-“[{form}-修改]”冲突，请稍候再使用。"
 
 
@@ -89,11 +92,13 @@ def _handle(sim: Simulator, method: str, raw: bytes, request: Request) -> Respon
     if method in LOGIN_METHODS:
         body, session = sim.auth.login(method, call.params)
         return k3_response(body, session)
-    return _business(sim, method, call, request)
+    return _business(sim, method, call, request, raw.decode("utf-8", errors="replace"))
 
 
-def _business(sim: Simulator, method: str, call: Any, request: Request) -> Response:
+def _business(sim: Simulator, method: str, call: Any, request: Request, raw_text: str) -> Response:
     faults = sim.faults
+    if faults.get("waf_angle_brackets") and ("<" in raw_text or "\\u003c" in raw_text.lower()):
+        return k3_response(WAF_BODY)  # the gateway blocks before the application sees the call
     if faults.rate_limited(CANONICAL.get(method, method)):
         return k3_response(error_body(method, K3Error("接口调用频率超过限制，请稍后再试。", 14)))
     session = sim.auth.from_request(request.headers, request.cookies)

@@ -47,9 +47,14 @@ class Simulator:
         self.saver = Saver(self.store, self.config.username, on_audit=lambda doc: apply_execution(self.store, doc, +1))
         self.ops = Operations(self.store, self.config.username)
         self.pusher = Pusher(self.store, self.saver)
+        self._handlers = self._build_handlers()
 
     # --- dispatch ----------------------------------------------------------------------------------
     def handlers(self) -> dict[str, Callable[[Call], Any]]:
+        """Business services by lower-case method name."""
+        return self._handlers
+
+    def _build_handlers(self) -> dict[str, Callable[[Call], Any]]:
         return {
             "save": self.save, "draft": lambda c: self.save(c, draft=True), "batchsave": self.batch_save,
             "submit": lambda c: self.operation(c, "Submit"), "audit": lambda c: self.operation(c, "Audit"),
@@ -64,7 +69,7 @@ class Simulator:
 
     def business(self, method: str, call: Call) -> Any:
         """Run one business service; K3Error becomes the service's failure body."""
-        handler = self.handlers().get(method)
+        handler = self._handlers.get(method)
         if handler is None:
             raise LookupError(method)
         return handler(call)

@@ -59,6 +59,9 @@ class Store:
         self._next_id = 100001
         self._next_entry_id = 100001
         self._number_seq: dict[str, int] = {}
+        # form id -> lower-case number -> doc id, so reference lookups stay O(1) with thousands of documents
+        self._numbers: dict[str, dict[str, int]] = {}
+        self._number_of: dict[tuple[str, int], str] = {}
 
     # --- ids and numbers -------------------------------------------------------------------
     def new_id(self) -> int:
@@ -92,18 +95,25 @@ class Store:
     def by_number(self, form: Form, number: str) -> Doc | None:
         # SQL Server's default collation compares numbers case-insensitively.
         wanted = str(number).strip().lower()
-        if not wanted:
-            return None
-        for doc in self.table(form).values():
-            if doc.number.lower() == wanted:
-                return doc
-        return None
+        doc_id = self._numbers.get(form.form_id, {}).get(wanted) if wanted else None
+        return self.table(form).get(doc_id) if doc_id is not None else None
 
     def put(self, doc: Doc) -> None:
         self.table(doc.form)[doc.id] = doc
+        self._unindex(doc)
+        if doc.number.strip():
+            key = doc.number.strip().lower()
+            self._numbers.setdefault(doc.form.form_id, {})[key] = doc.id
+            self._number_of[(doc.form.form_id, doc.id)] = key
 
     def remove(self, doc: Doc) -> None:
         self.table(doc.form).pop(doc.id, None)
+        self._unindex(doc)
+
+    def _unindex(self, doc: Doc) -> None:
+        old = self._number_of.pop((doc.form.form_id, doc.id), None)
+        if old is not None and self._numbers.get(doc.form.form_id, {}).get(old) == doc.id:
+            del self._numbers[doc.form.form_id][old]
 
     def find_ref(self, form_id: str, lookup: str, value: Any, category: str | None = None) -> Doc | None:
         """Resolve a base-data reference ``{"<lookup>": value}``: by number, name, or internal id."""
@@ -112,15 +122,14 @@ class Store:
             return None
         key = lookup.lower()
         text = str(value).strip().lower()
+        if key in ("fnumber", "fstaffnumber"):
+            doc = self.by_number(form, text)
+            return doc if doc is not None and (not category or str(doc.data.get("FId", "")) == category) else None
         for doc in self.table(form).values():
             if category and str(doc.data.get("FId", "")) != category:
                 continue
-            if key in ("fnumber", "fstaffnumber"):
-                hit = doc.number.lower() == text
-            elif key == "fname":
-                hit = doc.name.lower() == text
-            else:  # FID, FUserID, the form's PK: internal id
-                hit = str(doc.id) == text
+            # FName by name; FID, FUserID or the form's PK by internal id
+            hit = doc.name.lower() == text if key == "fname" else str(doc.id) == text
             if hit:
                 return doc
         return None

@@ -132,3 +132,16 @@ def test_reset_drops_data_sessions_and_faults(k3: K3Http, k3cloud) -> None:
     assert save_customer(k3, "X2").json()["Result"]["ResponseStatus"]["MsgCode"] == 1
     k3.login()
     assert save_customer(k3, "X2").json()["Result"]["ResponseStatus"]["IsSuccess"] is True
+
+
+def test_waf_blocks_angle_brackets_when_enabled(k3: K3Http, k3cloud) -> None:
+    k3cloud.faults({"waf_angle_brackets": 1})
+    blocked = k3.post("Save", {"formid": "BD_Customer", "data": {"Model": customer_model("W1", FName="<b>x</b>")}}).json()
+    assert blocked[0]["actionname"] == "showConfirm" and "caller_in_less_Point_Bracket" in blocked[0]["params"][0]["msg"]
+    assert customer_numbers(k3cloud) == []
+    assert save_customer(k3, "W2").json()["Result"]["ResponseStatus"]["IsSuccess"] is True
+
+
+def test_error_status_can_be_504(k3: K3Http, k3cloud) -> None:
+    k3cloud.faults({"error_rate": 1, "error_status": 504})
+    assert k3.post("ExecuteBillQuery", {"data": QUERY}).status_code == 504
