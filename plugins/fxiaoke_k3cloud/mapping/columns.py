@@ -54,6 +54,10 @@ def show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "…"
 
 
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def _missing(values: pd.Series) -> pd.Series:
     return values.isna() | values.eq("")
 
@@ -86,7 +90,12 @@ def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, s
                 continue
             msg = message[label] if isinstance(message, pd.Series) else message
             value = raw.iat[label]
-            reason = f"{plan.source}={show(value)} {msg} ({plan.target})" + (f"; {hint}" if hint else "")
+            if _is_empty(value):
+                value = None
+                shown = plan.source
+            else:
+                shown = f"{plan.source}={show(value)}"
+            reason = f"{shown} {msg} ({plan.target})" + (f"; {hint}" if hint else "")
             out.problems[label] = FieldProblem(plan.source, plan.target, value, reason)
 
     cur = _stripped(raw) if strip_text else raw
