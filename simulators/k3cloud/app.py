@@ -74,6 +74,10 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             await asyncio.sleep(faults.get("timeout_delay_s", 30) or 30)
         return response
 
+    @app.api_route("/{path:path}", methods=["GET", "PUT", "PATCH", "DELETE"])
+    async def not_found(path: str) -> Response:
+        return PlainTextResponse("Not Found", status_code=404)
+
     return app
 
 

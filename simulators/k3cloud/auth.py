@@ -59,6 +59,8 @@ class Auth:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.sessions: dict[str, Session] = {}
+        # Signed-header callers that never replay the cookie reuse one session per identity instead of piling up.
+        self._signed: dict[tuple[str, int, str], str] = {}
 
     # --- session carriage ----------------------------------------------------------------------
     def new_session(self, username: str, lcid: int, org_number: str = "0") -> Session:
@@ -93,7 +95,13 @@ class Auth:
             return None
         lcid = int(parts[2]) if parts[2].isdigit() else cfg.lcid
         org = parts[3] if len(parts) > 3 and parts[3] not in ("", "null") else "0"
-        return self.new_session(cfg.username, lcid, org)
+        identity = (cfg.username, lcid, org)
+        reused = self.sessions.get(self._signed.get(identity, ""))
+        if reused is not None:
+            return reused
+        session = self.new_session(cfg.username, lcid, org)
+        self._signed[identity] = session.sid
+        return session
 
     def _api_signature_ok(self, headers: Mapping[str, str], path: str) -> bool:
         # Timestamps may be seconds (SDK-Py) or milliseconds (SDK-Java); no window is enforced (unknown on real servers).
@@ -134,6 +142,7 @@ class Auth:
 
     def expire_all(self) -> None:
         self.sessions.clear()
+        self._signed.clear()
 
 
 def _int(value: Any, default: int) -> int:
