@@ -66,7 +66,7 @@ class Saver:
         if not isinstance(model, dict):
             raise Rejected([K3Error("Model 必须是JSON对象。", 8, None, dindex)])
         existing = self._existing(form, model, dindex)
-        if existing is not None and not draft and seed_status is None:
+        if existing is not None and seed_status is None:
             if existing.status == "B":
                 raise Rejected([K3Error(state_error(form, existing, "单据已提交，处于审核中，不允许修改！").message, 11, None, dindex)])
             if existing.status == "C":

@@ -45,6 +45,8 @@ def test_cannot_save_over_or_delete_an_audited_document(k3: K3Http, order: str) 
     op(k3, "Audit", "SAL_SaleOrder", Ids=str(fid))
     save = k3.save("SAL_SaleOrder", {"FID": fid, "FNote": "改"})["ResponseStatus"]
     assert save["IsSuccess"] is False and "已经审核" in save["Errors"][0]["Message"] and save["MsgCode"] == 11
+    draft = k3.call("Draft", "SAL_SaleOrder", {"Model": {"FID": fid, "FNote": "改"}})["Result"]["ResponseStatus"]
+    assert draft["IsSuccess"] is False
     delete = op(k3, "Delete", "SAL_SaleOrder", Numbers=[order])
     assert delete["IsSuccess"] is False and delete["Errors"][0]["DIndex"] == 0
     again = op(k3, "Audit", "SAL_SaleOrder", Numbers=[order])
