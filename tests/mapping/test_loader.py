@@ -146,11 +146,11 @@ def test_missing_file_is_a_mapping_error(tmp_path):
     assert caught.value.file.endswith("nope.yaml")
 
 
-@pytest.mark.parametrize("name", ["customers.yaml", "sales_orders.yaml"])
+@pytest.mark.parametrize("name", ["customers.yaml", "sales_orders.yaml", "deliveries.yaml"])
 def test_shipped_mappings_load(name):
     mapping = load_mapping(MAPPINGS / name)
     assert mapping.version == 1
-    assert mapping.target.system == "k3cloud"
+    assert mapping.target.system in {"k3cloud", "fxiaoke"}
 
 
 def test_customers_template_keeps_every_key_of_the_field_package():
@@ -174,3 +174,15 @@ def test_customers_template_keeps_every_key_of_the_field_package():
 
     assert keys(mapping.template) == keys(package["data"]["Model"])
     assert "603" not in json.dumps(mapping.template)
+
+
+def test_readme_documents_every_key_and_transform():
+    from fxiaoke_k3cloud.mapping import REGISTRY, schema
+
+    readme = (MAPPINGS / "README.md").read_text(encoding="utf-8")
+    models = [obj for obj in vars(schema).values()
+              if isinstance(obj, type) and issubclass(obj, schema.Strict) and obj is not schema.Strict]
+    undocumented = sorted({f"{m.__name__}.{key}" for m in models for key in m.model_fields
+                           if m is not schema.TransformCall and f"`{key}`" not in readme})
+    assert undocumented == []
+    assert sorted(name for name in REGISTRY if f"`{name}`" not in readme) == []
