@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import MappingError
-from .hashing import column_hashes, payload_hash
 from .columns import ColumnOutcome, FieldPlan, map_column, show
-from .paths import compile_builder, format_path, parse_path, resolve, set_path
+from .hashing import column_hashes, payload_hash
+from .paths import compile_builder, parse_path, resolve, set_path
 from .result import FieldProblem, Package, Parked, Rejection, Shape, Skipped, TransformResult
 from .schema import MASTER_PREFIX, FieldMap, FlowMapping
 from .transforms import REGISTRY, TransformContext
@@ -118,7 +118,8 @@ def transform(mapping: FlowMapping, records: pd.DataFrame, *, lines: pd.DataFram
         raise MappingError(f"the records have no column {src.id_field!r}", file=m.file or None, key="source.id_field")
     frame = records.reset_index(drop=True)
     ids = _text_column(frame, src.id_field)
-    # An overlapping window can return a record twice; the later copy is the newer one.
+    # Overlapping windows/pages can return a record twice; extracts page in modified-time order, so the later
+    # copy is the newer one.
     keep = ~pd.Series(ids).duplicated(keep="last").to_numpy()
     if not keep.all():
         frame = frame[keep].reset_index(drop=True)
@@ -287,4 +288,4 @@ def _map_lines(m: FlowMapping, plan: _Plan, lines: pd.DataFrame | None, masters:
     return rows, ignored
 
 
-__all__ = ["compile_plan", "transform", "format_path"]
+__all__ = ["compile_plan", "transform"]

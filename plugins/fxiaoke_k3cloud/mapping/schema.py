@@ -15,7 +15,6 @@ from pydantic_core import PydanticCustomError
 
 from .transforms import REGISTRY, TransformArgError
 
-Scalar = str | int | float | bool | None
 MASTER_PREFIX = "master."  # in entries.fields, a source spelled master.<field> reads the master record
 OnMissing = Literal["reject", "park"]
 
