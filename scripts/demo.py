@@ -22,12 +22,11 @@ FLOWS = [
 ]
 
 
-def run_dag(dag_id: str, env: dict[str, str], log_path) -> tuple[int, float]:
+def run_dag(dag_id: str, env: dict[str, str], log_path, conf: str | None = None) -> tuple[int, float]:
     started = time.monotonic()
+    cmd = [str(VENV_BIN / "airflow"), "dags", "test", dag_id] + (["-c", conf] if conf else [])
     with open(log_path, "w") as log:
-        rc = subprocess.run(
-            [str(VENV_BIN / "airflow"), "dags", "test", dag_id], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        ).returncode
+        rc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
     return rc, time.monotonic() - started
 
 
@@ -51,7 +50,7 @@ def main() -> int:
     args = parser.parse_args()
 
     # Fresh simulators hold fresh data, so the audit store (id map, watermarks) starts fresh too.
-    for stale in ("sync_audit.db", "demo-logs"):
+    for stale in ("sync_audit.db", "sync_audit.db-wal", "sync_audit.db-shm", "demo-logs"):
         path = HOME / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     logs = HOME / "demo-logs"
@@ -71,13 +70,16 @@ def main() -> int:
         print(f"Simulators: Fxiaoke {sims.fx_url}  K3Cloud {sims.k3_url}")
         print("Preparing Airflow metadata DB (SQLite)…", flush=True)
         migrate_airflow_db(env)
-        runs = [(d, t, 1) for d, t in present]
+        # The initial load of a new installation is a full resync; the second pass over the same data
+        # shows idempotency: every record is "unchanged" and nothing is written.
+        initial = '{"full_resync": true}'
+        runs = [(d, t, 1, initial) for d, t in present]
         if present and present[0][0] == FLOWS[0][0]:
-            runs.append((FLOWS[0][0], FLOWS[0][1] + " — second run, same data: expect no writes", 2))
-        for dag_id, title, attempt in runs:
+            runs.append((FLOWS[0][0], FLOWS[0][1] + " — again, same data: expect no writes", 2, initial))
+        for dag_id, title, attempt, conf in runs:
             log_path = logs / f"{dag_id}-{attempt}.log"
-            print(f"\n▶ {title}\n  airflow dags test {dag_id}", flush=True)
-            rc, secs = run_dag(dag_id, env, log_path)
+            print(f"\n▶ {title}\n  airflow dags test {dag_id} -c '{conf}'", flush=True)
+            rc, secs = run_dag(dag_id, env, log_path, conf)
             state = "succeeded" if rc == 0 else f"FAILED (exit {rc})"
             print(f"  {state} in {secs:.1f}s — log: {log_path.relative_to(ROOT)}")
             failures += rc != 0

@@ -1,0 +1,89 @@
+"""
+### Fxiaoke customers → K3Cloud customers (`AccountObj` → `BD_Customer`)
+
+Every 15 minutes (Asia/Shanghai) this DAG takes the CRM customers changed in the run's data interval
+(widened by a look-back), maps them with `include/mappings/customers.yaml` into the complete K3Cloud
+customer package, and writes them with `BatchSave`. It is incremental and idempotent:
+
+* an id map (CRM `_id` ⇄ K3 `FCUSTID` + `FNumber`) decides create vs update; a record whose mapped payload
+  is unchanged since its last sync is skipped without an API call;
+* a write whose outcome is unknown (timeout) is read back by number before anything is retried;
+* every record's outcome lands in the audit store (`sync_audit` connection; SQLite by default).
+
+**Tasks**: `extract_customers` → `transform_customers` → `load_customers` → `report`.
+`report` fails (red) when any record was rejected or failed — after every good record was written.
+
+**Trigger with config** (all optional):
+
+| param | meaning |
+|---|---|
+| `since` / `until` | window override, ISO 8601 (no offset = Asia/Shanghai) or epoch ms |
+| `ids` | sync exactly these CRM customer ids (the watermark does not move) |
+| `full_resync` | from the beginning of time; unchanged records are still skipped |
+| `dry_run` | transform and show the packages that would be sent; write nothing |
+
+Manual runs have no data interval: they start at the stored watermark. Backfills use their intervals.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+FLOW = "customers"
+
+
+@dag(
+    dag_id="fxiaoke_customers_to_k3cloud",
+    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="Asia/Shanghai"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": timedelta(minutes=30),
+    },
+    params={
+        "since": Param(None, type=["null", "string"], description="Window start (ISO 8601 or epoch ms)"),
+        "until": Param(None, type=["null", "string"], description="Window end (ISO 8601 or epoch ms)"),
+        "ids": Param([], type="array", items={"type": "string"}, description="Only these CRM customer ids"),
+        "full_resync": Param(False, type="boolean", description="Re-read every CRM customer"),
+        "dry_run": Param(False, type="boolean", description="Show the packages; write nothing"),
+    },
+    tags=["fxiaoke", "k3cloud", "customers", "sync"],
+    doc_md=__doc__,
+)
+def fxiaoke_customers_to_k3cloud():
+    @task(pool="fxiaoke_api")
+    def extract_customers(**context) -> dict:
+        from fxiaoke_k3cloud.flows import steps
+
+        return steps.extract(FLOW, context)
+
+    @task
+    def transform_customers(extracted: dict, **context) -> dict:
+        from fxiaoke_k3cloud.flows import steps
+
+        return steps.transform(FLOW, extracted, context)
+
+    @task(pool="k3cloud_api")
+    def load_customers(transformed: dict, **context) -> dict:
+        from fxiaoke_k3cloud.flows import steps
+
+        return steps.load(FLOW, transformed, context)
+
+    @task(retries=0, trigger_rule="all_done")
+    def report(**context) -> dict:
+        from fxiaoke_k3cloud.flows import steps
+
+        return steps.report(FLOW, context)
+
+    load_customers(transform_customers(extract_customers())) >> report()
+
+
+fxiaoke_customers_to_k3cloud()

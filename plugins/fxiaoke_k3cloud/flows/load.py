@@ -1,0 +1,299 @@
+"""Load: idempotent batched writes to K3Cloud, every outcome audited.
+
+For each staged package (one CRM record mapped to a K3Cloud model):
+
+* the id map decides create vs update; an unchanged payload hash means no API call at all;
+* creates go out in ``BatchSave`` chunks with the full package; updates send the pk and only the mapped
+  fields (``NeedUpDateFields``), after un-auditing the documents when the form requires it;
+* a duplicate-number answer links the existing K3Cloud document (found by number) and updates it;
+* a chunk whose outcome is unknown (timeout) is read back by number: what landed is linked, the rest is
+  sent once more; whatever is still unknown is marked failed and retried by the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError
+from fxiaoke_k3cloud.flows.specs import FlowSpec
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_MARKERS = ("已经被使用", "already been used", "唯一")
+
+
+@dataclass
+class Package:
+    source_id: str
+    number: str
+    model: dict[str, Any]
+    update_model: dict[str, Any]
+    update_fields: list[str]
+    payload_hash: str
+    source_name: str | None = None
+    modified_ms: int | None = None
+
+    @classmethod
+    def from_stage(cls, row: dict[str, Any]) -> "Package":
+        return cls(**{k: row.get(k) for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Target:
+    """Where a package is going: a new document, or an existing one (id + number)."""
+
+    id: str | None = None
+    number: str | None = None
+
+
+@dataclass
+class LoadResult:
+    outcomes: list[Any] = field(default_factory=list)  # audit RecordOutcome rows
+    id_map: list[Any] = field(default_factory=list)  # audit IdMapEntry rows
+    counts: Counter = field(default_factory=Counter)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def is_duplicate_number(row: Any, number_key: str) -> bool:
+    return any(
+        (err.field_name or "").lower() in (number_key.lower(), "fbillno", "fnumber")
+        and any(m in err.message for m in DUPLICATE_MARKERS)
+        for err in row.errors
+    )
+
+
+class Loader:
+    """Writes one run's packages for one flow. Collects outcomes; the caller persists them."""
+
+    def __init__(self, spec: FlowSpec, hook: Any, store: Any, run_pk: int, options: dict[str, Any], *,
+                 pk_key: str, number_key: str, unaudit_before_update: bool) -> None:
+        self.spec = spec
+        self.hook = hook
+        self.store = store
+        self.run_pk = run_pk
+        self.options = options
+        self.pk_key = pk_key
+        self.number_key = number_key
+        self.unaudit_before_update = unaudit_before_update
+        self.result = LoadResult()
+
+    # ---- bookkeeping ------------------------------------------------------------------------------
+    def _outcome(self, pkg: Package, outcome: str, *, target: Target | None = None, reason: str | None = None,
+                 attempt: int = 1, error: BaseException | str | None = None, request: Any = None,
+                 response: Any = None) -> None:
+        from fxiaoke_k3cloud.audit import RecordOutcome
+
+        self.result.counts[outcome] += 1
+        self.result.outcomes.append(RecordOutcome(
+            flow=self.spec.name, entity=self.spec.entity, source_id=pkg.source_id, source_name=pkg.source_name,
+            outcome=outcome, reason=reason, target_id=target.id if target else None,
+            target_number=target.number if target else pkg.number, payload_hash=pkg.payload_hash,
+            attempt=attempt, error_class=error, request=request, response=response,
+        ))
+
+    def _link(self, pkg: Package, target: Target, *, synced: bool) -> None:
+        from fxiaoke_k3cloud.audit import IdMapEntry
+
+        self.result.id_map.append(IdMapEntry(
+            source_id=pkg.source_id, target_id=target.id, target_number=target.number,
+            payload_hash=pkg.payload_hash if synced else None, source_modified_ms=pkg.modified_ms, run=self.run_pk,
+        ))
+
+    # ---- reading back -------------------------------------------------------------------------------
+    def find_by_numbers(self, numbers: Sequence[str]) -> dict[str, Target]:
+        """K3Cloud documents with these numbers (used after duplicates and unknown outcomes)."""
+        from fxiaoke_k3cloud.hooks.k3cloud_filter import F
+
+        found: dict[str, Target] = {}
+        for chunk in chunks(list(numbers), 200):
+            flt = F(self.number_key).isin(list(chunk))
+            for page in self.hook.execute_bill_query(self.spec.target_form, [self.pk_key, self.number_key], filter=flt):
+                for row in page:
+                    found[str(row[self.number_key])] = Target(str(row[self.pk_key]), str(row[self.number_key]))
+        return found
+
+    # ---- writing --------------------------------------------------------------------------------------
+    def run(self, packages: list[Package]) -> LoadResult:
+        known = self.store.get_id_map(self.spec.entity, [p.source_id for p in packages])
+        creates: list[Package] = []
+        updates: list[tuple[Package, Target]] = []
+        for pkg in packages:
+            entry = known.get(pkg.source_id)
+            if entry is None:
+                creates.append(pkg)
+            elif entry.payload_hash == pkg.payload_hash:
+                self._outcome(pkg, "unchanged", target=Target(entry.target_id, entry.target_number),
+                              reason="mapped payload unchanged since the last sync")
+            else:
+                updates.append((pkg, Target(entry.target_id, entry.target_number)))
+        for chunk in chunks(creates, self.spec.batch_size):
+            updates.extend(self._create_chunk(list(chunk)))
+        for chunk in chunks(updates, self.spec.batch_size):
+            self._update_chunk(list(chunk))
+        return self.result
+
+    def _create_chunk(self, chunk: list[Package], attempt: int = 1) -> list[tuple[Package, Target]]:
+        """Create a chunk; returns the packages that turned out to exist already (to be updated)."""
+        models = [p.model for p in chunk]
+        try:
+            rows = self.hook.batch_save(self.spec.target_form, models, **self.options)
+        except OutcomeUnknownError as exc:
+            return self._resolve_unknown_creates(chunk, exc, attempt)
+        except (ApiError, TransportError) as exc:
+            for pkg in chunk:
+                self._outcome(pkg, "failed", reason=f"BatchSave failed: {exc}", attempt=attempt, error=exc,
+                              request=pkg.model)
+            return []
+        existing: list[tuple[Package, Target]] = []
+        duplicates: list[Package] = []
+        for pkg, row in zip(chunk, rows):
+            if row.ok:
+                target = Target(str(row.id), row.number or pkg.number)
+                self._outcome(pkg, "created", target=target, attempt=attempt)
+                self._link(pkg, target, synced=True)
+            elif is_duplicate_number(row, self.number_key):
+                duplicates.append(pkg)
+            else:
+                self._fail_row(pkg, row, attempt, request=pkg.model)
+        if duplicates:
+            found = self.find_by_numbers([p.number for p in duplicates])
+            for pkg in duplicates:
+                target = found.get(pkg.number)
+                if target is None:
+                    self._outcome(pkg, "failed", attempt=attempt, error="DuplicateNumber",
+                                  reason=f"K3Cloud says number {pkg.number} is taken but no {self.spec.target_form} "
+                                         "with it is visible to this user (another org?)")
+                else:
+                    log.info("%s %s: number %s exists in K3Cloud (id %s): linking and updating",
+                             self.spec.entity, pkg.source_id, pkg.number, target.id)
+                    existing.append((pkg, target))
+        return existing
+
+    def _resolve_unknown_creates(self, chunk: list[Package], exc: OutcomeUnknownError,
+                                 attempt: int) -> list[tuple[Package, Target]]:
+        log.warning("%s: BatchSave of %s records timed out (%s); reading back by number before any retry",
+                    self.spec.name, len(chunk), exc)
+        found = self.find_by_numbers([p.number for p in chunk])
+        landed = [p for p in chunk if p.number in found]
+        for pkg in landed:
+            target = found[pkg.number]
+            self._outcome(pkg, "created", target=target, attempt=attempt,
+                          reason="write timed out; found in K3Cloud by number on read-back")
+            self._link(pkg, target, synced=True)
+        rest = [p for p in chunk if p.number not in found]
+        if not rest:
+            return []
+        if attempt >= 2:
+            for pkg in rest:
+                self._outcome(pkg, "failed", attempt=attempt, error=exc,
+                              reason="outcome unknown twice (timeouts); retried by the next run")
+            return []
+        return self._create_chunk(rest, attempt + 1)
+
+    def _update_chunk(self, chunk: list[tuple[Package, Target]], attempt: int = 1) -> None:
+        if self.unaudit_before_update:
+            self._unaudit([t.number for _, t in chunk if t.number])
+        models = [{self.pk_key: _as_pk(t.id), **p.update_model} for p, t in chunk]
+        fields = sorted({f for p, _ in chunk for f in p.update_fields})
+        options = {**self.options, "NeedUpDateFields": fields}
+        try:
+            rows = self.hook.batch_save(self.spec.target_form, models, **options)
+        except OutcomeUnknownError as exc:
+            if attempt < 2:  # an update carries the full mapped state: replaying it is idempotent
+                log.warning("%s: update chunk timed out (%s); sending it once more", self.spec.name, exc)
+                return self._update_chunk(chunk, attempt + 1)
+            for pkg, target in chunk:
+                self._outcome(pkg, "failed", target=target, attempt=attempt, error=exc,
+                              reason="update outcome unknown twice (timeouts); retried by the next run")
+            return None
+        except (ApiError, TransportError) as exc:
+            for pkg, target in chunk:
+                self._outcome(pkg, "failed", target=target, reason=f"BatchSave (update) failed: {exc}",
+                              attempt=attempt, error=exc)
+            return None
+        failed_numbers = []
+        for (pkg, target), row, model in zip(chunk, rows, models):
+            if row.ok:
+                self._outcome(pkg, "updated", target=target, attempt=attempt)
+                self._link(pkg, target, synced=True)
+            else:
+                self._fail_row(pkg, row, attempt, target=target, request=model)
+                failed_numbers.append(target.number)
+        if self.unaudit_before_update and failed_numbers:
+            self._reaudit([n for n in failed_numbers if n])
+        return None
+
+    def _unaudit(self, numbers: list[str]) -> None:
+        try:
+            self.hook.unaudit(self.spec.target_form, numbers=numbers)
+        except SyncError as exc:  # documents not audited (e.g. drafts) refuse; the save decides
+            log.info("%s: UnAudit before update answered: %s", self.spec.name, exc)
+
+    def _reaudit(self, numbers: list[str]) -> None:
+        """Put documents whose update failed back to audited, so orders can still reference them."""
+        for op in ("submit", "audit"):
+            try:
+                getattr(self.hook, op)(self.spec.target_form, numbers=numbers)
+            except SyncError as exc:
+                log.warning("%s: re-%s after a failed update answered: %s", self.spec.name, op, exc)
+
+    def _fail_row(self, pkg: Package, row: Any, attempt: int, *, target: Target | None = None,
+                  request: Any = None) -> None:
+        reason = "; ".join(
+            f"{e.field_name}: {e.message}" if e.field_name else e.message for e in row.errors
+        ) or f"K3Cloud refused the record (MsgCode {row.msg_code})"
+        self._outcome(pkg, "failed", target=target, attempt=attempt, error=f"K3CloudMsgCode{row.msg_code}",
+                      reason=f"{self.spec.target_form} {pkg.number}: {reason}", request=request,
+                      response={"errors": [e._asdict() for e in row.errors], "msg_code": row.msg_code})
+
+
+def _as_pk(value: str | None) -> int | str:
+    try:
+        return int(value)  # K3Cloud ids are ints on the wire
+    except (TypeError, ValueError):
+        return value or 0
+
+
+def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool = False) -> dict[str, int]:
+    """Load the run's staged packages; persist outcomes and the id map; return counts by outcome."""
+    import json
+
+    from fxiaoke_k3cloud.audit import RecordOutcome, redact
+    from fxiaoke_k3cloud.flows.stage import Stage
+    from fxiaoke_k3cloud.mapping import load_mapping
+
+    mapping = load_mapping(spec.mapping_path)
+    options = mapping.save_options.as_dict() if hasattr(mapping.save_options, "as_dict") else dict(mapping.save_options)
+    packages = [Package.from_stage(row) for row in Stage(store).get(run_pk, "package")]
+    if dry_run:
+        known = store.get_id_map(spec.entity, [p.source_id for p in packages])
+        rows = []
+        for pkg in packages:
+            entry = known.get(pkg.source_id)
+            action = ("unchanged" if entry and entry.payload_hash == pkg.payload_hash
+                      else "update" if entry else "create")
+            body = pkg.model if action == "create" else {mapping.target.pk: entry.target_id, **pkg.update_model}
+            log.info("dry run: would %s %s %s: %s", action, spec.target_form, pkg.number,
+                     json.dumps(redact(body), ensure_ascii=False))
+            rows.append(RecordOutcome(flow=spec.name, entity=spec.entity, source_id=pkg.source_id,
+                                      source_name=pkg.source_name, outcome="skipped", target_number=pkg.number,
+                                      payload_hash=pkg.payload_hash, reason=f"dry run: would {action}", request=body))
+        store.record_outcomes(run_pk, rows)
+        return {"skipped": len(rows)}
+    loader = Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk, number_key=mapping.target.number,
+                    unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")))
+    result = loader.run(packages)
+    # Id map first: if recording outcomes failed after it, a re-run would find the records and skip them
+    # as unchanged; the other way round it would create duplicates.
+    if result.id_map:
+        store.upsert_id_map(spec.entity, result.id_map)
+    store.record_outcomes(run_pk, result.outcomes)
+    log.info("%s: %s", spec.name, dict(result.counts))
+    return dict(result.counts)

@@ -1,0 +1,30 @@
+"""Audit-store queries the flows need beyond the store's own API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from fxiaoke_k3cloud.audit.schema import sync_record
+
+RETRY_LIMIT = 1000  # earlier failures re-read per run at most (the rest wait for the next run)
+
+
+def failed_source_ids(store: Any, flow: str, entity: str, limit: int = RETRY_LIMIT) -> list[str]:
+    """Source ids whose most recent outcome in this flow is ``failed`` (worth retrying: the cause may have cleared)."""
+    latest = (
+        sa.select(sync_record.c.source_id, sa.func.max(sync_record.c.id).label("last_id"))
+        .where(sync_record.c.flow == flow, sync_record.c.entity == entity)
+        .group_by(sync_record.c.source_id)
+        .subquery()
+    )
+    query = (
+        sa.select(sync_record.c.source_id)
+        .join(latest, sync_record.c.id == latest.c.last_id)
+        .where(sync_record.c.outcome == "failed")
+        .order_by(sync_record.c.id)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return [row[0] for row in conn.execute(query)]

@@ -1,0 +1,165 @@
+"""The four tasks of a CRM → ERP flow (extract, transform, load, report), as called from the DAG files.
+
+Each step opens the audit store, does its work and returns a small dict for XCom (ids, counts, window):
+data moves between tasks through the audit store's staging table, never through XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
+from fxiaoke_k3cloud.flows.window import Window, resolve_window
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("created", "updated", "unchanged", "rejected", "failed", "parked", "skipped")
+
+
+def open_store():
+    from fxiaoke_k3cloud.audit import AuditStore
+
+    store = AuditStore.from_airflow()
+    store.migrate()
+    return store
+
+
+def _run_meta(context: Mapping[str, Any]) -> tuple[str, str, datetime]:
+    dag_run = context.get("dag_run")
+    run_id = getattr(dag_run, "run_id", None) or context.get("run_id") or "manual"
+    run_type = str(getattr(dag_run, "run_type", "") or "manual")
+    run_after = getattr(dag_run, "run_after", None) or datetime.now(timezone.utc)
+    return run_id, run_type, run_after
+
+
+def _params(context: Mapping[str, Any]) -> dict[str, Any]:
+    params = dict(context.get("params") or {})
+    ids = params.get("ids") or []
+    if isinstance(ids, str):
+        ids = [i.strip() for i in ids.split(",") if i.strip()]
+    params["ids"] = [str(i) for i in ids]
+    return params
+
+
+# --------------------------------------------------------------------------------------------------
+# extract
+# --------------------------------------------------------------------------------------------------
+def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Read the window's changed CRM records (plus earlier failures to retry) into the staging table."""
+    from fxiaoke_k3cloud.flows.extract import extract_records
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+
+    spec = flow_spec(flow)
+    params = _params(context)
+    run_id, run_type, run_after = _run_meta(context)
+    store = open_store()
+    window = resolve_window(
+        params=params,
+        data_interval_start=context.get("data_interval_start"),
+        data_interval_end=context.get("data_interval_end"),
+        run_after=run_after,
+        watermark_ms=store.get_watermark(spec.name),
+        lookback=spec.lookback,
+    )
+    run_pk = store.start_run(spec.name, run_id, run_type, window.start, window.end)
+    log.info("%s run %s: window %s → %s (%s)", spec.name, run_pk, window.start, window.end, window.source)
+    hook = FxiaokeHook()
+    records, retried = extract_records(spec, hook, store, window, ids=params["ids"])
+    from fxiaoke_k3cloud.flows.stage import Stage
+
+    Stage(store).put(run_pk, "raw", records)
+    log.info("%s: extracted %s records (%s earlier failures retried), %s Fxiaoke calls",
+             spec.name, len(records), retried, hook.calls.total if hasattr(hook.calls, "total") else hook.calls)
+    return {
+        "run_pk": run_pk,
+        "window": window.as_xcom(),
+        "extracted": len(records),
+        "retried": retried,
+        "move_watermark": not params["ids"] and not params.get("dry_run"),
+        "dry_run": bool(params.get("dry_run")),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# transform
+# --------------------------------------------------------------------------------------------------
+def transform(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Map staged CRM records into K3Cloud packages; reject invalid records with a reason (they are audited)."""
+    from fxiaoke_k3cloud.flows.transform import transform_staged
+
+    spec = flow_spec(flow)
+    store = open_store()
+    counts = transform_staged(spec, store, extracted["run_pk"])
+    return {**extracted, **counts}
+
+
+# --------------------------------------------------------------------------------------------------
+# load
+# --------------------------------------------------------------------------------------------------
+def load(flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the packages to K3Cloud idempotently, audit every outcome, then move the watermark."""
+    from fxiaoke_k3cloud.flows.load import load_staged
+    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+    spec = flow_spec(flow)
+    store = open_store()
+    run_id, _, _ = _run_meta(context)
+    run_pk = transformed["run_pk"]
+    counts = load_staged(spec, store, K3CloudHook(), run_pk, dry_run=transformed.get("dry_run", False))
+    if transformed.get("move_watermark"):
+        window = Window.from_xcom(transformed["window"])
+        store.set_watermark(spec.name, window.end_ms, run_id)
+        log.info("%s: watermark moved to %s", spec.name, window.end)
+    return {**transformed, **counts}
+
+
+# --------------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------------
+def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Summarise the run from the audit store; fail (red) when any record was rejected or failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    spec = flow_spec(flow)
+    ti = context["ti"]
+    extracted = ti.xcom_pull(task_ids=f"extract_{spec.name}")
+    if not extracted:
+        raise AirflowFailException(f"{spec.name}: extract did not finish; nothing was synced (see its log)")
+    loaded = ti.xcom_pull(task_ids=f"load_{spec.name}")
+    store = open_store()
+    run_pk = extracted["run_pk"]
+    summary = store.run_summary(run_pk)
+    counts = {k: int(v) for k, v in summary["records"].items()}
+    counts["extracted"] = int(extracted.get("extracted", 0))
+    problems = counts.get("rejected", 0) + counts.get("failed", 0)
+    if loaded is None:
+        status, message = "failed", "load did not finish; records not written are retried by the next run"
+    elif problems:
+        status, message = "partial", f"{problems} record(s) rejected or failed"
+    else:
+        status, message = "success", None
+    from fxiaoke_k3cloud.audit import RUN_COUNT_COLUMNS
+    from fxiaoke_k3cloud.flows.stage import Stage
+
+    store.finish_run(run_pk, status, {k: counts.get(k, 0) for k in RUN_COUNT_COLUMNS}, message)
+    Stage(store).clear(run_pk)
+    _log_summary(spec, extracted, counts, summary.get("top_reasons") or [])
+    if status != "success":
+        raise AirflowFailException(
+            f"{spec.name}: {message}. Every good record was written; see the table above and the audit store "
+            f"(sync_record where run = {run_pk})."
+        )
+    return counts
+
+
+def _log_summary(spec: FlowSpec, extracted: Mapping[str, Any], counts: Mapping[str, int], reasons: list) -> None:
+    window = extracted.get("window", {})
+    lines = [f"{spec.name} run {extracted['run_pk']}: window {window.get('start')} → {window.get('end')} ({window.get('source')})"]
+    lines.append("  " + "  ".join(f"{k:>9}" for k in ("extracted", *OUTCOMES)))
+    lines.append("  " + "  ".join(f"{counts.get(k, 0):>9}" for k in ("extracted", *OUTCOMES)))
+    for item in reasons:
+        lines.append(f"  {item['count']:>5} × {item['outcome']}: {item['reason']}")
+    log.info("\n".join(lines))
+
