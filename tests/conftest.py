@@ -22,26 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import pytest  # noqa: E402
 
-from simproc import SimulatorProcess  # noqa: E402
-
-# Development defaults of the simulators (simulators/README.md); not secrets.
-FX = {
-    "app_id": "FSAID_131b579",
-    "app_secret": "sim-app-secret-0123456789abcdef",
-    "permanent_code": "SIMPERMANENTCODE0123456789ABCDEF",
-    "corp_id": "FSCID_00000000000000000000000000C0FFEE",
-    "open_user_id": "FSUID_0000000000000000000000000000A001",
-    "mobile": "13800000000",
-}
-K3 = {
-    "acct_id": "65a1b2c3d4e5f6",
-    "username": "apiuser",
-    "password": "sim-k3-password",
-    "app_id": "123456_AQIGAFMFDg9aBlNRV1dSXlMCCldUAVML",
-    "app_secret": "00112233445566778899aabbccddeeff",
-    "lcid": 2052,
-}
-
+from simproc import FX, K3, SimulatorProcess, fxiaoke_conn, k3cloud_conn  # noqa: E402,F401
 
 @pytest.fixture(scope="session")
 def k3cloud_sim():
@@ -73,36 +54,3 @@ def fxiaoke(fxiaoke_sim, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_FXIAOKE_DEFAULT", fxiaoke_conn(fxiaoke_sim))
     yield fxiaoke_sim
     fxiaoke_sim.faults({})
-
-
-def k3cloud_conn(sim: SimulatorProcess, auth_mode: str = "password", **extra) -> str:
-    return json.dumps(
-        {
-            "conn_type": "k3cloud",
-            "host": f"{sim.base_url}/k3cloud/",
-            "login": K3["username"],
-            "password": K3["password"],
-            "extra": {
-                "acct_id": K3["acct_id"],
-                "auth_mode": auth_mode,
-                "app_id": K3["app_id"],
-                "app_secret": K3["app_secret"],
-                "lcid": K3["lcid"],
-                "org_number": "100",
-                "timeout": 10,
-                **extra,
-            },
-        }
-    )
-
-
-def fxiaoke_conn(sim: SimulatorProcess, **extra) -> str:
-    return json.dumps(
-        {
-            "conn_type": "fxiaoke",
-            "host": sim.base_url,
-            "login": FX["app_id"],
-            "password": FX["app_secret"],
-            "extra": {"permanent_code": FX["permanent_code"], "open_user_id": FX["open_user_id"], "timeout": 10, **extra},
-        }
-    )

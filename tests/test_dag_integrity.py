@@ -16,7 +16,7 @@ DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if not p.name.startsw
 # or non-code file access during a DAG file's import is reported (the dag-processor re-parses every 5 min).
 _IO_PROBE = r"""
 import importlib.util, json, sys
-import airflow.sdk  # Airflow's own start-up reads are not the DAG's
+import airflow.sdk, croniter  # library start-up (croniter runs `file` once) is not the DAG file's doing
 events = []
 ROOT = sys.argv[1]
 def hook(event, args):

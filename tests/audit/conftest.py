@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from audit_helpers import FakeClock
+from .audit_helpers import FakeClock
 from fxiaoke_k3cloud.audit import AuditStore
 
 PG_ADMIN_URL = os.environ.get(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from audit_helpers import T0, FakeClock
+from .audit_helpers import T0, FakeClock
 from fxiaoke_k3cloud.audit import AuditStore, RecordOutcome
 from fxiaoke_k3cloud.errors import BusinessRuleError
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from fxiaoke_k3cloud.audit import AuditStore, IdMapConflictError, IdMapEntry
 
-from audit_helpers import T0, FakeClock
+from .audit_helpers import T0, FakeClock
 
 
 def _count(store: AuditStore, table: str) -> int:

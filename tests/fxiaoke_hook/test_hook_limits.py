@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import fxiaoke_conn
+from simproc import fxiaoke_conn
 from fxiaoke_hook.helpers import GET, TOKEN, advance_clock, calls, seed_accounts
 
 from fxiaoke_k3cloud.errors import (

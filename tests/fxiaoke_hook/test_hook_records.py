@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FX
+from simproc import FX
 from fxiaoke_hook.helpers import calls, messages
 
 from fxiaoke_k3cloud.errors import BusinessRuleError, ConfigError

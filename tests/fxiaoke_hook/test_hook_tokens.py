@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import requests
-from conftest import FX, fxiaoke_conn
+from simproc import FX, fxiaoke_conn
 from simproc import free_port
 from fxiaoke_hook.helpers import GET, QUERY, TOKEN, advance_clock, calls, seed_accounts
 

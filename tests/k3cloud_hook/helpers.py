@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import k3cloud_conn
+from simproc import k3cloud_conn
 
 from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 

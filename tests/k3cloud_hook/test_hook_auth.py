@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import k3cloud_conn
+from simproc import k3cloud_conn
 
 from fxiaoke_k3cloud.errors import AuthenticationError, SessionExpiredError
 from fxiaoke_k3cloud.hooks.k3cloud_filter import F

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import K3
+from simproc import K3
 
 from fxiaoke_k3cloud.hooks.k3cloud_filter import F
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from crm_records import account, accounts
+from .crm_records import account, accounts
 
 from fxiaoke_k3cloud.mapping import parse_mapping, transform
 from fxiaoke_k3cloud.mapping.hashing import canonical_json, column_hashes, payload_hash

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from crm_records import line, order
+from .crm_records import line, order
 
 from fxiaoke_k3cloud.errors import MappingError
 from fxiaoke_k3cloud.mapping import transform

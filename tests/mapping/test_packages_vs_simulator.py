@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from crm_records import account, line, order
+from .crm_records import account, line, order
 
 from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 from fxiaoke_k3cloud.mapping import transform

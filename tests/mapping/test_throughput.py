@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from crm_records import accounts
+from .crm_records import accounts
 
 from fxiaoke_k3cloud.mapping import transform
 
