@@ -11,6 +11,7 @@ help:
 	@echo "make demo   - run every flow end to end against the simulators (SQLite), print what moved"
 	@echo "make test   - run the test suite"
 	@echo "make airflow - a local Airflow UI on http://127.0.0.1:8080 with the simulators running"
+	@echo "make bench  - benchmark the flows against their API-call bound and the per-record baseline"
 
 install: $(STAMP)
 
@@ -30,6 +31,9 @@ test: $(STAMP)
 
 airflow: $(STAMP)
 	$(PY) scripts/local_airflow.py
+
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 constraints: $(STAMP)
 	{ head -3 constraints-3.11.txt; $(VENV)/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints-3.11.txt.new

@@ -49,6 +49,24 @@ FLOWS: dict[str, FlowSpec] = {
         mapping_file="customers.yaml",
         target_form="BD_Customer",
     ),
+    "orders": FlowSpec(
+        name="orders",
+        dag_id="fxiaoke_orders_to_k3cloud",
+        entity="order",
+        source_object="SalesOrderObj",
+        mapping_file="sales_orders.yaml",
+        target_form="SAL_SaleOrder",
+    ),
+    # K3Cloud → Fxiaoke: the source is K3Cloud (modified field FApproveDate, UTC+8 local), the target the CRM.
+    "deliveries": FlowSpec(
+        name="deliveries",
+        dag_id="k3cloud_deliveries_to_fxiaoke",
+        entity="delivery",
+        source_object="SAL_DELIVERYNOTICE",
+        mapping_file="deliveries.yaml",
+        target_form="DeliveryNoteObj",
+        modified_field="FApproveDate",
+    ),
 }
 
 
