@@ -1,0 +1,171 @@
+"""Command line for people without the Airflow UI: what the flows did, and one record's whole history.
+
+::
+
+    python -m fxiaoke_k3cloud report [--flow customers|orders|deliveries | --all-flows]
+                                     [--since ISO] [--last N] [--format table|json]
+    python -m fxiaoke_k3cloud history <CRM id or K3 number> [--format table|json]
+
+Reads only the audit store (``$SYNC_AUDIT_URL``, the ``sync_audit`` Airflow connection, or SQLite under
+``$AIRFLOW_HOME``). Exit codes: 0 done (also when there is nothing to show), 1 the store cannot be
+read, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, TextIO
+
+from fxiaoke_k3cloud.flows.specs import FLOWS
+
+EXIT_OK = 0
+EXIT_STORE = 1
+EXIT_USAGE = 2
+#: ``--since`` without an offset is China time, like the DAGs' ``since``/``until`` params.
+NAIVE_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+class UsageError(Exception):
+    """Bad arguments; printed with the usage line and exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints and exits on its own; raise instead so main() keeps control of output and code.
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{self.format_usage().strip()}\n{self.prog}: error: {message}")
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO 8601 date or date-time; without an offset it is Asia/Shanghai time."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date/time (e.g. 2026-01-05 or 2026-01-05T08:00+08:00)"
+        ) from None
+    return value.replace(tzinfo=NAIVE_TZ) if value.tzinfo is None else value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m fxiaoke_k3cloud", description="Sync audit reports (read-only).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{report,history}")
+
+    report = sub.add_parser("report", help="runs per flow: window, status, counts, top reasons")
+    which = report.add_mutually_exclusive_group()
+    which.add_argument("--flow", choices=sorted(FLOWS), help="one flow")
+    which.add_argument("--all-flows", action="store_true", help="every flow in the store (the default)")
+    report.add_argument("--since", type=parse_since, help="runs started at/after (ISO; no offset = +08:00)")
+    report.add_argument("--last", type=_positive, default=10, help="latest N runs per flow (default 10)")
+    report.add_argument("--format", choices=("table", "json"), default="table")
+
+    history = sub.add_parser("history", help="everything that happened to one record")
+    history.add_argument("key", help="CRM _id or K3Cloud number (FNumber / bill no)")
+    history.add_argument("--limit", type=_positive, default=200, help="at most N rows (default 200)")
+    history.add_argument("--format", choices=("table", "json"), default="table")
+    return parser
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _open_store() -> Any:
+    from fxiaoke_k3cloud.audit import AuditStore
+
+    return AuditStore.from_airflow()
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from fxiaoke_k3cloud.monitor import queries, text
+
+    store = _open_store()
+    try:
+        if queries.store_missing(store):
+            print(f"The audit store at {store.url} has no sync runs yet (no flow has run against it).", file=err)
+            _empty(args, out)
+            return EXIT_OK
+        flows = [args.flow] if args.flow else queries.flows_in_store(store)
+        runs = queries.list_runs(store, flows, since=args.since, last=args.last)
+    finally:
+        store.dispose()
+    if args.format == "json":
+        print(json.dumps([r.as_json() for r in runs], ensure_ascii=False, indent=2, default=_json_default), file=out)
+        return EXIT_OK
+    if not runs:
+        scope = f"flow {args.flow}" if args.flow else "any flow"
+        since = f" since {args.since.isoformat()}" if args.since else ""
+        print(f"No runs of {scope}{since} in the audit store at {store.url}.", file=out)
+        return EXIT_OK
+    print(text.runs_table(runs), file=out)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from fxiaoke_k3cloud.monitor import queries, text
+
+    store = _open_store()
+    try:
+        if queries.store_missing(store):
+            print(f"The audit store at {store.url} has no sync runs yet (no flow has run against it).", file=err)
+            _empty(args, out)
+            return EXIT_OK
+        rows = queries.record_history(store, args.key, limit=args.limit)
+    finally:
+        store.dispose()
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=_json_default), file=out)
+        return EXIT_OK
+    if not rows:
+        print(f"Nothing recorded for {args.key!r} (neither a CRM id nor a K3Cloud number in the audit store).", file=out)
+        return EXIT_OK
+    print(f"History of {args.key} ({len(rows)} outcome(s), newest first):", file=out)
+    print(text.history_table(rows), file=out)
+    return EXIT_OK
+
+
+def _empty(args: argparse.Namespace, out: TextIO) -> None:
+    # JSON consumers always get a document, even an empty one.
+    if args.format == "json":
+        print("[]", file=out)
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 1 store unreadable, 2 usage)."""
+    from fxiaoke_k3cloud.errors import ConfigError
+    from fxiaoke_k3cloud.monitor.queries import StoreUnavailable
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as exc:
+        print(exc, file=err)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    # The store logs which database it opened; keep stdout for the report, warnings for stderr.
+    logging.basicConfig(level=logging.WARNING, stream=err, format="%(levelname)s %(message)s")
+    command = cmd_report if args.command == "report" else cmd_history
+    try:
+        return command(args, out, err)
+    except (StoreUnavailable, ConfigError) as exc:
+        print(f"error: {exc}", file=err)
+        print("Check $SYNC_AUDIT_URL or the Airflow connection 'sync_audit'.", file=err)
+        return EXIT_STORE
