@@ -1,0 +1,79 @@
+"""Runs over time as an inline SVG line chart, drawn on the server (no JavaScript, no CDN)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from fxiaoke_k3cloud.monitor.queries import RunView
+from fxiaoke_k3cloud.monitor.text import fmt_time, fmt_window
+
+#: The series the page plots, with colours that stay apart for colour-blind readers (Okabe–Ito).
+SERIES: tuple[tuple[str, str], ...] = (
+    ("created", "#009E73"),
+    ("updated", "#0072B2"),
+    ("rejected", "#E69F00"),
+    ("failed", "#D55E00"),
+    ("parked", "#CC79A7"),
+)
+WIDTH, HEIGHT = 760, 220
+LEFT, RIGHT, TOP, BOTTOM = 44, 12, 14, 40
+
+
+def _nice_max(value: int) -> int:
+    """Round the top of the y axis up to 1, 2 or 5 × 10^k so the ticks are readable numbers."""
+    if value <= 4:
+        return 4
+    magnitude = 10 ** (len(str(value)) - 1)
+    for step in (1, 2, 5, 10):
+        if value <= step * magnitude:
+            return step * magnitude
+    return 10 * magnitude
+
+
+def runs_chart(runs: Sequence[RunView], *, title: str) -> str:
+    """SVG of the runs' counters, oldest run on the left. ``runs`` may come newest first."""
+    ordered = sorted(runs, key=lambda r: (r.started_at, r.pk))
+    if not ordered:
+        return '<p class="muted">No runs to chart yet.</p>'
+    top = _nice_max(max(max(r.counts.get(name, 0) for name, _ in SERIES) for r in ordered))
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    step = plot_w / max(len(ordered) - 1, 1)
+
+    def x(i: int) -> float:
+        return LEFT + (i * step if len(ordered) > 1 else plot_w / 2)
+
+    def y(v: int) -> float:
+        return TOP + plot_h - (v / top) * plot_h
+
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for k in range(5):
+        v = round(top * k / 4)
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>')
+        parts.append(f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end" class="tick">{v}</text>')
+    # At most ~8 x labels, so long histories stay legible.
+    every = max(1, -(-len(ordered) // 8))
+    for i, run in enumerate(ordered):
+        if i % every == 0 or i == len(ordered) - 1:
+            label = fmt_time(run.window_start)[5:16]
+            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="tick">'
+                         f"{escape(label)}</text>")
+    for name, colour in SERIES:
+        points = " ".join(f"{x(i):.1f},{y(r.counts.get(name, 0)):.1f}" for i, r in enumerate(ordered))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for i, run in enumerate(ordered):
+            value = run.counts.get(name, 0)
+            tip = f"{name} {value} — run {run.pk} ({run.status}), window {fmt_window(run.window_start, run.window_end)}"
+            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3" fill="{colour}">'
+                         f"<title>{escape(tip)}</title></circle>")
+    lx = LEFT
+    for name, colour in SERIES:
+        parts.append(f'<rect x="{lx}" y="{HEIGHT - 14}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{lx + 14}" y="{HEIGHT - 5}" class="legend">{escape(name)}</text>')
+        lx += 90
+    parts.append("</svg>")
+    return "".join(parts)
