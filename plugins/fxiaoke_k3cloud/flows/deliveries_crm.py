@@ -1,0 +1,259 @@
+"""The CRM side of the deliveries flow: lookups for the mapping, and the idempotent load of delivery notes.
+
+For each mapped K3Cloud delivery notice (one staged package):
+
+1. the id map (entity ``delivery``: notice FID ⇄ CRM ``DeliveryNoteObj`` ``_id``, number = notice FBillNo)
+   decides create vs update; a notice without an entry is first looked for in the CRM by name (the note is
+   named after the notice number), so a note created by a run that died before writing the id map is linked,
+   not duplicated;
+2. a create whose answer is lost (:class:`OutcomeUnknownError`) is read back by name before it is sent again;
+3. the note is linked in the id map right after it exists, but its payload hash is stored only after the
+   order update succeeded — a notice with a hash equal to the current one is complete and costs no call;
+4. the order owners get ONE text message per notice: the id map entity ``delivery_message`` records a sent
+   message, written after the send succeeded. A send whose answer is lost is recorded too (and reported):
+   the owner may or may not have it, and a second copy is the worse outcome (at most once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError
+from fxiaoke_k3cloud.flows.specs import FlowSpec
+
+log = logging.getLogger(__name__)
+
+NOTE_OBJECT = "DeliveryNoteObj"
+LINE_OBJECT = "DeliveryNoteProductObj"
+ORDER_OBJECT = "SalesOrderObj"
+MESSAGE_ENTITY = "delivery_message"
+ORDER_FIELDS = ["_id", "name", "owner", "account_id", "life_status"]
+QUERY_CHUNK = 100  # values per `IN` filter = the query API's page limit
+UNKNOWN_SEND = "outcome-unknown"
+
+
+# --------------------------------------------------------------------------------------------------
+# lookups
+# --------------------------------------------------------------------------------------------------
+def _chunks(values: Sequence[str], size: int = QUERY_CHUNK) -> Iterable[list[str]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+def _query_in(hook: Any, api: str, field_name: str, values: Iterable[str], fields: list[str]) -> list[dict[str, Any]]:
+    wanted = list(dict.fromkeys(v for v in values if v))
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(wanted):
+        for page in hook.query_records(api, [(field_name, "IN", chunk)], fields=fields):
+            out.extend(page)
+    return out
+
+
+def crm_orders(hook: Any, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """CRM sales orders by ``_id`` (owner, account and name are what the flow needs)."""
+    return {str(r["_id"]): r for r in _query_in(hook, ORDER_OBJECT, "_id", ids, ORDER_FIELDS)}
+
+
+def crm_products(hook: Any, codes: Iterable[str]) -> dict[str, str]:
+    """``{product_code: ProductObj _id}``; products are matched to K3Cloud materials by code."""
+    rows = _query_in(hook, "ProductObj", "product_code", codes, ["_id", "product_code"])
+    return {str(r["product_code"]): str(r["_id"]) for r in rows if r.get("product_code")}
+
+
+def notes_by_name(hook: Any, names: Iterable[str]) -> dict[str, str]:
+    """``{name: DeliveryNoteObj _id}`` of existing CRM delivery notes (voided ones are ignored)."""
+    rows = _query_in(hook, NOTE_OBJECT, "name", names, ["_id", "name", "life_status"])
+    return {str(r["name"]): str(r["_id"]) for r in rows if r.get("life_status") != "invalid"}
+
+
+def owners_of(order: dict[str, Any]) -> list[str]:
+    owner = order.get("owner") or []
+    return [str(o) for o in (owner if isinstance(owner, list) else [owner]) if o]
+
+
+# --------------------------------------------------------------------------------------------------
+# load
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class NotePackage:
+    """One notice mapped to a CRM delivery note, as staged by the transform step."""
+
+    source_id: str  # K3Cloud notice FID
+    number: str  # notice FBillNo = the CRM note's name
+    create_data: dict[str, Any]
+    update_data: dict[str, Any]
+    lines: list[dict[str, Any]]
+    payload_hash: str
+    order_ids: list[str]
+    order_names: list[str]
+    owners: list[str]
+    order_status: str | None = None
+    modified_ms: int | None = None
+
+    @classmethod
+    def from_stage(cls, row: dict[str, Any]) -> "NotePackage":
+        return cls(**{k: row.get(k) for k in cls.__dataclass_fields__})
+
+    def message(self) -> str:
+        qty = sum(float(line.get("delivery_num") or 0) for line in self.lines)
+        orders = "、".join(self.order_names) or "-"
+        return (f"发货通知：K3Cloud 发货通知单 {self.number} 已审核，销售订单 {orders} 共 {len(self.lines)} 行、"
+                f"数量 {qty:g}。CRM 发货单已同步。")
+
+
+@dataclass
+class _Result:
+    outcomes: list[Any] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+
+
+class DeliveryLoader:
+    """Writes one run's delivery notes to the CRM; records every outcome as it goes (crash-safe)."""
+
+    def __init__(self, spec: FlowSpec, hook: Any, store: Any, run_pk: int) -> None:
+        self.spec = spec
+        self.hook = hook
+        self.store = store
+        self.run_pk = run_pk
+        self.result = _Result()
+
+    def run(self, packages: list[NotePackage], *, dry_run: bool = False) -> Counter:
+        known = self.store.get_id_map(self.spec.entity, [p.source_id for p in packages])
+        unmapped = [p.number for p in packages if p.source_id not in known]
+        existing = notes_by_name(self.hook, unmapped) if unmapped else {}
+        for pkg in packages:
+            entry = known.get(pkg.source_id)
+            if dry_run:
+                self._dry_run(pkg, entry, existing)
+                continue
+            try:
+                self._load_one(pkg, entry, existing)
+            except SyncError as exc:  # one notice's trouble must not stop the others
+                self._outcome(pkg, "failed", reason=f"{pkg.number}: {exc}", error=exc)
+        self.store.record_outcomes(self.run_pk, self.result.outcomes)
+        return self.result.counts
+
+    # ---- one notice -------------------------------------------------------------------------------
+    def _load_one(self, pkg: NotePackage, entry: Any, existing: dict[str, str]) -> None:
+        notes: list[str] = []
+        if entry is not None and entry.target_id and entry.payload_hash == pkg.payload_hash:
+            kind, note_id = "unchanged", entry.target_id
+            notes.append("mapped payload unchanged since the last sync")
+        elif entry is not None and entry.target_id:
+            kind, note_id = "updated", entry.target_id
+            self.hook.update_record(NOTE_OBJECT, note_id, pkg.update_data)
+        elif pkg.number in existing:
+            kind, note_id = "updated", existing[pkg.number]
+            notes.append(f"found in the CRM by name {pkg.number}; linked instead of created")
+            self.hook.update_record(NOTE_OBJECT, note_id, pkg.update_data)
+        else:
+            created = self._create(pkg)
+            if created is None:
+                return
+            note_id, how = created
+            kind = "created"
+            if how:
+                notes.append(how)
+        if kind != "unchanged":
+            self._link(pkg, note_id, payload_hash=None)  # exists now: never create it again
+            problem = self._update_orders(pkg)
+            if problem:
+                self._outcome(pkg, "failed", target_id=note_id, reason=f"{pkg.number}: delivery note {note_id} "
+                              f"written, but {problem}; retried by the next run")
+                return
+            self._link(pkg, note_id, payload_hash=pkg.payload_hash)
+        problem = self._notify(pkg)
+        if problem and problem.startswith("failed:"):
+            self._outcome(pkg, "failed", target_id=note_id, reason=f"{pkg.number}: delivery note {note_id} "
+                          f"written, but the owner message {problem.removeprefix('failed:').strip()}; retried by the next run")
+            return
+        if problem:
+            notes.append(problem)
+        self._outcome(pkg, kind, target_id=note_id, reason="; ".join(notes) or None)
+        self.store.release(self.spec.entity, [pkg.source_id])
+
+    def _create(self, pkg: NotePackage) -> tuple[str, str | None] | None:
+        """Create the note (at most one more attempt after a lost answer, and only after reading back)."""
+        for attempt in (1, 2):
+            try:
+                return self.hook.create_record(NOTE_OBJECT, pkg.create_data, details={LINE_OBJECT: pkg.lines}), None
+            except OutcomeUnknownError as exc:
+                log.warning("%s: create of delivery note %s got no answer (%s); reading back by name",
+                            self.spec.name, pkg.number, exc)
+                found = notes_by_name(self.hook, [pkg.number]).get(pkg.number)
+                if found:
+                    return found, "create timed out; found in the CRM by name on read-back"
+                if attempt == 2:
+                    self._outcome(pkg, "failed", attempt=2, error=exc,
+                                  reason=f"{pkg.number}: create outcome unknown twice and not found by name; "
+                                         "retried (after another read-back) by the next run")
+                    return None
+            except (ApiError, TransportError) as exc:
+                self._outcome(pkg, "failed", attempt=attempt, error=exc, request=pkg.create_data,
+                              reason=f"{pkg.number}: CRM refused the delivery note: {exc}")
+                return None
+        return None
+
+    def _update_orders(self, pkg: NotePackage) -> str | None:
+        if not pkg.order_status:
+            return None
+        for order_id in pkg.order_ids:
+            try:
+                self.hook.update_record(ORDER_OBJECT, order_id, {"order_status": pkg.order_status})
+            except (ApiError, TransportError) as exc:
+                return f"updating order {order_id} (order_status={pkg.order_status}) failed: {exc}"
+        return None
+
+    def _notify(self, pkg: NotePackage) -> str | None:
+        """Send the owners' message unless one was sent; ``failed: …`` when it must be retried."""
+        if self.store.get_id_map(MESSAGE_ENTITY, [pkg.source_id]):
+            return None
+        if not pkg.owners:
+            return "no owner on the CRM order: no message sent"
+        from fxiaoke_k3cloud.audit import IdMapEntry
+
+        try:
+            self.hook.send_text_message(pkg.owners, pkg.message())
+            sent, note = ",".join(pkg.owners), None
+        except OutcomeUnknownError as exc:
+            log.warning("%s: message for %s got no answer (%s); not resending (at most once)", self.spec.name,
+                        pkg.number, exc)
+            sent, note = UNKNOWN_SEND, "the owner message got no answer and is not resent: tell the owner if needed"
+        except (ApiError, TransportError) as exc:
+            return f"failed: could not be sent ({exc})"
+        self.store.upsert_id_map(MESSAGE_ENTITY, [IdMapEntry(source_id=pkg.source_id, target_id=sent,
+                                                             target_number=pkg.number, run=self.run_pk)])
+        return note
+
+    def _dry_run(self, pkg: NotePackage, entry: Any, existing: dict[str, str]) -> None:
+        if entry is not None and entry.payload_hash == pkg.payload_hash:
+            action = "leave unchanged"
+        elif entry is not None or pkg.number in existing:
+            action = "update"
+        else:
+            action = "create"
+        log.info("dry run: would %s %s %s: %s lines, orders %s", action, NOTE_OBJECT, pkg.number, len(pkg.lines),
+                 ", ".join(pkg.order_names))
+        self._outcome(pkg, "skipped", reason=f"dry run: would {action}",
+                      request={"object_data": pkg.create_data, "details": {LINE_OBJECT: pkg.lines}})
+
+    # ---- bookkeeping ------------------------------------------------------------------------------
+    def _link(self, pkg: NotePackage, note_id: str, *, payload_hash: str | None) -> None:
+        from fxiaoke_k3cloud.audit import IdMapEntry
+
+        self.store.upsert_id_map(self.spec.entity, [IdMapEntry(
+            source_id=pkg.source_id, target_id=note_id, target_number=pkg.number, payload_hash=payload_hash,
+            source_modified_ms=pkg.modified_ms, run=self.run_pk)])
+
+    def _outcome(self, pkg: NotePackage, outcome: str, *, target_id: str | None = None, reason: str | None = None,
+                 attempt: int = 1, error: Any = None, request: Any = None) -> None:
+        from fxiaoke_k3cloud.audit import RecordOutcome
+
+        self.result.counts[outcome] += 1
+        self.result.outcomes.append(RecordOutcome(
+            flow=self.spec.name, entity=self.spec.entity, source_id=pkg.source_id, source_name=pkg.number,
+            outcome=outcome, reason=reason, target_id=target_id, target_number=pkg.number,
+            payload_hash=pkg.payload_hash, attempt=attempt, error_class=error, request=request))
