@@ -79,3 +79,32 @@ def fill(url: str) -> Filled:
     store.quarantine("order", ["77000000000000000000d003"])
     store.finish_run(orders, "success", {"extracted": 2, "created": 1, "parked": 1})
     return Filled(store=store, ok_run=ok, bad_run=bad, order_run=orders)
+
+
+def fill_history(url: str, runs: int = 12) -> AuditStore:
+    """``fill`` plus a day of quarter-hourly runs per flow with varied counts (for the chart and screenshot)."""
+    data = fill(url)
+    store, clock = data.store, StepClock(T0 + timedelta(hours=1))
+    store._clock = clock  # continue the same store's timeline after ``fill``
+    w = timedelta(minutes=15)
+    for flow, entity in (("customers", "customer"), ("orders", "order")):
+        for i in range(runs):
+            start = T0 + timedelta(hours=1) + i * w
+            pk = store.start_run(flow, f"scheduled__{start.isoformat()}", "scheduled", start, start + w)
+            created, updated = (i * 7) % 11 + 2, (i * 5) % 9
+            rejected, failed = (2 if i % 4 == 1 else 0), (1 if i % 5 == 3 else 0)
+            parked = (i % 3) if flow == "orders" else 0
+            rows = [RecordOutcome(flow=flow, entity=entity, source_id=f"{flow}-{i}-r{j}", outcome="rejected",
+                                  reason="tax_id is required (FTAXREGISTERCODE)" if flow == "customers"
+                                  else "product MAT-9999 has no K3 material")
+                    for j in range(rejected)]
+            rows += [RecordOutcome(flow=flow, entity=entity, source_id=f"{flow}-{i}-f", outcome="failed",
+                                   reason="K3Cloud: 单据编号重复 (duplicate bill number)")] * failed
+            store.record_outcomes(pk, rows)
+            total = created + updated + rejected + failed + parked
+            status = "partial" if rejected or failed else "success"
+            store.finish_run(pk, status, {"extracted": total, "created": created, "updated": updated,
+                                          "rejected": rejected, "failed": failed, "parked": parked},
+                             f"{rejected + failed} record(s) rejected or failed" if status == "partial" else None)
+            clock.advance(15)
+    return store

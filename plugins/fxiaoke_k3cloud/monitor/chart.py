@@ -18,6 +18,8 @@ SERIES: tuple[tuple[str, str], ...] = (
 )
 WIDTH, HEIGHT = 760, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 14, 40
+#: Pixels one "01-05 03:30" tick label needs, so neighbours never overlap.
+LABEL_WIDTH = 72
 
 
 def _nice_max(value: int) -> int:
@@ -56,11 +58,15 @@ def runs_chart(runs: Sequence[RunView], *, title: str) -> str:
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end" class="tick">{v}</text>')
     # At most ~8 x labels, so long histories stay legible.
-    every = max(1, -(-len(ordered) // 8))
+    every = max(1, -(-len(ordered) // 8), int(-(-LABEL_WIDTH // max(step, 1))))
+    last = len(ordered) - 1
     for i, run in enumerate(ordered):
-        if i % every == 0 or i == len(ordered) - 1:
+        # The newest run is always labelled; a regular label too close before it is dropped.
+        if (i % every == 0 and x(last) - x(i) >= LABEL_WIDTH) or i == last:
             label = fmt_time(run.window_start)[5:16]
-            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="tick">'
+            # Edge labels are anchored inwards so they are not clipped by the SVG's box.
+            anchor = "end" if i == last and len(ordered) > 1 else "start" if i == 0 and len(ordered) > 1 else "middle"
+            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="{anchor}" class="tick">'
                          f"{escape(label)}</text>")
     for name, colour in SERIES:
         points = " ".join(f"{x(i):.1f},{y(r.counts.get(name, 0)):.1f}" for i, r in enumerate(ordered))
