@@ -38,7 +38,7 @@ FLOW = "customers"
 @dag(
     dag_id="fxiaoke_customers_to_k3cloud",
     schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="Asia/Shanghai"),  # early, so backfills can reach old windows
     catchup=False,
     max_active_runs=1,
     default_args={

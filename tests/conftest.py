@@ -54,3 +54,19 @@ def fxiaoke(fxiaoke_sim, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_FXIAOKE_DEFAULT", fxiaoke_conn(fxiaoke_sim))
     yield fxiaoke_sim
     fxiaoke_sim.faults({})
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    from pgserver import PG_ADMIN_URL, PgServer
+
+    server = PgServer(PG_ADMIN_URL)
+    problem = server.reachable()
+    if problem:
+        server.admin.dispose()
+        message = f"PostgreSQL at {server.base.render_as_string(hide_password=True)} unreachable ({problem})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI=true requires the Postgres audit-store tests to run", pytrace=False)
+        pytest.skip(f"{message}; start it or set SYNC_AUDIT_TEST_PG_ADMIN_URL")
+    yield server
+    server.close()

@@ -28,3 +28,10 @@ def failed_source_ids(store: Any, flow: str, entity: str, limit: int = RETRY_LIM
     )
     with store.engine.connect() as conn:
         return [row[0] for row in conn.execute(query)]
+
+
+def run_records(store: Any, run_pk: int) -> list[dict[str, Any]]:
+    """Every ``sync_record`` row of one run, in the order they were written."""
+    query = sa.select(sync_record).where(sync_record.c.run == run_pk).order_by(sync_record.c.id)
+    with store.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
