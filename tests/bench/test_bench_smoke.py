@@ -1,0 +1,53 @@
+"""Smoke test of ``python -m bench`` at a tiny size: it runs end to end and writes its results (not timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--customers", "20", "--orders", "10", "--latency-ms", "0",
+         "--transform-records", "2000", "--memory-sizes", "200", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((out / "latest.json").read_text())
+    markdown = (out / "latest.md").read_text()
+    assert markdown in proc.stdout  # the same table is printed
+
+    assert results["machine"]["cores"] >= 1 and results["machine"]["python"] and results["machine"]["date"]
+    assert results["seeded"]["customers"] == 20
+    customers = results["flows"]["customers"]
+    assert customers["records"] == 20 and customers["written"] == 20
+    assert customers["outcomes"] == {"created": 20}
+    for key in ("wall_s", "records_per_s", "fx_reads_per_100_read", "k3_writes_per_record", "peak_rss_mb", "ratio_to_bound"):
+        assert customers[key] > 0, key
+    # 20 customers: one token call and one query page; one login and one BatchSave.
+    assert customers["calls"]["k3"]["calls"] == {"BatchSave": 1, "ValidateUser": 1}
+    assert customers["calls"]["fx"]["calls"]["/cgi/crm/v2/data/query"] == 1
+    assert customers["bound"]["fx_min_calls"] == 2 and customers["bound"]["k3_min_calls"] == 2
+
+    noop, resync = results["second_pass"]["customers:noop"], results["second_pass"]["customers:resync"]
+    assert noop["writes"] == 0 and noop["records"] == 0
+    assert resync["writes"] == 0 and resync["outcomes"] == {"unchanged": 20}
+
+    baseline = results["baseline"]
+    assert baseline["saved"] == 20 and baseline["calls"]["k3"]["calls"]["Save"] == 20
+    assert results["speedup"] > 0
+    assert results["transform"]["packages"] == 2000
+    assert [row["n"] for row in results["memory"]["rows"]] == [200]
+    assert set(results["memory"]["rows"][0]["steps"]) == {"stage", "transform", "load"}
+    names = {t["target"] for t in results["targets"]}
+    assert any("write calls per record" in n for n in names) and any("no-op" in n for n in names)
+    assert {t["result"] for t in results["targets"]} <= {"PASS", "FAIL", "n/a"}
+    if "not built yet" in results["orders"]:
+        assert "orders" not in results["flows"]
+    for heading in ("## First sync", "## Second pass", "## Baseline", "## Mapping engine and memory", "## Targets"):
+        assert heading in markdown
