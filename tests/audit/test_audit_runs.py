@@ -20,25 +20,26 @@ def _outcome(source_id: str, outcome: str, **kw: object) -> RecordOutcome:
     return RecordOutcome(flow="customers", entity="customer", source_id=source_id, outcome=outcome, **kw)  # type: ignore[arg-type]
 
 
-def test_start_run_is_keyed_on_the_business_window_not_the_run_id(store: AuditStore, clock: FakeClock) -> None:
+def test_start_run_is_keyed_on_the_airflow_run_and_reopened_by_its_retries(store: AuditStore, clock: FakeClock) -> None:
     first = store.start_run("customers", "scheduled__2026-01-01", "scheduled", W0, W1)
     store.record_outcomes(first, [_outcome("a", "failed")])
     store.finish_run(first, "failed", {"failed": 3}, "K3Cloud down", api_calls={"k3cloud.BatchSave": 1})
     clock.advance(timedelta(minutes=5))
 
-    rerun = store.start_run("customers", "manual__2026-01-01T09", "manual", W0, W1)
-    other_window = store.start_run("customers", "manual__2026-01-01T09", "manual", W0, W1 + timedelta(hours=1))
+    retry = store.start_run("customers", "scheduled__2026-01-01", "scheduled", W0, W1)  # a task retry
+    rerun = store.start_run("customers", "manual__2026-01-01T09", "manual", W0, W1)  # same window, new run
     other_flow = store.start_run("orders", "scheduled__2026-01-01", "scheduled", W0, W1)
 
-    assert rerun == first
-    assert len({first, other_window, other_flow}) == 3
+    assert retry == first
+    assert len({first, rerun, other_flow}) == 3
     run = store.run_summary(first)
-    assert (run["run_id"], run["run_type"], run["status"]) == ("manual__2026-01-01T09", "manual", "running")
+    assert (run["run_id"], run["run_type"], run["status"]) == ("scheduled__2026-01-01", "scheduled", "running")
     assert run["finished_at"] is None and run["message"] is None and run["api_calls"] is None
-    assert run["counts"]["failed"] == 0  # counters restart with the run
+    assert run["counts"]["failed"] == 0  # counters restart with the retry
     assert run["records"] == {"failed": 1}  # its records stay
     assert run["started_at"] == T0 + timedelta(minutes=5)
     assert (run["window_start"], run["window_end"]) == (W0, W1)
+    assert store.run_summary(rerun)["records"] == {}
 
 
 def test_start_run_refuses_naive_or_inverted_windows(store: AuditStore) -> None:

@@ -89,7 +89,7 @@ sync_run = sa.Table(
     sa.Column("message", sa.Text(), nullable=True),
     sa.CheckConstraint(check_in("status", RUN_STATUSES), name="ck_sync_run_status"),
     # One row per flow and business window (Airflow run ids change between manual re-runs of a window).
-    sa.UniqueConstraint("flow", "window_start", "window_end", name="uq_sync_run_flow_window"),
+    sa.UniqueConstraint("flow", "run_id", name="uq_sync_run_flow_run_id"),
     sa.Index("ix_sync_run_flow_started", "flow", "started_at"),
 )
 

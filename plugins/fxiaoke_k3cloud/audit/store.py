@@ -62,12 +62,13 @@ class AuditStore(StateMixin):
     def start_run(
         self, flow: str, run_id: str, run_type: str, window_start: datetime, window_end: datetime
     ) -> int:
-        """Open (or reopen) the run of ``flow`` over ``[window_start, window_end)``; returns its key.
+        """Open (or reopen) the run of ``flow`` for the Airflow run ``run_id``; returns its key.
 
-        Keyed on the business window, not the Airflow run id: a task retry, a cleared run or a manual
-        re-run of the same window gets the same row back, reset to running with zeroed counters and
-        the latest ``run_id``. Its earlier ``sync_record`` rows stay; summaries count each record's
-        last outcome.
+        Keyed on (flow, Airflow run id): a task retry or a cleared task of the same Airflow run gets the
+        same row back, reset to running with zeroed counters (its earlier ``sync_record`` rows stay;
+        summaries count each record's last outcome). A manual re-run or a backfill of the same window is
+        another Airflow run and gets its own row, so the data team sees every run; record-level
+        idempotency comes from the id map, not from this table.
         """
         for name, value in (("window_start", window_start), ("window_end", window_end)):
             if value.tzinfo is None or value.utcoffset() is None:
@@ -86,9 +87,10 @@ class AuditStore(StateMixin):
                 started_at=now,
             )
             stmt = ins.on_conflict_do_update(
-                index_elements=[sync_run.c.flow, sync_run.c.window_start, sync_run.c.window_end],
+                index_elements=[sync_run.c.flow, sync_run.c.run_id],
                 set_={
-                    "run_id": ins.excluded.run_id,
+                    "window_start": ins.excluded.window_start,
+                    "window_end": ins.excluded.window_end,
                     "run_type": ins.excluded.run_type,
                     "status": "running",
                     "started_at": ins.excluded.started_at,

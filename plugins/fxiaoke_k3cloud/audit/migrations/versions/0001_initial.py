@@ -46,7 +46,7 @@ def upgrade() -> None:
         sa.Column("api_calls", sa.JSON(), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
         sa.CheckConstraint(_in("status", _RUN_STATUSES), name="ck_sync_run_status"),
-        sa.UniqueConstraint("flow", "window_start", "window_end", name="uq_sync_run_flow_window"),
+        sa.UniqueConstraint("flow", "run_id", name="uq_sync_run_flow_run_id"),
     )
     op.create_index("ix_sync_run_flow_started", "sync_run", ["flow", "started_at"])
 
