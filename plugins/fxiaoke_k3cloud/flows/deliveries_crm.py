@@ -6,7 +6,8 @@ For each mapped K3Cloud delivery notice (one staged package):
    decides create vs update; a notice without an entry is first looked for in the CRM by name (the note is
    named after the notice number), so a note created by a run that died before writing the id map is linked,
    not duplicated;
-2. a create whose answer is lost (:class:`OutcomeUnknownError`) is read back by name before it is sent again;
+2. a create whose answer is lost (:class:`OutcomeUnknownError`) is read back by name; if it is not visible
+   yet it is not re-sent in this run, and the next run reads back by name again before creating;
 3. the note is linked in the id map right after it exists, but its payload hash is stored only after the
    order update succeeded — a notice with a hash equal to the current one is complete and costs no call;
 4. the order owners get ONE text message per notice: the id map entity ``delivery_message`` records a sent
@@ -111,7 +112,11 @@ class _Result:
 
 
 class DeliveryLoader:
-    """Writes one run's delivery notes to the CRM; records every outcome as it goes (crash-safe)."""
+    """Writes one run's delivery notes to the CRM.
+
+    The id map is written per notice as soon as its note exists (a crash cannot lead to a duplicate); the
+    outcomes are recorded together at the end of the run.
+    """
 
     def __init__(self, spec: FlowSpec, hook: Any, store: Any, run_pk: int) -> None:
         self.spec = spec
@@ -176,25 +181,26 @@ class DeliveryLoader:
         self.store.release(self.spec.entity, [pkg.source_id])
 
     def _create(self, pkg: NotePackage) -> tuple[str, str | None] | None:
-        """Create the note (at most one more attempt after a lost answer, and only after reading back)."""
-        for attempt in (1, 2):
-            try:
-                return self.hook.create_record(NOTE_OBJECT, pkg.create_data, details={LINE_OBJECT: pkg.lines}), None
-            except OutcomeUnknownError as exc:
-                log.warning("%s: create of delivery note %s got no answer (%s); reading back by name",
-                            self.spec.name, pkg.number, exc)
-                found = notes_by_name(self.hook, [pkg.number]).get(pkg.number)
-                if found:
-                    return found, "create timed out; found in the CRM by name on read-back"
-                if attempt == 2:
-                    self._outcome(pkg, "failed", attempt=2, error=exc,
-                                  reason=f"{pkg.number}: create outcome unknown twice and not found by name; "
-                                         "retried (after another read-back) by the next run")
-                    return None
-            except (ApiError, TransportError) as exc:
-                self._outcome(pkg, "failed", attempt=attempt, error=exc, request=pkg.create_data,
-                              reason=f"{pkg.number}: CRM refused the delivery note: {exc}")
-                return None
+        """Create the note; after a lost answer read it back by name and never re-send in the same run.
+
+        The CRM's search index can lag a write by seconds, so "not found right after a timeout" does not prove
+        the create failed: the notice is marked failed and the next run reads back by name again (``run``
+        does that for every notice without an id-map entry) before it creates anything.
+        """
+        try:
+            return self.hook.create_record(NOTE_OBJECT, pkg.create_data, details={LINE_OBJECT: pkg.lines}), None
+        except OutcomeUnknownError as exc:
+            log.warning("%s: create of delivery note %s got no answer (%s); reading back by name",
+                        self.spec.name, pkg.number, exc)
+            found = notes_by_name(self.hook, [pkg.number]).get(pkg.number)
+            if found:
+                return found, "create timed out; found in the CRM by name on read-back"
+            self._outcome(pkg, "failed", error=exc,
+                          reason=f"{pkg.number}: create outcome unknown (no answer) and not found by name yet; "
+                                 "the next run reads back by name again before creating")
+        except (ApiError, TransportError) as exc:
+            self._outcome(pkg, "failed", error=exc, request=pkg.create_data,
+                          reason=f"{pkg.number}: CRM refused the delivery note: {exc}")
         return None
 
     def _update_orders(self, pkg: NotePackage) -> str | None:

@@ -135,9 +135,30 @@ class Loader:
                 updates.append((pkg, Target(entry.target_id, entry.target_number)))
         for chunk in chunks(creates, self.spec.batch_size):
             updates.extend(self._create_chunk(list(chunk)))
+        if not self.unaudit_before_update:
+            updates = self._skip_audited(updates)
         for chunk in chunks(updates, self.spec.batch_size):
             self._update_chunk(list(chunk))
         return self.result
+
+    def _skip_audited(self, updates: list[tuple[Package, Target]]) -> list[tuple[Package, Target]]:
+        """Documents a person submitted or audited in K3Cloud are not overwritten: the change is a conflict."""
+        from fxiaoke_k3cloud.flows.orders import audited_targets
+
+        numbers = [t.number for _, t in updates if t.number]
+        locked = audited_targets(self.hook, self.spec.target_form, numbers) if numbers else {}
+        keep = []
+        for pkg, target in updates:
+            status = locked.get(target.number or "")
+            if status is None:
+                keep.append((pkg, target))
+                continue
+            state = "audited" if status == "C" else "submitted for approval"
+            self._outcome(pkg, "reported", target=target, error="AuditedInK3Cloud",
+                          reason=f"conflict: the CRM changed {pkg.source_name or pkg.source_id} but K3Cloud "
+                                 f"{self.spec.target_form} {target.number} is {state}; not overwritten — "
+                                 "un-audit it in K3Cloud to let the change through, or change it there")
+        return keep
 
     def _create_chunk(self, chunk: list[Package], attempt: int = 1) -> list[tuple[Package, Target]]:
         """Create a chunk; returns the packages that turned out to exist already (to be updated)."""
@@ -295,5 +316,8 @@ def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: 
     if result.id_map:
         store.upsert_id_map(spec.entity, result.id_map)
     store.record_outcomes(run_pk, result.outcomes)
+    landed = [o.source_id for o in result.outcomes if o.outcome in ("created", "updated", "unchanged")]
+    if landed:
+        store.release(spec.entity, landed)  # a parked record whose dependency arrived
     log.info("%s: %s", spec.name, dict(result.counts))
     return dict(result.counts)

@@ -66,12 +66,20 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     run_pk = store.start_run(spec.name, run_id, run_type, window.start, window.end)
     log.info("%s run %s: window %s → %s (%s)", spec.name, run_pk, window.start, window.end, window.source)
     hook = FxiaokeHook()
-    records, retried = extract_records(spec, hook, store, window, ids=params["ids"])
     from fxiaoke_k3cloud.flows.stage import Stage
 
-    Stage(store).put(run_pk, "raw", records)
-    log.info("%s: extracted %s records (%s earlier failures retried), %s Fxiaoke calls",
-             spec.name, len(records), retried, hook.calls.total if hasattr(hook.calls, "total") else hook.calls)
+    stage = Stage(store)
+    if spec.name == "orders":
+        from fxiaoke_k3cloud.flows.orders import extract_orders
+
+        got = extract_orders(spec, hook, store, window, ids=params["ids"])
+        records, retried = got["orders"], got["retried"]
+        stage.put(run_pk, "lines", got["lines"])
+    else:
+        records, retried = extract_records(spec, hook, store, window, ids=params["ids"])
+    stage.put(run_pk, "raw", records)
+    log.info("%s: extracted %s records (%s earlier failures/parked retried), Fxiaoke calls: %s",
+             spec.name, len(records), retried, hook.calls.as_dict())
     return {
         "run_pk": run_pk,
         "window": window.as_xcom(),
@@ -80,6 +88,26 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
         "move_watermark": not params["ids"] and not params.get("dry_run"),
         "dry_run": bool(params.get("dry_run")),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# dependencies (orders): customers first
+# --------------------------------------------------------------------------------------------------
+def sync_customers(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Sync the CRM customers the run's orders reference but K3Cloud does not have yet (same run)."""
+    from fxiaoke_k3cloud.flows.orders import sync_missing_customers
+    from fxiaoke_k3cloud.flows.stage import Stage
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+    store = open_store()
+    if extracted.get("dry_run"):
+        return {**extracted, "customers_synced": {}}
+    orders = list(Stage(store).get(extracted["run_pk"], "raw"))
+    run_id, _, _ = _run_meta(context)
+    counts = sync_missing_customers(store, FxiaokeHook(), K3CloudHook(), orders, run_id=run_id,
+                                    window=Window.from_xcom(extracted["window"]))
+    return {**extracted, "customers_synced": counts}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,10 +162,14 @@ def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     counts = {k: int(v) for k, v in summary["records"].items()}
     counts["extracted"] = int(extracted.get("extracted", 0))
     problems = counts.get("rejected", 0) + counts.get("failed", 0)
+    escalated = _escalate_parked(spec, store, context)
     if loaded is None:
         status, message = "failed", "load did not finish; records not written are retried by the next run"
-    elif problems:
-        status, message = "partial", f"{problems} record(s) rejected or failed"
+    elif problems or escalated:
+        parts = [f"{problems} record(s) rejected or failed"] if problems else []
+        parts += [f"{len(escalated)} record(s) parked for too long: "
+                  + "; ".join(f"{p.source_id}: {p.reason}" for p in escalated[:10])] if escalated else []
+        status, message = "partial", ". ".join(parts)
     else:
         status, message = "success", None
     from fxiaoke_k3cloud.audit import RUN_COUNT_COLUMNS
@@ -152,6 +184,17 @@ def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
             f"(sync_record where run = {run_pk})."
         )
     return counts
+
+
+def _escalate_parked(spec: FlowSpec, store: Any, context: Mapping[str, Any]) -> list:
+    """Parked records older than the ``parked_escalate_hours`` param (default 24 h), now escalated."""
+    from datetime import timedelta
+
+    hours = float((context.get("params") or {}).get("parked_escalate_hours") or 24)
+    for item in store.escalate(spec.entity, older_than=timedelta(hours=hours)):
+        log.warning("%s %s parked since %s, escalated: %s", spec.entity, item.source_id, item.first_parked_at,
+                    item.reason)
+    return store.list_parked(spec.entity, status="escalated")
 
 
 def _log_summary(spec: FlowSpec, extracted: Mapping[str, Any], counts: Mapping[str, int], reasons: list) -> None:

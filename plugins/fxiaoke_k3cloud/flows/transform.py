@@ -11,7 +11,7 @@ from fxiaoke_k3cloud.flows.stage import Stage
 log = logging.getLogger(__name__)
 
 
-def staged_package(pkg: Any, pk: str, modified_ms: int | None) -> dict[str, Any]:
+def package_from_mapping(pkg: Any, pk: str, modified_ms: int | None) -> dict[str, Any]:
     """A mapping Package as JSON: the create model, and the update model without its pk (known at load)."""
     update = pkg.update_model(0)
     update.pop(pk, None)
@@ -27,20 +27,9 @@ def staged_package(pkg: Any, pk: str, modified_ms: int | None) -> dict[str, Any]
     }
 
 
-def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
-    import pandas as pd
-
+def audit_transform_outcomes(spec: FlowSpec, store: Any, run_pk: int, result: Any) -> None:
+    """Record rejected / held / reported / parked records; park the parked ones (retried by later runs)."""
     from fxiaoke_k3cloud.audit import RecordOutcome
-    from fxiaoke_k3cloud.mapping import load_mapping, transform
-
-    mapping = load_mapping(spec.mapping_path)
-    stage = Stage(store)
-    records = list(stage.get(run_pk, "raw"))
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({"_id": pd.Series([], dtype=object)})
-    result = transform(mapping, frame)
-    modified = {str(r["_id"]): r.get(spec.modified_field) for r in records}
-    packages = [staged_package(p, mapping.target.pk, modified.get(p.source_id)) for p in result.packages]
-    stage.put(run_pk, "package", packages, key="source_id")
 
     def outcome(source_id: str, name: str, kind: str, reason: str, **extra: Any) -> RecordOutcome:
         return RecordOutcome(flow=spec.name, entity=spec.entity, source_id=source_id, source_name=name,
@@ -49,12 +38,55 @@ def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
     rows = [outcome(r.source_id, r.source_name, "rejected", r.reason, error_class="MappingRejection")
             for r in result.rejected]
     rows += [outcome(s.source_id, s.source_name, "skipped", s.reason, target_number=s.number) for s in result.held]
-    rows += [outcome(s.source_id, s.source_name, "reported", s.reason, target_number=s.number)
-             for s in result.reported]
     rows += [outcome(p.source_id, p.source_name, "parked", p.reason) for p in result.parked]
+    reported = _reported_outcomes(spec, store, result.reported)
+    rows += [outcome(s.source_id, s.source_name, kind, reason, target_number=s.number) for s, kind, reason in reported]
     store.record_outcomes(run_pk, rows)
+    if result.parked:
+        store.park(spec.entity, spec.name, [(p.source_id, p.reason, ", ".join(p.missing)) for p in result.parked])
     for r in result.rejected:
         log.warning("rejected %s", r.reason)
+
+
+def _reported_outcomes(spec: FlowSpec, store: Any, reported: list[Any]) -> list[tuple[Any, str, str]]:
+    """Voided CRM records: 'reported' (needs action in K3Cloud) if they reached K3Cloud, else just skipped."""
+    if not reported:
+        return []
+    known = store.get_id_map(spec.entity, [s.source_id for s in reported])
+    out = []
+    for s in reported:
+        entry = known.get(s.source_id)
+        if entry is None:
+            out.append((s, "skipped", f"{s.reason}; never sent to K3Cloud, nothing to do"))
+        else:
+            out.append((s, "reported", f"{s.reason}; K3Cloud {spec.target_form} {entry.target_number} still exists: "
+                                       "close or void it in K3Cloud"))
+    return out
+
+
+def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
+    import pandas as pd
+
+    from fxiaoke_k3cloud.mapping import load_mapping, transform
+
+    mapping = load_mapping(spec.mapping_path)
+    stage = Stage(store)
+    records = list(stage.get(run_pk, "raw"))
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({"_id": pd.Series([], dtype=object)})
+    lines_frame = None
+    lookups = None
+    if mapping.entries is not None:
+        from fxiaoke_k3cloud.flows.orders import build_lookups
+        from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+        lines = list(stage.get(run_pk, "lines"))
+        lines_frame = pd.DataFrame.from_records(lines) if lines else None
+        lookups = build_lookups(store, K3CloudHook(), records, lines)
+    result = transform(mapping, frame, lines=lines_frame, lookups=lookups)
+    modified = {str(r["_id"]): r.get(spec.modified_field) for r in records}
+    packages = [package_from_mapping(p, mapping.target.pk, modified.get(p.source_id)) for p in result.packages]
+    stage.put(run_pk, "package", packages, key="source_id")
+    audit_transform_outcomes(spec, store, run_pk, result)
     counts = {"packages": len(packages), "rejected": len(result.rejected), "held": len(result.held),
               "reported": len(result.reported), "parked": len(result.parked)}
     log.info("%s: %s", spec.name, counts)

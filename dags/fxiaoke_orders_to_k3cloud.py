@@ -1,0 +1,93 @@
+"""
+### Fxiaoke sales orders → K3Cloud sales orders (`SalesOrderObj` + lines → `SAL_SaleOrder`)
+
+Every 15 minutes (Asia/Shanghai) this DAG takes the CRM orders changed in the run's window — and the orders
+whose *lines* changed, since a line edit may not move the order's timestamp — maps each with its lines using
+`include/mappings/sales_orders.yaml`, and saves them as K3Cloud sales orders (`BatchSave`, idempotent by id map,
+payload hash and the order number `FBillNo`; the CRM order id is kept in `FNetOrderBillNo`).
+
+**Dependencies.** An order's customer must exist in K3Cloud: customers the id map lacks are synced first, in
+the same run (`sync_customers`). Each product must match an existing, audited K3Cloud material by
+`product_code`. An order that cannot be resolved is **parked** with the reason (missing customer / material),
+retried first by every later run, and released when the dependency lands; one parked longer than
+`parked_escalate_hours` turns the report red.
+
+**Conflicts.** A K3Cloud order that a person submitted or audited is never overwritten: the CRM change is
+reported as a conflict. A CRM order voided after it reached K3Cloud is reported for action.
+
+**Tasks**: `extract_orders` → `sync_customers` → `transform_orders` → `load_orders` → `report`.
+
+**Trigger with config**: `since` / `until` (ISO 8601, no offset = Asia/Shanghai, or epoch ms), `ids` (CRM order
+ids; the watermark does not move), `full_resync`, `dry_run`, `parked_escalate_hours`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+FLOW = "orders"
+
+
+@dag(
+    dag_id="fxiaoke_orders_to_k3cloud",
+    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="Asia/Shanghai"),
+    start_date=pendulum.datetime(2020, 1, 1, tz="Asia/Shanghai"),  # early, so backfills can reach old windows
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": timedelta(minutes=30),
+    },
+    params={
+        "since": Param(None, type=["null", "string"], description="Window start (ISO 8601 or epoch ms)"),
+        "until": Param(None, type=["null", "string"], description="Window end (ISO 8601 or epoch ms)"),
+        "ids": Param([], type="array", items={"type": "string"}, description="Only these CRM order ids"),
+        "full_resync": Param(False, type="boolean", description="Re-read every CRM order"),
+        "dry_run": Param(False, type="boolean", description="Show the packages; write nothing"),
+        "parked_escalate_hours": Param(24, type="number", minimum=0,
+                                       description="Fail the report for orders parked longer than this"),
+    },
+    tags=["fxiaoke", "k3cloud", "orders", "sync"],
+    doc_md=__doc__,
+)
+def fxiaoke_orders_to_k3cloud():
+    @task(pool="fxiaoke_api")
+    def extract_orders(**context) -> dict:
+        from fxiaoke_k3cloud.flows import steps
+
+        return steps.extract(FLOW, context)
+
+    @task(pool="k3cloud_api")
+    def sync_customers(extracted: dict, **context) -> dict:
+        from fxiaoke_k3cloud.flows import steps
+
+        return steps.sync_customers(FLOW, extracted, context)
+
+    @task(pool="k3cloud_api")
+    def transform_orders(extracted: dict, **context) -> dict:
+        from fxiaoke_k3cloud.flows import steps
+
+        return steps.transform(FLOW, extracted, context)
+
+    @task(pool="k3cloud_api")
+    def load_orders(transformed: dict, **context) -> dict:
+        from fxiaoke_k3cloud.flows import steps
+
+        return steps.load(FLOW, transformed, context)
+
+    @task(retries=0, trigger_rule="all_done")
+    def report(**context) -> dict:
+        from fxiaoke_k3cloud.flows import steps
+
+        return steps.report(FLOW, context)
+
+    load_orders(transform_orders(sync_customers(extract_orders()))) >> report()
+
+
+fxiaoke_orders_to_k3cloud()
