@@ -18,4 +18,13 @@ def store(tmp_path, monkeypatch):
 
 @pytest.fixture
 def world(k3cloud, fxiaoke, store):
-    return World(k3cloud, fxiaoke, store)
+    from fxiaoke_k3cloud.hooks.fxiaoke_throttle import clear_shared_throttles
+    from fxiaoke_k3cloud.hooks.fxiaoke_token import clear_process_caches
+
+    # Process-wide client state (token cache and its per-minute token throttle, the 80 calls / 20 s per-path
+    # throttle) would make a test wait for the calls of earlier ones: each test starts clean.
+    clear_process_caches()
+    clear_shared_throttles()
+    yield World(k3cloud, fxiaoke, store)
+    clear_process_caches()
+    clear_shared_throttles()
