@@ -79,11 +79,12 @@ class World:
                          IsAutoSubmitAndAudit=True)
             self._customers.add(number)
 
-    def order(self, *, sent_by_crm: bool = True, id_map: bool = True, customer: str = "CUST-1",
+    def order(self, *, sent_by_crm: bool = True, id_map: bool = True, customer: str | None = None,
               materials: tuple[str, ...] = ("MAT-0001", "MAT-0002")) -> Order:
         """A sale order in K3Cloud; with ``sent_by_crm`` it has a CRM twin (FNetOrderBillNo, optional id map)."""
         self._seq += 1
         number = f"SO{self._seq:05d}"
+        customer = customer or f"CUST-{self._seq}"  # each CRM order has its own CRM account
         crm_id = account_id = None
         if sent_by_crm:
             crm_id, account_id = self.crm_order(number)
