@@ -78,7 +78,7 @@ def sync_missing_customers(store: Any, fx_hook: Any, k3_hook: Any, orders: list[
     """Sync the CRM customers these orders need and the id map lacks, as a ``customers`` dependency run."""
     import pandas as pd
 
-    from fxiaoke_k3cloud.flows.load import Loader
+    from fxiaoke_k3cloud.flows.load import Loader, Package
     from fxiaoke_k3cloud.flows.transform import audit_transform_outcomes, package_from_mapping
     from fxiaoke_k3cloud.mapping import load_mapping, transform
 
@@ -92,7 +92,8 @@ def sync_missing_customers(store: Any, fx_hook: Any, k3_hook: Any, orders: list[
     result = transform(mapping, pd.DataFrame.from_records(accounts) if accounts else pd.DataFrame({"_id": []}))
     audit_transform_outcomes(customers, store, run_pk, result)
     modified = {str(a["_id"]): a.get(customers.modified_field) for a in accounts}
-    packages = [package_from_mapping(p, mapping.target.pk, modified.get(p.source_id)) for p in result.packages]
+    packages = [Package.from_stage(package_from_mapping(p, mapping.target.pk, modified.get(p.source_id)))
+                for p in result.packages]
     options = mapping.save_options.as_dict()
     loader = Loader(customers, k3_hook, store, run_pk, options, pk_key=mapping.target.pk,
                     number_key=mapping.target.number, unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")))

@@ -190,7 +190,8 @@ def _escalate_parked(spec: FlowSpec, store: Any, context: Mapping[str, Any]) -> 
     """Parked records older than the ``parked_escalate_hours`` param (default 24 h), now escalated."""
     from datetime import timedelta
 
-    hours = float((context.get("params") or {}).get("parked_escalate_hours") or 24)
+    hours = (context.get("params") or {}).get("parked_escalate_hours")
+    hours = 24.0 if hours is None else float(hours)
     for item in store.escalate(spec.entity, older_than=timedelta(hours=hours)):
         log.warning("%s %s parked since %s, escalated: %s", spec.entity, item.source_id, item.first_parked_at,
                     item.reason)
