@@ -16,7 +16,9 @@ from fxiaoke_k3cloud.audit import AuditStore
 from fxiaoke_k3cloud.audit.engine import VERSION_TABLE
 from fxiaoke_k3cloud.audit.schema import metadata
 
-TABLES = {"sync_run", "sync_record", "id_map", "watermark", "parked", "sync_stage", VERSION_TABLE}
+TABLES = {"sync_run", "sync_record", "id_map", "watermark", "parked", "sync_stage", "sync_drift_run", "sync_drift",
+          VERSION_TABLE}
+HEAD = "0003"
 
 
 def _tables(url: str) -> set[str]:
@@ -32,12 +34,12 @@ def test_migrate_creates_schema_and_second_migrate_is_a_noop(empty_url: str) -> 
     assert store.schema_revision() is None
     store.migrate()
     assert _tables(empty_url) == TABLES
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == HEAD
     store.set_watermark("customers", 1_700_000_000_000, "run-1")
 
     store.migrate()
 
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == HEAD
     assert store.get_watermark("customers") == 1_700_000_000_000
     with store.engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT count(*) FROM {VERSION_TABLE}")).scalar_one() == 1
@@ -77,5 +79,5 @@ def test_concurrent_migrate_from_two_processes(empty_url: str, tmp_path: Path) -
     results = [p.communicate(timeout=60) for p in procs]
     for proc, (out, err) in zip(procs, results):
         assert proc.returncode == 0, err
-        assert out.strip() == "0002"
+        assert out.strip() == HEAD
     assert _tables(empty_url) == TABLES

@@ -177,3 +177,47 @@ sync_stage = sa.Table(
     sa.Column("payload", sa.Text(), nullable=False),
     sa.Index("ix_sync_stage_run_kind_seq", "run", "kind", "seq"),
 )
+
+# ---------------------------------------------------------------- reconciliation (revision 0003)
+
+DRIFT_RUN_STATUSES = ("running", "clean", "drift", "failed")
+DRIFT_KINDS = ("missing_in_erp", "extra_in_erp", "field_difference", "amount_difference")
+
+# One reconciliation of CRM against ERP (all flows it compared); its rows are in ``sync_drift``.
+sync_drift_run = sa.Table(
+    "sync_drift_run",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("flows", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("threshold", sa.Integer(), nullable=True),
+    sa.Column("drift_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("summary", sa.JSON(), nullable=True),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.CheckConstraint(check_in("status", DRIFT_RUN_STATUSES), name="ck_sync_drift_run_status"),
+    sa.Index("ix_sync_drift_run_started", "started_at"),
+)
+
+# One difference found by a reconciliation. ``source_id`` is the CRM id (None for an ERP document no CRM
+# record claims, and for per-day amount totals); ``field`` names the compared field or ``day:YYYY-MM-DD``.
+sync_drift = sa.Table(
+    "sync_drift",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("drift_run", BigId, sa.ForeignKey("sync_drift_run.id", name="fk_sync_drift_run", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("source_id", sa.String(200), nullable=True),
+    sa.Column("target_number", sa.String(200), nullable=True),
+    sa.Column("field", sa.String(200), nullable=True),
+    sa.Column("crm_value", sa.Text(), nullable=True),
+    sa.Column("erp_value", sa.Text(), nullable=True),
+    sa.Column("detected_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint(check_in("kind", DRIFT_KINDS), name="ck_sync_drift_kind"),
+    sa.Index("ix_sync_drift_run_flow", "drift_run", "flow"),
+    sa.Index("ix_sync_drift_source", "flow", "source_id"),
+)
