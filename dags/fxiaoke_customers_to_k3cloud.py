@@ -35,6 +35,13 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 FLOW = "customers"
 
 
+def _alert_on_failure(context) -> None:
+    """A red report sends one digest per run (and notes to owners of rejected records); see alerts.py."""
+    from fxiaoke_k3cloud.alerts import on_report_failure
+
+    on_report_failure(context)
+
+
 @dag(
     dag_id="fxiaoke_customers_to_k3cloud",
     schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="Asia/Shanghai"),
@@ -77,7 +84,7 @@ def fxiaoke_customers_to_k3cloud():
 
         return steps.load(FLOW, transformed, context)
 
-    @task(retries=0, trigger_rule="all_done")
+    @task(retries=0, trigger_rule="all_done", on_failure_callback=_alert_on_failure)
     def report(**context) -> dict:
         from fxiaoke_k3cloud.flows import steps
 

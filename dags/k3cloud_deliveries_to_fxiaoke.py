@@ -39,6 +39,13 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 
+def _alert_on_failure(context) -> None:
+    """A red report sends one digest per run (and notes to owners of rejected records); see alerts.py."""
+    from fxiaoke_k3cloud.alerts import on_report_failure
+
+    on_report_failure(context)
+
+
 @dag(
     dag_id="k3cloud_deliveries_to_fxiaoke",
     schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="Asia/Shanghai"),
@@ -80,7 +87,7 @@ def k3cloud_deliveries_to_fxiaoke():
 
         return deliveries.load(transformed, context)
 
-    @task(retries=0, trigger_rule="all_done")
+    @task(retries=0, trigger_rule="all_done", on_failure_callback=_alert_on_failure)
     def report(**context) -> dict:
         from fxiaoke_k3cloud.flows import steps
 

@@ -19,7 +19,7 @@ from fxiaoke_k3cloud.audit.state import StateMixin
 log = logging.getLogger(__name__)
 
 #: Outcomes whose reasons the run summary lists (what a person has to look at).
-_ATTENTION = ("rejected", "failed", "parked")
+_ATTENTION = ("rejected", "failed", "parked", "reported")
 
 
 def _error_class_name(value: Any) -> str | None:

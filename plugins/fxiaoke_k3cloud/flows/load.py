@@ -22,6 +22,7 @@ from fxiaoke_k3cloud.flows.specs import FlowSpec
 
 log = logging.getLogger(__name__)
 
+DRY_RUN_LOG_LIMIT = 50  # packages shown in the task log; all of them are in the audit store
 DUPLICATE_MARKERS = ("已经被使用", "already been used", "唯一")
 
 
@@ -301,11 +302,15 @@ def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: 
             action = ("unchanged" if entry and entry.payload_hash == pkg.payload_hash
                       else "update" if entry else "create")
             body = pkg.model if action == "create" else {mapping.target.pk: entry.target_id, **pkg.update_model}
-            log.info("dry run: would %s %s %s: %s", action, spec.target_form, pkg.number,
-                     json.dumps(redact(body), ensure_ascii=False))
+            if len(rows) < DRY_RUN_LOG_LIMIT:
+                log.info("dry run: would %s %s %s: %s", action, spec.target_form, pkg.number,
+                         json.dumps(redact(body), ensure_ascii=False))
             rows.append(RecordOutcome(flow=spec.name, entity=spec.entity, source_id=pkg.source_id,
                                       source_name=pkg.source_name, outcome="skipped", target_number=pkg.number,
                                       payload_hash=pkg.payload_hash, reason=f"dry run: would {action}", request=body))
+        if len(rows) > DRY_RUN_LOG_LIMIT:
+            log.info("dry run: %s more packages not logged; every one is in the audit store (request_excerpt)",
+                     len(rows) - DRY_RUN_LOG_LIMIT)
         store.record_outcomes(run_pk, rows)
         return {"skipped": len(rows)}
     loader = Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk, number_key=mapping.target.number,

@@ -15,14 +15,20 @@ from fxiaoke_k3cloud.flows.window import Window, resolve_window
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("created", "updated", "unchanged", "rejected", "failed", "parked", "skipped")
+OUTCOMES = ("created", "updated", "unchanged", "rejected", "failed", "parked", "reported", "skipped")
+
+
+_MIGRATED: set[str] = set()
 
 
 def open_store():
+    """The audit store of the task's process, migrated once per process and database."""
     from fxiaoke_k3cloud.audit import AuditStore
 
     store = AuditStore.from_airflow()
-    store.migrate()
+    if store.url not in _MIGRATED:
+        store.migrate()
+        _MIGRATED.add(store.url)
     return store
 
 
