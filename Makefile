@@ -21,6 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints-3.11.txt pyproject.t
 	$(PY) -m pip install -q --upgrade "pip==26.3" || $(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt -c constraints-3.11.txt
 	$(PY) -m pip install -q --no-deps -e .
+	rm -rf plugins/*.egg-info  # Airflow would see the distribution twice (plugins/ is on sys.path)
 	touch $(STAMP)
 
 demo: $(STAMP)
