@@ -13,7 +13,7 @@ AUDIT_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgre
 REDRIVE_PARAMS = {"flow": "all", "ids": [], "force": False, "outcomes": ["failed", "parked"], "error_class": None,
                   "since": None, "from_drift_run": None, "max_attempts": 5, "chunk_size": 200, "limit": 1000,
                   "dry_run": False}
-RECONCILE_PARAMS = {"flows": ["customers", "orders"], "threshold": 0, "sample_size": 50, "days": None}
+RECONCILE_PARAMS = {"flows": ["customers", "orders"], "threshold": 0, "sample_size": 50}
 FLOW_PARAMS = {"since": None, "until": None, "ids": [], "full_resync": False, "dry_run": False}
 DEFAULTS = {"sync_redrive": REDRIVE_PARAMS, "sync_reconcile": RECONCILE_PARAMS}
 

@@ -1,0 +1,83 @@
+"""
+### Reconcile Fxiaoke CRM with K3Cloud (customers, orders)
+
+**Daily** at 02:30 Asia/Shanghai (and on demand) this DAG checks that K3Cloud holds what the CRM says it
+should. Each current CRM record is mapped with its flow's own mapping file and compared with K3Cloud
+(`ExecuteBillQuery`):
+
+* `missing_in_erp` — a record the mapping accepts whose number is not in K3Cloud (e.g. deleted there);
+* `extra_in_erp` — a K3Cloud document carrying one of our numbers or a CRM order id that no CRM record maps to;
+* `amount_difference` — CRM `order_amount` vs the K3Cloud lines' `FTaxPrice × FQty`, per order and per day;
+* `field_difference` — for a sample of synced records, each mapped field vs the document's current value.
+
+Rows go to the audit store (`sync_drift_run`, `sync_drift`; the sync monitor page shows them). `report` fails
+(red) when more records drifted than `threshold`; its log and XCom give the one-step repair:
+**trigger `sync_redrive` with `{"from_drift_run": <id>}`** (re-creates deleted documents, rewrites changed ones,
+through the flows' own load path).
+
+**Tasks**: `open_drift_run` → `compare_customers`, `compare_orders` → `report`.
+
+**Trigger with config**: `flows` (subset of customers, orders), `threshold` (drifted records allowed),
+`sample_size` (records per flow whose fields are compared).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+
+@dag(
+    dag_id="sync_reconcile",
+    schedule=CronDataIntervalTimetable("30 2 * * *", timezone="Asia/Shanghai"),
+    start_date=pendulum.datetime(2024, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(hours=2),
+    },
+    params={
+        "flows": Param(["customers", "orders"], type="array",
+                       items={"type": "string", "enum": ["customers", "orders"]}, description="Flows to compare"),
+        "threshold": Param(0, type="integer", minimum=0, description="Drifted records allowed before the report fails"),
+        "sample_size": Param(50, type="integer", minimum=0, description="Records per flow whose fields are compared"),
+    },
+    tags=["fxiaoke", "k3cloud", "ops", "reconcile"],
+    doc_md=__doc__,
+)
+def sync_reconcile():
+    @task
+    def open_drift_run(**context) -> dict:
+        from fxiaoke_k3cloud.ops import reconcile_steps
+
+        return reconcile_steps.open_drift_run(context)
+
+    @task(pool="fxiaoke_api")
+    def compare_customers(opened: dict, **context) -> dict:
+        from fxiaoke_k3cloud.ops import reconcile_steps
+
+        return reconcile_steps.compare("customers", opened, context)
+
+    @task(pool="fxiaoke_api")
+    def compare_orders(opened: dict, **context) -> dict:
+        from fxiaoke_k3cloud.ops import reconcile_steps
+
+        return reconcile_steps.compare("orders", opened, context)
+
+    @task(retries=0, trigger_rule="all_done")
+    def report(**context) -> dict:
+        from fxiaoke_k3cloud.ops import reconcile_steps
+
+        return reconcile_steps.report(context)
+
+    opened = open_drift_run()
+    [compare_customers(opened), compare_orders(opened)] >> report()
+
+
+sync_reconcile()
