@@ -101,6 +101,8 @@ class Simulators:
         self.fx_url = self.k3_url = ""
 
     def __enter__(self) -> "Simulators":
+        # A SIGTERM (a CI timeout, `kill`) must still run __exit__, or the simulators outlive us.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
         self.log_dir.mkdir(exist_ok=True)
         fx_port, k3_port = pick_port(18801), pick_port(18802)
         self.fx_url, self.k3_url = f"http://127.0.0.1:{fx_port}", f"http://127.0.0.1:{k3_port}"
