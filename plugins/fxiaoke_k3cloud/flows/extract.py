@@ -1,9 +1,14 @@
-"""Extract: the CRM records of a window through the hook's stable `_id`-cursor paging, deduplicated."""
+"""Extract: the CRM records of a window through the hook's stable `_id`-cursor paging, streamed to the stage.
+
+Pages go to the staging table as they arrive (memory does not grow with the window). A record is staged
+once: the `_id` cursor inside a fixed window never repeats one, and the extra reads (earlier failures,
+parked records, orders whose lines changed) skip ids already staged.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from fxiaoke_k3cloud.flows.queries import failed_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec
@@ -11,7 +16,15 @@ from fxiaoke_k3cloud.flows.window import Window
 
 log = logging.getLogger(__name__)
 
-ID_BATCH = 100  # ids per `_id IN` query (the query API's page limit)
+ID_BATCH = 100  # ids per `IN` query (the query API's page limit)
+
+
+def pages_in(hook: Any, api: str, field: str, values: Iterable[Any]) -> Iterator[list[dict[str, Any]]]:
+    """Pages of ``api`` records whose ``field`` is one of ``values`` (``IN`` queries of ID_BATCH values)."""
+    values = sorted({str(v) for v in values if v})
+    for start in range(0, len(values), ID_BATCH):
+        flt = [{"field_name": field, "operator": "IN", "field_values": values[start : start + ID_BATCH]}]
+        yield from hook.query_records(api, filters=flt)
 
 
 def dedupe_latest(records: Iterable[dict[str, Any]], modified_field: str) -> list[dict[str, Any]]:
@@ -32,36 +45,39 @@ def dedupe_latest(records: Iterable[dict[str, Any]], modified_field: str) -> lis
     return list(best.values())
 
 
-def fetch_by_ids(spec: FlowSpec, hook: Any, ids: list[str]) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    for start in range(0, len(ids), ID_BATCH):
-        chunk = ids[start : start + ID_BATCH]
-        flt = [{"field_name": "_id", "operator": "IN", "field_values": chunk}]
-        for page in hook.query_records(spec.source_object, filters=flt):
-            records.extend(page)
-    return records
+def new_records(page: list[dict[str, Any]], seen: set[str]) -> list[dict[str, Any]]:
+    """The page's records not staged yet (marks them as seen)."""
+    out = []
+    for record in dedupe_latest(page, "last_modified_time"):
+        rid = str(record["_id"])
+        if rid not in seen:
+            seen.add(rid)
+            out.append(record)
+    return out
 
 
-def extract_records(
-    spec: FlowSpec, hook: Any, store: Any, window: Window, *, ids: list[str]
-) -> tuple[list[dict[str, Any]], int]:
-    """Records to sync this run, and how many of them are earlier failures being retried.
+def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int, window: Window, *,
+                    ids: list[str]) -> tuple[int, int]:
+    """Stage the records to sync this run; returns (records staged, earlier failures re-read).
 
     With ``ids`` only those records are read. Otherwise the window is read, and records whose last outcome
     was ``failed`` (an API or K3Cloud-side problem that may have cleared) are read again by id, so a failure
     is retried by the next run instead of waiting for the next CRM edit: nothing accepted is lost.
     """
+    stage.clear_kind(run_pk, "raw")
+    seen: set[str] = set()
+    count = 0
     if ids:
-        records = fetch_by_ids(spec, hook, ids)
-        missing = sorted(set(ids) - {str(r["_id"]) for r in records})
+        for page in pages_in(hook, spec.source_object, "_id", ids):
+            count += stage.append(run_pk, "raw", new_records(page, seen))
+        missing = sorted(set(ids) - seen)
         if missing:
-            log.warning("%s: %s requested id(s) not found in Fxiaoke: %s", spec.name, len(missing), ", ".join(missing[:20]))
-        return dedupe_latest(records, spec.modified_field), 0
-    records: list[dict[str, Any]] = []
+            log.warning("%s: %s requested id(s) not found in Fxiaoke: %s", spec.name, len(missing),
+                        ", ".join(missing[:20]))
+        return count, 0
     for page in hook.query_window(spec.source_object, spec.modified_field, window.start_ms, window.end_ms):
-        records.extend(page)
-    seen = {str(r["_id"]) for r in records}
+        count += stage.append(run_pk, "raw", new_records(page, seen))
     retry_ids = [sid for sid in failed_source_ids(store, spec.name, spec.entity) if sid not in seen]
-    if retry_ids:
-        records.extend(fetch_by_ids(spec, hook, retry_ids))
-    return dedupe_latest(records, spec.modified_field), len(retry_ids)
+    for page in pages_in(hook, spec.source_object, "_id", retry_ids):
+        count += stage.append(run_pk, "raw", new_records(page, seen))
+    return count, len(retry_ids)

@@ -283,46 +283,60 @@ def _as_pk(value: str | None) -> int | str:
         return value or 0
 
 
-def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool = False) -> dict[str, int]:
-    """Load the run's staged packages; persist outcomes and the id map; return counts by outcome."""
-    import json
+LOAD_CHUNK = 1000  # packages read, written and audited at a time
 
-    from fxiaoke_k3cloud.audit import RecordOutcome, redact
+
+def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool = False) -> dict[str, int]:
+    """Load the run's staged packages chunk by chunk; persist outcomes and the id map per chunk."""
     from fxiaoke_k3cloud.flows.stage import Stage
     from fxiaoke_k3cloud.mapping import load_mapping
 
     mapping = load_mapping(spec.mapping_path)
-    options = mapping.save_options.as_dict() if hasattr(mapping.save_options, "as_dict") else dict(mapping.save_options)
-    packages = [Package.from_stage(row) for row in Stage(store).get(run_pk, "package")]
-    if dry_run:
-        known = store.get_id_map(spec.entity, [p.source_id for p in packages])
-        rows = []
-        for pkg in packages:
-            entry = known.get(pkg.source_id)
-            action = ("unchanged" if entry and entry.payload_hash == pkg.payload_hash
-                      else "update" if entry else "create")
-            body = pkg.model if action == "create" else {mapping.target.pk: entry.target_id, **pkg.update_model}
-            if len(rows) < DRY_RUN_LOG_LIMIT:
-                log.info("dry run: would %s %s %s: %s", action, spec.target_form, pkg.number,
-                         json.dumps(redact(body), ensure_ascii=False))
-            rows.append(RecordOutcome(flow=spec.name, entity=spec.entity, source_id=pkg.source_id,
-                                      source_name=pkg.source_name, outcome="skipped", target_number=pkg.number,
-                                      payload_hash=pkg.payload_hash, reason=f"dry run: would {action}", request=body))
-        if len(rows) > DRY_RUN_LOG_LIMIT:
-            log.info("dry run: %s more packages not logged; every one is in the audit store (request_excerpt)",
-                     len(rows) - DRY_RUN_LOG_LIMIT)
-        store.record_outcomes(run_pk, rows)
-        return {"skipped": len(rows)}
-    loader = Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk, number_key=mapping.target.number,
-                    unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")))
-    result = loader.run(packages)
-    # Id map first: if recording outcomes failed after it, a re-run would find the records and skip them
-    # as unchanged; the other way round it would create duplicates.
-    if result.id_map:
-        store.upsert_id_map(spec.entity, result.id_map)
-    store.record_outcomes(run_pk, result.outcomes)
-    landed = [o.source_id for o in result.outcomes if o.outcome in ("created", "updated", "unchanged")]
-    if landed:
-        store.release(spec.entity, landed)  # a parked record whose dependency arrived
-    log.info("%s: %s", spec.name, dict(result.counts))
-    return dict(result.counts)
+    options = mapping.save_options.as_dict()
+    counts: Counter = Counter()
+    for rows in Stage(store).chunks(run_pk, "package", LOAD_CHUNK):
+        packages = [Package.from_stage(row) for row in rows]
+        if dry_run:
+            counts.update(_dry_run(spec, store, run_pk, mapping, packages, already=counts["skipped"]))
+            continue
+        loader = Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk,
+                        number_key=mapping.target.number,
+                        unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")))
+        result = loader.run(packages)
+        # Id map first: if recording outcomes failed after it, a re-run would find the records and skip them
+        # as unchanged; the other way round it would create duplicates.
+        if result.id_map:
+            store.upsert_id_map(spec.entity, result.id_map)
+        store.record_outcomes(run_pk, result.outcomes)
+        landed = [o.source_id for o in result.outcomes if o.outcome in ("created", "updated", "unchanged")]
+        if landed:
+            store.release(spec.entity, landed)  # a parked record whose dependency arrived
+        counts.update(result.counts)
+    log.info("%s: %s", spec.name, dict(counts))
+    return dict(counts)
+
+
+def _dry_run(spec: FlowSpec, store: Any, run_pk: int, mapping: Any, packages: list[Package], *,
+             already: int) -> Counter:
+    """Show what would be sent (the first packages in the log, all of them in the audit store)."""
+    import json
+
+    from fxiaoke_k3cloud.audit import RecordOutcome, redact
+
+    known = store.get_id_map(spec.entity, [p.source_id for p in packages])
+    rows = []
+    for pkg in packages:
+        entry = known.get(pkg.source_id)
+        action = ("unchanged" if entry and entry.payload_hash == pkg.payload_hash
+                  else "update" if entry else "create")
+        body = pkg.model if action == "create" else {mapping.target.pk: entry.target_id, **pkg.update_model}
+        if already + len(rows) < DRY_RUN_LOG_LIMIT:
+            log.info("dry run: would %s %s %s: %s", action, spec.target_form, pkg.number,
+                     json.dumps(redact(body), ensure_ascii=False))
+        rows.append(RecordOutcome(flow=spec.name, entity=spec.entity, source_id=pkg.source_id,
+                                  source_name=pkg.source_name, outcome="skipped", target_number=pkg.number,
+                                  payload_hash=pkg.payload_hash, reason=f"dry run: would {action}", request=body))
+    if already < DRY_RUN_LOG_LIMIT <= already + len(rows):
+        log.info("dry run: further packages are not logged; every one is in the audit store (request_excerpt)")
+    store.record_outcomes(run_pk, rows)
+    return Counter({"skipped": len(rows)})

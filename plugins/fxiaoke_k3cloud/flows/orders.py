@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from fxiaoke_k3cloud.flows.extract import ID_BATCH, dedupe_latest, fetch_by_ids
+from fxiaoke_k3cloud.flows.extract import new_records, pages_in
 from fxiaoke_k3cloud.flows.queries import failed_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.window import Window
@@ -25,46 +25,51 @@ LINES_OBJECT = "SalesOrderProductObj"
 PRODUCT_OBJECT = "ProductObj"
 
 
-def _query_in(hook: Any, api: str, field: str, values: Iterable[str]) -> list[dict[str, Any]]:
-    values = sorted({str(v) for v in values if v})
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(values), ID_BATCH):
-        flt = [{"field_name": field, "operator": "IN", "field_values": values[start : start + ID_BATCH]}]
-        for page in hook.query_records(api, filters=flt):
-            rows.extend(page)
-    return rows
+def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int, window: Window, *,
+                   ids: list[str]) -> tuple[int, int]:
+    """Stage orders (kind ``raw``) and their lines (kind ``lines``, keyed by order id) page by page.
 
+    Returns (orders staged, parked/failed orders re-read). Each line carries its product's ``product_code``.
+    """
+    stage.clear_kind(run_pk, "raw")
+    stage.clear_kind(run_pk, "lines")
+    seen: set[str] = set()
+    codes: dict[str, Any] = {}
+    counts = {"orders": 0, "lines": 0}
 
-def extract_orders(spec: FlowSpec, hook: Any, store: Any, window: Window, *, ids: list[str]) -> dict[str, Any]:
-    """Orders, their lines and their products for this run; see the module docstring."""
-    parked_ids = [p.source_id for p in store.list_parked(spec.entity, status=None)
-                  if p.status in ("parked", "escalated")]
+    def take(page: list[dict[str, Any]]) -> None:
+        orders = new_records(page, seen)
+        if not orders:
+            return
+        lines = [line for p in pages_in(hook, LINES_OBJECT, "order_id", (o["_id"] for o in orders)) for line in p]
+        unknown = {str(line.get("product_id")) for line in lines if line.get("product_id")} - set(codes)
+        for p in pages_in(hook, PRODUCT_OBJECT, "_id", unknown):
+            codes.update({str(prod["_id"]): prod.get("product_code") for prod in p})
+        for line in lines:
+            line["product_code"] = codes.get(str(line.get("product_id")))
+        counts["orders"] += stage.append(run_pk, "raw", orders)
+        counts["lines"] += stage.append(run_pk, "lines", lines, key="order_id")
+
+    retried = 0
     if ids:
-        orders = fetch_by_ids(spec, hook, ids)
-        retried = 0
+        for page in pages_in(hook, spec.source_object, "_id", ids):
+            take(page)
     else:
-        orders = []
         for page in hook.query_window(spec.source_object, spec.modified_field, window.start_ms, window.end_ms):
-            orders.extend(page)
-        changed_lines: list[dict[str, Any]] = []
+            take(page)
+        line_orders: set[str] = set()
         for page in hook.query_window(LINES_OBJECT, spec.modified_field, window.start_ms, window.end_ms):
-            changed_lines.extend(page)
-        seen = {str(o["_id"]) for o in orders}
-        extra = {str(line["order_id"]) for line in changed_lines if line.get("order_id")} - seen
-        retry = [i for i in failed_source_ids(store, spec.name, spec.entity) if i not in seen]
-        again = sorted((extra | set(parked_ids) | set(retry)) - seen)
-        if again:
-            orders.extend(fetch_by_ids(spec, hook, again))
-        retried = len(set(parked_ids) | set(retry))
-    orders = dedupe_latest(orders, spec.modified_field)
-    lines = dedupe_latest(_query_in(hook, LINES_OBJECT, "order_id", (o["_id"] for o in orders)), spec.modified_field)
-    products = _query_in(hook, PRODUCT_OBJECT, "_id", (line.get("product_id") for line in lines))
-    codes = {str(p["_id"]): p.get("product_code") for p in products}
-    for line in lines:
-        line["product_code"] = codes.get(str(line.get("product_id")))
-    log.info("orders: %s orders (%s parked/failed retried), %s lines, %s products", len(orders), retried,
-             len(lines), len(products))
-    return {"orders": orders, "lines": lines, "retried": retried}
+            line_orders.update(str(line["order_id"]) for line in page if line.get("order_id"))
+        parked_ids = {p.source_id for p in store.list_parked(spec.entity, status=None)
+                      if p.status in ("parked", "escalated")}
+        retry = set(failed_source_ids(store, spec.name, spec.entity))
+        again = sorted((line_orders | parked_ids | retry) - seen)
+        retried = len((parked_ids | retry) - seen)
+        for page in pages_in(hook, spec.source_object, "_id", again):
+            take(page)
+    log.info("orders: %s orders (%s parked/failed retried), %s lines, %s products", counts["orders"], retried,
+             counts["lines"], len(codes))
+    return counts["orders"], retried
 
 
 def missing_customer_ids(store: Any, orders: list[dict[str, Any]]) -> list[str]:
@@ -86,7 +91,7 @@ def sync_missing_customers(store: Any, fx_hook: Any, k3_hook: Any, orders: list[
     if not missing:
         return {}
     customers = flow_spec("customers")
-    accounts = fetch_by_ids(customers, fx_hook, missing)
+    accounts = [a for page in pages_in(fx_hook, customers.source_object, "_id", missing) for a in page]
     run_pk = store.start_run(customers.name, f"{run_id}:dependency", "dependency", window.start, window.end)
     mapping = load_mapping(customers.mapping_path)
     result = transform(mapping, pd.DataFrame.from_records(accounts) if accounts else pd.DataFrame({"_id": []}))

@@ -78,18 +78,15 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     if spec.name == "orders":
         from fxiaoke_k3cloud.flows.orders import extract_orders
 
-        got = extract_orders(spec, hook, store, window, ids=params["ids"])
-        records, retried = got["orders"], got["retried"]
-        stage.put(run_pk, "lines", got["lines"])
+        extracted, retried = extract_orders(spec, hook, store, stage, run_pk, window, ids=params["ids"])
     else:
-        records, retried = extract_records(spec, hook, store, window, ids=params["ids"])
-    stage.put(run_pk, "raw", records)
+        extracted, retried = extract_records(spec, hook, store, stage, run_pk, window, ids=params["ids"])
     log.info("%s: extracted %s records (%s earlier failures/parked retried), Fxiaoke calls: %s",
-             spec.name, len(records), retried, hook.calls.as_dict())
+             spec.name, extracted, retried, hook.calls.as_dict())
     return {
         "run_pk": run_pk,
         "window": window.as_xcom(),
-        "extracted": len(records),
+        "extracted": extracted,
         "retried": retried,
         "move_watermark": not params["ids"] and not params.get("dry_run"),
         "dry_run": bool(params.get("dry_run")),
@@ -109,11 +106,15 @@ def sync_customers(flow: str, extracted: Mapping[str, Any], context: Mapping[str
     store = open_store()
     if extracted.get("dry_run"):
         return {**extracted, "customers_synced": {}}
-    orders = list(Stage(store).get(extracted["run_pk"], "raw"))
     run_id, _, _ = _run_meta(context)
-    counts = sync_missing_customers(store, FxiaokeHook(), K3CloudHook(), orders, run_id=run_id,
-                                    window=Window.from_xcom(extracted["window"]))
-    return {**extracted, "customers_synced": counts}
+    fx, k3 = FxiaokeHook(), K3CloudHook()
+    total: dict[str, int] = {}
+    for n, orders in enumerate(Stage(store).chunks(extracted["run_pk"], "raw", 2000)):
+        counts = sync_missing_customers(store, fx, k3, orders, run_id=f"{run_id}" + (f":{n}" if n else ""),
+                                        window=Window.from_xcom(extracted["window"]))
+        for key, value in counts.items():
+            total[key] = total.get(key, 0) + value
+    return {**extracted, "customers_synced": total}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -64,30 +64,40 @@ def _reported_outcomes(spec: FlowSpec, store: Any, reported: list[Any]) -> list[
     return out
 
 
+TRANSFORM_CHUNK = 5000  # records mapped at a time: the vectorised work stays efficient, memory stays flat
+
+
 def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
+    """Map the run's staged records chunk by chunk; stage the packages and audit everything else."""
     import pandas as pd
 
     from fxiaoke_k3cloud.mapping import load_mapping, transform
 
     mapping = load_mapping(spec.mapping_path)
     stage = Stage(store)
-    records = list(stage.get(run_pk, "raw"))
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({"_id": pd.Series([], dtype=object)})
-    lines_frame = None
-    lookups = None
-    if mapping.entries is not None:
-        from fxiaoke_k3cloud.flows.orders import build_lookups
-        from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+    stage.clear_kind(run_pk, "package")
+    k3_hook = None
+    counts = {"packages": 0, "rejected": 0, "held": 0, "reported": 0, "parked": 0}
+    for records in stage.chunks(run_pk, "raw", TRANSFORM_CHUNK):
+        frame = pd.DataFrame.from_records(records)
+        lines_frame = lookups = None
+        if mapping.entries is not None:
+            from fxiaoke_k3cloud.flows.orders import build_lookups
+            from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
-        lines = list(stage.get(run_pk, "lines"))
-        lines_frame = pd.DataFrame.from_records(lines) if lines else None
-        lookups = build_lookups(store, K3CloudHook(), records, lines)
-    result = transform(mapping, frame, lines=lines_frame, lookups=lookups)
-    modified = {str(r["_id"]): r.get(spec.modified_field) for r in records}
-    packages = [package_from_mapping(p, mapping.target.pk, modified.get(p.source_id)) for p in result.packages]
-    stage.put(run_pk, "package", packages, key="source_id")
-    audit_transform_outcomes(spec, store, run_pk, result)
-    counts = {"packages": len(packages), "rejected": len(result.rejected), "held": len(result.held),
-              "reported": len(result.reported), "parked": len(result.parked)}
+            k3_hook = k3_hook or K3CloudHook()
+            lines = stage.by_source(run_pk, "lines", [str(r["_id"]) for r in records])
+            lines_frame = pd.DataFrame.from_records(lines) if lines else None
+            lookups = build_lookups(store, k3_hook, records, lines)
+        result = transform(mapping, frame, lines=lines_frame, lookups=lookups)
+        modified = {str(r["_id"]): r.get(spec.modified_field) for r in records}
+        counts["packages"] += stage.append(
+            run_pk, "package",
+            (package_from_mapping(p, mapping.target.pk, modified.get(p.source_id)) for p in result.packages),
+            key="source_id")
+        audit_transform_outcomes(spec, store, run_pk, result)
+        for key, n in result.counts.items():
+            if key in counts and key != "packages":
+                counts[key] += n
     log.info("%s: %s", spec.name, counts)
     return counts
