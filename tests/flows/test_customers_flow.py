@@ -176,3 +176,16 @@ def test_dry_run_writes_nothing_and_shows_the_packages(dagbag, sims, store):
     assert all("dry run: would create" in r["reason"] for r in rows)
     assert all("CUST-" in (r["request_excerpt"] or "") and "FT_BD_CUSTCONTACT" in r["request_excerpt"] for r in rows)
     assert store.get_watermark("customers") is None  # a dry run does not move the watermark
+
+
+def test_a_dry_run_does_not_hide_an_earlier_failure_from_the_next_run(store):
+    from fxiaoke_k3cloud.flows.queries import failed_source_ids
+    from fxiaoke_k3cloud.audit import RecordOutcome
+
+    run = store.start_run("customers", "earlier", "manual", datetime(2026, 1, 1, tzinfo=timezone.utc),
+                          datetime(2026, 1, 2, tzinfo=timezone.utc))
+    store.record_outcomes(run, [RecordOutcome(flow="customers", entity="customer", source_id="a1", outcome="failed",
+                                              reason="K3Cloud down")])
+    store.record_outcomes(run, [RecordOutcome(flow="customers", entity="customer", source_id="a1",
+                                              outcome="skipped", reason="dry run: would create")])
+    assert failed_source_ids(store, "customers", "customer") == ["a1"]

@@ -12,10 +12,14 @@ RETRY_LIMIT = 1000  # earlier failures re-read per run at most (the rest wait fo
 
 
 def failed_source_ids(store: Any, flow: str, entity: str, limit: int = RETRY_LIMIT) -> list[str]:
-    """Source ids whose most recent outcome in this flow is ``failed`` (worth retrying: the cause may have cleared)."""
+    """Source ids whose most recent outcome in this flow is ``failed`` (worth retrying: the cause may have cleared).
+
+    Dry-run rows are not outcomes: a dry run after a failure must not hide the failure from the next run.
+    """
+    dry_run = sa.and_(sync_record.c.outcome == "skipped", sync_record.c.reason.like("dry run:%"))
     latest = (
         sa.select(sync_record.c.source_id, sa.func.max(sync_record.c.id).label("last_id"))
-        .where(sync_record.c.flow == flow, sync_record.c.entity == entity)
+        .where(sync_record.c.flow == flow, sync_record.c.entity == entity, sa.not_(dry_run))
         .group_by(sync_record.c.source_id)
         .subquery()
     )
