@@ -15,10 +15,13 @@
         └── PermanentApiError          retrying cannot help; the message says what a person must do
             ├── AuthenticationError    bad credentials, login refused
             ├── PermissionDeniedError  app/user lacks a right (Fxiaoke 20020…, K3Cloud MsgCode 2)
-            ├── QuotaExhaustedError    Fxiaoke 30002 (daily quota used up) / 30003 (no quota purchased)
+            ├── QuotaExhaustedError    Fxiaoke 30002 (daily quota used up) / 30003 (no quota purchased), and
+            │                          the hook's own call budget (code "call_budget")
             └── BusinessRuleError      the record was refused (validation, duplicate, state); data, not code
 
-Per-record rejections inside a batch are *data* (see ``RecordOutcome`` in the flow layer), not exceptions.
+    fxiaoke_k3cloud.audit.IdMapConflictError (a SyncError): two source records claim one target number.
+
+Per-record rejections inside a batch are *data* (``fxiaoke_k3cloud.audit.RecordOutcome`` rows), not exceptions.
 Permanent errors fail an Airflow task without retries; retryable ones let Airflow's task retries cover
 outages longer than the hook's own short retry loop.
 """
