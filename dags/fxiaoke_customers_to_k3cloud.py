@@ -27,41 +27,25 @@ Manual runs have no data interval: they start at the stored watermark. Backfills
 
 from __future__ import annotations
 
-from datetime import timedelta
+from airflow.sdk import dag, task
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure, every_15_minutes, window_params
 
 FLOW = "customers"
 
 
-def _alert_on_failure(context) -> None:
-    """A red report sends one digest per run (and notes to owners of rejected records); see alerts.py."""
-    from fxiaoke_k3cloud.alerts import on_report_failure
-
-    on_report_failure(context)
-
-
 @dag(
     dag_id="fxiaoke_customers_to_k3cloud",
-    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2020, 1, 1, tz="Asia/Shanghai"),  # early, so backfills can reach old windows
+    schedule=every_15_minutes(),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(minutes=30),
-    },
-    params={
-        "since": Param(None, type=["null", "string"], description="Window start (ISO 8601 or epoch ms)"),
-        "until": Param(None, type=["null", "string"], description="Window end (ISO 8601 or epoch ms)"),
-        "ids": Param([], type="array", items={"type": "string"}, description="Only these CRM customer ids"),
-        "full_resync": Param(False, type="boolean", description="Re-read every CRM customer"),
-        "dry_run": Param(False, type="boolean", description="Show the packages; write nothing"),
-    },
+    default_args=DEFAULT_ARGS,
+    params=window_params(
+        ids_of="CRM customer ids",
+        full_resync="Re-read every CRM customer",
+        dry_run="Show the packages; write nothing",
+    ),
     tags=["fxiaoke", "k3cloud", "customers", "sync"],
     doc_md=__doc__,
 )
@@ -84,7 +68,7 @@ def fxiaoke_customers_to_k3cloud():
 
         return steps.load(FLOW, transformed, context)
 
-    @task(retries=0, trigger_rule="all_done", on_failure_callback=_alert_on_failure)
+    @task(retries=0, trigger_rule="all_done", on_failure_callback=alert_on_failure)
     def report(**context) -> dict:
         from fxiaoke_k3cloud.flows import steps
 

@@ -23,43 +23,27 @@ ids; the watermark does not move), `full_resync`, `dry_run`, `parked_escalate_ho
 
 from __future__ import annotations
 
-from datetime import timedelta
+from airflow.sdk import Param, dag, task
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure, every_15_minutes, window_params
 
 FLOW = "orders"
 
 
-def _alert_on_failure(context) -> None:
-    """A red report sends one digest per run (and notes to owners of rejected records); see alerts.py."""
-    from fxiaoke_k3cloud.alerts import on_report_failure
-
-    on_report_failure(context)
-
-
 @dag(
     dag_id="fxiaoke_orders_to_k3cloud",
-    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2020, 1, 1, tz="Asia/Shanghai"),  # early, so backfills can reach old windows
+    schedule=every_15_minutes(),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(minutes=30),
-    },
-    params={
-        "since": Param(None, type=["null", "string"], description="Window start (ISO 8601 or epoch ms)"),
-        "until": Param(None, type=["null", "string"], description="Window end (ISO 8601 or epoch ms)"),
-        "ids": Param([], type="array", items={"type": "string"}, description="Only these CRM order ids"),
-        "full_resync": Param(False, type="boolean", description="Re-read every CRM order"),
-        "dry_run": Param(False, type="boolean", description="Show the packages; write nothing"),
-        "parked_escalate_hours": Param(24, type="number", minimum=0,
-                                       description="Fail the report for orders parked longer than this"),
-    },
+    default_args=DEFAULT_ARGS,
+    params=window_params(
+        ids_of="CRM order ids",
+        full_resync="Re-read every CRM order",
+        dry_run="Show the packages; write nothing",
+        parked_escalate_hours=Param(24, type="number", minimum=0,
+                                    description="Fail the report for orders parked longer than this"),
+    ),
     tags=["fxiaoke", "k3cloud", "orders", "sync"],
     doc_md=__doc__,
 )
@@ -88,7 +72,7 @@ def fxiaoke_orders_to_k3cloud():
 
         return steps.load(FLOW, transformed, context)
 
-    @task(retries=0, trigger_rule="all_done", on_failure_callback=_alert_on_failure)
+    @task(retries=0, trigger_rule="all_done", on_failure_callback=alert_on_failure)
     def report(**context) -> dict:
         from fxiaoke_k3cloud.flows import steps
 

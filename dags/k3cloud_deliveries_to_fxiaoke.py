@@ -33,38 +33,23 @@ Manual runs have no data interval: they start at the stored watermark. Backfills
 
 from __future__ import annotations
 
-from datetime import timedelta
+from airflow.sdk import dag, task
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
-
-
-def _alert_on_failure(context) -> None:
-    """A red report sends one digest per run (and notes to owners of rejected records); see alerts.py."""
-    from fxiaoke_k3cloud.alerts import on_report_failure
-
-    on_report_failure(context)
+from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure, every_15_minutes, window_params
 
 
 @dag(
     dag_id="k3cloud_deliveries_to_fxiaoke",
-    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    schedule=every_15_minutes(),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(minutes=30),
-    },
-    params={
-        "since": Param(None, type=["null", "string"], description="Window start (ISO 8601 or epoch ms)"),
-        "until": Param(None, type=["null", "string"], description="Window end (ISO 8601 or epoch ms)"),
-        "full_resync": Param(False, type="boolean", description="Re-read every audited delivery notice"),
-        "dry_run": Param(False, type="boolean", description="Show the delivery notes; write nothing"),
-    },
+    default_args=DEFAULT_ARGS,
+    params=window_params(
+        ids_of=None,
+        full_resync="Re-read every audited delivery notice",
+        dry_run="Show the delivery notes; write nothing",
+    ),
     tags=["fxiaoke", "k3cloud", "deliveries", "sync"],
     doc_md=__doc__,
 )
@@ -87,7 +72,7 @@ def k3cloud_deliveries_to_fxiaoke():
 
         return deliveries.load(transformed, context)
 
-    @task(retries=0, trigger_rule="all_done", on_failure_callback=_alert_on_failure)
+    @task(retries=0, trigger_rule="all_done", on_failure_callback=alert_on_failure)
     def report(**context) -> dict:
         from fxiaoke_k3cloud.flows import steps
 

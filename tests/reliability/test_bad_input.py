@@ -141,19 +141,7 @@ def _reason(store, flow: str, source_id: str) -> str:
         return conn.execute(query).scalar_one_or_none() or ""
 
 
-XFAIL: dict[str, str] = {
-    "customer name 10 400 characters": (
-        "defect: plugins/fxiaoke_k3cloud/mapping/engine.py (record label, line ~130: f\"{src.object} {id}/{name!r}\") "
-        "puts the whole source name into every reason; the audit store cuts reasons at 4000 chars "
-        "(audit/redact.safe_text), so the reason of a record with a huge name never says which field is wrong"),
-    "order name 10 400 characters": (
-        "defect: plugins/fxiaoke_k3cloud/mapping/engine.py record label embeds the full 10 400-char order name; "
-        "the reason is cut at 4000 chars before naming the field (name/FBillNo)"),
-    "customer modified in the year 3000": (
-        "defect: plugins/fxiaoke_k3cloud/flows/window.py resolve_window — every window ends at the run time, so a CRM "
-        "record whose last_modified_time is in the future (clock skew, imports) is silently never extracted: no "
-        "outcome, nothing in the report"),
-}
+XFAIL: dict[str, str] = {}  # case name → "defect: …" while a known defect is not fixed (strict xfail)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=XFAIL[c.name])]

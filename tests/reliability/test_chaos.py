@@ -33,10 +33,6 @@ def test_flows_settle_under_faults_with_no_loss_and_no_duplicate(chaos_world, pr
     assert all(a == b for a, b in landed_before.values()), f"most work must happen under faults: {out.under_faults}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: plugins/fxiaoke_k3cloud/flows/deliveries_crm.py DeliveryLoader._notify — an HTTP 502 from the gateway "
-    "on /cgi/message/send becomes OutcomeUnknownError (fxiaoke_transport: 5xx on a write), the message is recorded "
-    "as sent (UNKNOWN_SEND) and never resent, so the order owner gets no message"))
 def test_every_audited_notice_gets_exactly_one_owner_message_under_502s(chaos_world):
     out = run_scenario(chaos_world.fx, chaos_world.k3, chaos_world.store, size=15, seed=2, profile="mixed")
     assert out.message_losses == [], json.dumps(out.as_dict(), ensure_ascii=False)

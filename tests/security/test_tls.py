@@ -32,10 +32,6 @@ def _fx_conn(url: str, **extra) -> str:
 
 
 CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-ENV_DEFECT = ("defect: plugins/fxiaoke_k3cloud/hooks/_http.py new_session sets session.verify=<ca_bundle>, but requests "
-              "lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE (trust_env) override session.verify on every request, so the "
-              "connection's ca_bundle is silently ignored wherever those variables are set (Docker images, CI): the "
-              "private CA is refused. Fix: pass verify=settings.verify on each request (or session.trust_env=False)")
 
 
 def _k3_refused_then_accepted(ca, proxy, monkeypatch):
@@ -70,7 +66,6 @@ def test_k3cloud_refuses_an_unknown_ca_and_works_with_ca_bundle(tls, monkeypatch
     _k3_refused_then_accepted(ca, proxies["k3"], monkeypatch)
 
 
-@pytest.mark.xfail(strict=True, reason=ENV_DEFECT)
 def test_k3cloud_ca_bundle_wins_over_requests_ca_bundle_env(tls, monkeypatch):
     import certifi
 
@@ -92,10 +87,6 @@ def test_fxiaoke_refuses_an_unknown_ca_and_works_with_ca_bundle(tls, monkeypatch
     assert _fx_token(proxies["fx"].base_url, monkeypatch, ca_bundle=str(ca)).access_token
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: plugins/fxiaoke_k3cloud/hooks/fxiaoke_transport.py (transport error message) — a certificate failure "
-    "reads only 'request to <host>/cgi/... failed: SSLError': it says neither that the certificate was not trusted "
-    "nor what to do (give extra ca_bundle), unlike the K3Cloud hook's 'TLS error talking to <host> … ca_bundle'"))
 def test_fxiaoke_tls_error_says_what_to_do(tls, monkeypatch):
     from fxiaoke_k3cloud.errors import TransportError
 
@@ -107,7 +98,6 @@ def test_fxiaoke_tls_error_says_what_to_do(tls, monkeypatch):
     assert "certificate" in str(err.value).lower() and "ca_bundle" in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, reason=ENV_DEFECT)
 def test_fxiaoke_ca_bundle_wins_over_requests_ca_bundle_env(tls, monkeypatch):
     import certifi
 

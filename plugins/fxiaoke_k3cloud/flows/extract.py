@@ -81,3 +81,39 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     for page in pages_in(hook, spec.source_object, "_id", retry_ids):
         count += stage.append(run_pk, "raw", new_records(page, seen))
     return count, len(retry_ids)
+
+
+FUTURE_TOLERANCE_MS = 10 * 60 * 1000  # clock skew we accept before calling a modified time "in the future"
+FUTURE_CHECK_EVERY_MS = 60 * 60 * 1000  # one extra query per flow and hour, not per run
+
+
+def report_future_records(spec: FlowSpec, hook: Any, store: Any, run_pk: int, now_ms: int) -> int:
+    """Reject (with a reason) CRM records whose modified time is in the future.
+
+    Every window ends at the run time, so such a record (clock skew, a bad import) would never be
+    extracted and never reported. Checked once an hour per flow; returns how many were found.
+    """
+    from fxiaoke_k3cloud.audit import RecordOutcome
+    from fxiaoke_k3cloud.flows.window import from_ms
+
+    key = f"{spec.name}:future-check"
+    last = store.get_watermark(key)
+    if last is not None and now_ms - last < FUTURE_CHECK_EVERY_MS:
+        return 0
+    flt = [{"field_name": spec.modified_field, "operator": "GT", "field_values": [now_ms + FUTURE_TOLERANCE_MS]}]
+    rows = []
+    for page in hook.query_records(spec.source_object, filters=flt, fields=["_id", "name", spec.modified_field]):
+        for record in page:
+            when = from_ms(int(record[spec.modified_field])).isoformat()
+            name = str(record.get("name") or "")[:60]
+            rows.append(RecordOutcome(
+                flow=spec.name, entity=spec.entity, source_id=str(record["_id"]), source_name=name,
+                outcome="rejected", error_class="FutureModifiedTime",
+                reason=f"{spec.source_object} {record['_id']}/{name!r}: {spec.modified_field} {when} is in the "
+                       "future, so the record never falls into a sync window; correct the record (or the CRM "
+                       "clock), then save it again"))
+    store.record_outcomes(run_pk, rows)
+    store.set_watermark(key, now_ms, None)
+    for row in rows[:20]:
+        log.warning("%s", row.reason)
+    return len(rows)

@@ -81,6 +81,10 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
         extracted, retried = extract_orders(spec, hook, store, stage, run_pk, window, ids=params["ids"])
     else:
         extracted, retried = extract_records(spec, hook, store, stage, run_pk, window, ids=params["ids"])
+    if not params["ids"]:
+        from fxiaoke_k3cloud.flows.extract import report_future_records
+
+        report_future_records(spec, hook, store, run_pk, int(datetime.now(timezone.utc).timestamp() * 1000))
     log.info("%s: extracted %s records (%s earlier failures/parked retried), Fxiaoke calls: %s",
              spec.name, extracted, retried, hook.calls.as_dict())
     return {

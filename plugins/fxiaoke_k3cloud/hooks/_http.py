@@ -55,10 +55,27 @@ class HttpSettings:
         return cls(read_timeout=read_timeout, verify=verify)
 
 
+class _PinnedVerifySession(requests.Session):
+    """A session whose configured CA bundle (or explicit ``False``) wins over REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE.
+
+    requests lets those environment variables override ``Session.verify``; only a per-request ``verify``
+    beats them. Proxies and the rest of the environment still apply.
+    """
+
+    pinned_verify: bool | str | None = None
+
+    def request(self, method, url, **kwargs):  # type: ignore[override]
+        if self.pinned_verify is not None and kwargs.get("verify") is None:
+            kwargs["verify"] = self.pinned_verify
+        return super().request(method, url, **kwargs)
+
+
 def new_session(settings: HttpSettings, *, system: str) -> requests.Session:
     """A ``requests.Session`` with TLS verification as configured (warns loudly when it is off)."""
-    session = requests.Session()
+    session = _PinnedVerifySession()
     session.verify = settings.verify
+    if settings.verify is not True:
+        session.pinned_verify = settings.verify
     if settings.verify is False:
         log.warning(
             "TLS certificate verification is OFF for the %s connection (verify_ssl=false). "

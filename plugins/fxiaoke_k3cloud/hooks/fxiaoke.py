@@ -50,6 +50,7 @@ TOKEN_PATH = "/cgi/corpAccessToken/get/V2"
 USER_BY_MOBILE_PATH = "/cgi/user/getByMobile"
 MESSAGE_PATH = "/cgi/message/send"
 MAX_MESSAGE_RECIPIENTS = 500  # toUser cap per /cgi/message/send call (§5)
+GATEWAY_DID_NOT_ANSWER = (502, 503)  # HTTP statuses of a gateway whose upstream never answered
 
 
 class FxiaokeHook(BaseHook):
@@ -373,8 +374,26 @@ class FxiaokeHook(BaseHook):
         batches = [recipients[i : i + batch_size] for i in range(0, len(recipients), batch_size)]
         for batch in batches:
             payload = {"toUser": batch, "msgType": "text", "text": {"content": content}}
-            self._call(MESSAGE_PATH, payload, with_user=False, idempotent=False)
+            self._send_message(payload)
         return len(batches)
+
+    def _send_message(self, payload: Mapping[str, Any]) -> None:
+        """One message call; a gateway 502/503 (the message service never answered) is sent again.
+
+        A duplicate text is a far smaller harm than a delivery nobody hears about; a timeout, though, may
+        have been delivered and stays :class:`OutcomeUnknownError` (never resent).
+        """
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                self._call(MESSAGE_PATH, payload, with_user=False, idempotent=False)
+                return
+            except OutcomeUnknownError as exc:
+                if exc.status not in GATEWAY_DID_NOT_ANSWER or attempt == self.max_attempts:
+                    raise
+                self.log.warning("Fxiaoke %s answered HTTP %s; sending the message again (%s/%s)", MESSAGE_PATH,
+                                 exc.status, attempt + 1, self.max_attempts)
+                if self.retry_wait_s > 0:
+                    time.sleep(min(self.retry_wait_s * attempt, RETRY_WAIT_MAX_S))
 
     # --- UI ------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

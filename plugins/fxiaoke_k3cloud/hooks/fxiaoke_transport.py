@@ -115,6 +115,12 @@ class FxiaokeTransport:
 
     def _transport_error(self, exc: requests.RequestException, path: str, *, idempotent: bool) -> TransportError:
         host = self.settings.host
+        if isinstance(exc, requests.exceptions.SSLError):  # nothing was sent: no write can have happened
+            return TransportError(
+                f"TLS error talking to {host}: {exc}. If the server uses a private or self-signed CA, give its "
+                "certificate in the connection extra ca_bundle rather than switching verification off",
+                system=SYSTEM, endpoint=path,
+            )
         if not idempotent and not never_sent(exc):
             return OutcomeUnknownError(
                 f"no answer from {host} to {path} ({type(exc).__name__}) — the write may have been applied; "

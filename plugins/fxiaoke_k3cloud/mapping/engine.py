@@ -24,6 +24,9 @@ from .schema import MASTER_PREFIX, FieldMap, FlowMapping
 from .transforms import REGISTRY, TransformContext
 
 
+LABEL_NAME_MAX = 60  # characters of a record's name shown in its rejection reason
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     fields: tuple[FieldPlan, ...]  # the number field first
@@ -127,7 +130,9 @@ def transform(mapping: FlowMapping, records: pd.DataFrame, *, lines: pd.DataFram
     names = _text_column(frame, src.name_field)
 
     def label(pos: int) -> str:
-        return f"{src.object} {ids[pos] or '(no id)'}/{names[pos]!r}"
+        # A huge name must not push the field and the reason out of a reason that is stored truncated.
+        name = names[pos] if len(names[pos]) <= LABEL_NAME_MAX else names[pos][:LABEL_NAME_MAX] + "…"
+        return f"{src.object} {ids[pos] or '(no id)'}/{name!r}"
 
     push = _apply_life_status(m, frame, ids, names, label, result)
     frame = frame[push].reset_index(drop=True)
