@@ -11,6 +11,7 @@ help:
 	@echo "make demo   - run every flow end to end against the simulators (SQLite), print what moved"
 	@echo "make test   - run the test suite"
 	@echo "make airflow - a local Airflow UI on http://127.0.0.1:8080 with the simulators running"
+	@echo "make chaos  - the chaos suite at a larger size (CHAOS_ARGS='--size 300 --seed 1 --profile mixed')"
 	@echo "make bench  - benchmark the flows against their API-call bound and the per-record baseline"
 
 install: $(STAMP)
@@ -32,6 +33,11 @@ test: $(STAMP)
 
 airflow: $(STAMP)
 	$(PY) scripts/local_airflow.py
+
+CHAOS_ARGS ?= --size 100 --seed 1 --seed 2 --profile mixed --profile timeouts --profile sessions --profile quota
+
+chaos: $(STAMP)
+	$(PY) -m tests.reliability.chaos $(CHAOS_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

@@ -58,8 +58,12 @@ def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: in
         for page in hook.query_window(spec.source_object, spec.modified_field, window.start_ms, window.end_ms):
             take(page)
         line_orders: set[str] = set()
-        for page in hook.query_window(LINES_OBJECT, spec.modified_field, window.start_ms, window.end_ms):
-            line_orders.update(str(line["order_id"]) for line in page if line.get("order_id"))
+        # On a full resync or first sync every order is read, and with it every line: reading the window's
+        # changed lines as well would only double the calls.
+        if window.source not in ("full_resync", "first_sync"):
+            for page in hook.query_window(LINES_OBJECT, spec.modified_field, window.start_ms, window.end_ms,
+                                          fields=["_id", "order_id"]):
+                line_orders.update(str(line["order_id"]) for line in page if line.get("order_id"))
         parked_ids = {p.source_id for p in store.list_parked(spec.entity, status=None)
                       if p.status in ("parked", "escalated")}
         retry = set(failed_source_ids(store, spec.name, spec.entity))
