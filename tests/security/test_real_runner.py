@@ -198,6 +198,9 @@ def test_no_secret_in_task_logs_xcom_audit_store_or_messages_under_the_real_task
     for path in log_files:
         texts[str(path.relative_to(home))] = path.read_text(errors="replace")
     assert sum(len(texts[str(p.relative_to(home))]) for p in task_logs) > 2000, "task logs must have content"
+    # Positive control: the logs do carry what the hooks log around the credentials (login user, the connection).
+    load_logs = "".join(texts[str(p.relative_to(home))] for p in task_logs if "task_id=load_customers" in str(p))
+    assert f"as {K3['username']}" in load_logs, "the load task's log must show the K3Cloud login"
     texts["standalone output"] = out_path.read_text(errors="replace")
     xcom = _query(metadata, "SELECT * FROM xcom")
     assert len(xcom) >= 4, "each task pushed its return value"
