@@ -157,7 +157,7 @@ def test_orders_load_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(cr
     assert len(orders) > 2 * BATCH, "need more than two BatchSave chunks of orders"
     transformed = _upto_transform(ORDERS, "manual__crash_orders_1")
     world.k3.faults({"latency_ms": 150})
-    _kill_load_when(ORDERS, transformed, lambda: _batch_saves(world.k3) >= 2
+    killed_after = _kill_load_when(ORDERS, transformed, lambda: _batch_saves(world.k3) >= 2
                     and len(world.k3.records("SAL_SaleOrder")) >= BATCH)
     world.k3.faults({})
     written = len(world.k3.records("SAL_SaleOrder"))
@@ -172,3 +172,4 @@ def test_orders_load_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(cr
     finals = final_outcomes(world.store, ORDERS)
     assert {o["_id"]: finals.get(o["_id"]) for o in orders if finals.get(o["_id"]) not in GOOD} == {}
     assert world.store.get_watermark(ORDERS) is not None
+    print(f"\norders: killed after {killed_after:.1f} s with {written}/{len(orders)} orders written")
