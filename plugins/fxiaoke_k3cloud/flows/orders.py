@@ -147,3 +147,25 @@ def audited_targets(k3_hook: Any, form_id: str, numbers: list[str]) -> dict[str,
         for page in k3_hook.execute_bill_query(form_id, ["FID", "FBillNo", "FDocumentStatus"], filter=flt):
             out.update({str(r["FBillNo"]): str(r["FDocumentStatus"]) for r in page})
     return out
+
+
+class _ListSink:
+    """A stage stand-in that keeps rows in lists (for readers that want every order at once)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict[str, Any]]] = {"raw": [], "lines": []}
+
+    def clear_kind(self, run_pk: int, kind: str) -> None:
+        self.rows[kind] = []
+
+    def append(self, run_pk: int, kind: str, rows: Iterable[dict[str, Any]], *, key: str = "_id") -> int:
+        rows = list(rows)
+        self.rows[kind].extend(rows)
+        return len(rows)
+
+
+def read_orders(spec: FlowSpec, hook: Any, store: Any, window: Window) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every order of the window and all their lines, in memory (reconciliation compares whole sets)."""
+    sink = _ListSink()
+    extract_orders(spec, hook, store, sink, 0, window, ids=[])
+    return sink.rows["raw"], sink.rows["lines"]

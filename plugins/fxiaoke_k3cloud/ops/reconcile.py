@@ -107,10 +107,10 @@ def crm_side(spec: FlowSpec, store: Any, fx_hook: Any, k3_hook: Any) -> tuple[An
     lines_frame = None
     lookups = None
     if spec.name == "orders":
-        from fxiaoke_k3cloud.flows.orders import build_lookups, extract_orders
+        from fxiaoke_k3cloud.flows.orders import build_lookups, read_orders
 
-        got = extract_orders(spec, fx_hook, store, Window(EPOCH, datetime.now(timezone.utc), "reconcile"), ids=[])
-        records, lines = got["orders"], got["lines"]
+        # Every order and every line: a full read, so the changed-lines query is not needed.
+        records, lines = read_orders(spec, fx_hook, store, Window(EPOCH, datetime.now(timezone.utc), "full_resync"))
         lines_frame = pd.DataFrame.from_records(lines) if lines else None
         lookups = build_lookups(store, k3_hook, records, lines)
     else:
