@@ -105,11 +105,26 @@ def _assert_customers_once(world: Any) -> None:
     assert {i: o for i, o in finals.items() if o not in GOOD} == {}
 
 
-@pytest.fixture
-def crash_world(chaos_world, monkeypatch):
-    """chaos_world with a 10 s K3Cloud read timeout: the kill, not the client, ends the slow calls."""
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def crash_world(request, chaos_world, monkeypatch):
+    """chaos_world with a 10 s K3Cloud read timeout (the kill, not the client, ends the slow calls), on a SQLite
+    or a PostgreSQL audit store shared by the test and the load process."""
     monkeypatch.setenv("AIRFLOW_CONN_K3CLOUD_DEFAULT", k3cloud_conn(chaos_world.k3))
-    return chaos_world
+    if request.param == "sqlite":
+        yield chaos_world
+        return
+    from fxiaoke_k3cloud.audit import AuditStore
+
+    server = request.getfixturevalue("pg_server")
+    url = server.new_database()
+    monkeypatch.setenv("SYNC_AUDIT_URL", url)
+    store = AuditStore(url)
+    store.migrate()
+    try:
+        yield SimpleNamespace(fx=chaos_world.fx, k3=chaos_world.k3, store=store)
+    finally:
+        store.dispose()
+        server.drop_database(url)
 
 
 @pytest.mark.parametrize("in_flight", ["between_chunks", "write_applied_answer_pending"])
