@@ -258,8 +258,6 @@ def test_garbage_answer_to_an_unapplied_batchsave_is_audited_failed_then_created
     assert world.k3.records("BD_Customer") == []
     assert proxies.k3.count("BatchSave") == 2, "read back, found nothing, sent once more, then gave up"
     assert Counter(final_outcomes(world.store, CUSTOMERS).values()) == {"failed": size}
-    import sqlalchemy as sa
-
     with world.store.engine.connect() as conn:
         rows = conn.execute(sa.select(sync_record.c.reason, sync_record.c.error_class)
                             .where(sync_record.c.outcome == "failed")).fetchall()
@@ -274,8 +272,6 @@ def test_garbage_answer_to_an_unapplied_batchsave_is_audited_failed_then_created
 
 
 def _reasons(store: Any) -> set[str]:
-    import sqlalchemy as sa
-
     from fxiaoke_k3cloud.audit.schema import sync_record
 
     with store.engine.connect() as conn:
