@@ -149,16 +149,11 @@ CRM_WRONG_ENVELOPES = [
     ("JSON array", Spoil("", b"[]", 200, "application/json"), False, r"JSON envelope"),
     pytest.param("errorCode 0 without data", Spoil("", b'{"errorCode": 0, "errorMessage": "OK"}', 200,
                                                    "application/json"), False, r"data",
-                 id="errorCode 0 without data", marks=pytest.mark.xfail(strict=True, reason=(
-                     "defect: hooks/fxiaoke.py FxiaokeHook._data: \"answer of <path> has no 'data' object\" does not "
-                     "name the host, and as a TransportError with status None it is retried like a network error "
-                     "(6 identical calls)"))),
+                 id="errorCode 0 without data"),
 ]
 K3_WRONG_ENVELOPES = [
     pytest.param("JSON without LoginResultType", Spoil("", b'{"Message": "ok"}', 200, "application/json"), False,
-                 r"LoginResultType", id="JSON without LoginResultType", marks=pytest.mark.xfail(strict=True, reason=(
-                     "defect: hooks/k3cloud_auth.py session_id_from_login: 'login answer has no LoginResultType' "
-                     "does not name the host that answered"))),
+                 r"LoginResultType", id="JSON without LoginResultType"),
 ]
 
 
@@ -234,10 +229,6 @@ def test_spoiled_answer_to_an_applied_batchsave_is_read_back_and_created_once(pr
     assert _reasons(world.store) == {"write timed out; found in K3Cloud by number on read-back"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: hooks/k3cloud.py K3CloudHook.batch_save: a 200 answer that is JSON but carries no ResponseStatus "
-    "(wrong envelope) is taken as IsSuccess=true via `response_status(body) or {'IsSuccess': True}`; every row is "
-    "audited 'created' with target id 'None' and linked, though nothing was written"))
 def test_batchsave_answer_in_the_wrong_envelope_is_not_taken_for_success(proxies):
     world, size = proxies.world, 10
     world.fx.seed({"demo": size})
@@ -296,11 +287,6 @@ def test_crm_create_answered_with_a_502_page_after_applying_is_outcome_unknown(p
     assert [a["name"] for a in proxies.world.fx.records("AccountObj")].count("malformed-502") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: hooks/fxiaoke_transport.py FxiaokeTransport.send: a non-JSON HTTP 200 answer (truncated JSON) to a "
-    "write raises a plain TransportError (only status >= 500 becomes OutcomeUnknownError) although the write may "
-    "have been applied; flows/deliveries_crm.py DeliveryLoader._create then audits 'CRM refused the delivery note' "
-    "for a note that was created"))
 def test_crm_create_answered_with_truncated_json_after_applying_is_outcome_unknown(proxies):
     from fxiaoke_k3cloud.errors import OutcomeUnknownError
 

@@ -20,7 +20,13 @@ import requests
 from airflow.sdk import BaseHook
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter, wait_none
 
-from fxiaoke_k3cloud.errors import ConfigError, OutcomeUnknownError, SessionExpiredError, TransportError
+from fxiaoke_k3cloud.errors import (
+    ConfigError,
+    OutcomeUnknownError,
+    PermanentApiError,
+    SessionExpiredError,
+    TransportError,
+)
 from fxiaoke_k3cloud.hooks._http import mask_secrets, new_session
 from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
 from fxiaoke_k3cloud.hooks.fxiaoke_errors import SYSTEM, is_retryable, refused_without_effect
@@ -217,11 +223,15 @@ class FxiaokeHook(BaseHook):
         wait = state.next_action.sleep if state.next_action else 0
         self.log.warning("Fxiaoke call failed (attempt %s): %s; retrying in %.1f s", state.attempt_number, exc, wait)
 
-    @staticmethod
-    def _data(envelope: dict[str, Any], path: str) -> dict[str, Any]:
+    def _data(self, envelope: dict[str, Any], path: str) -> dict[str, Any]:
         data = envelope.get("data")
         if not isinstance(data, dict):
-            raise TransportError(f"answer of {path} has no 'data' object", system=SYSTEM, endpoint=path)
+            # errorCode 0 without the result is not a network blip: asking again gets the same answer.
+            raise PermanentApiError(
+                f"{self.settings.host} answered errorCode 0 on {path} without a 'data' object "
+                f"(traceId {envelope.get('traceId')}); is the host the Fxiaoke OpenAPI gateway?",
+                system=SYSTEM, endpoint=path, code=envelope.get("errorCode"), trace_id=envelope.get("traceId"),
+            )
         return data
 
     # --- reads ---------------------------------------------------------------------------------

@@ -79,7 +79,9 @@ class FxiaokeTransport:
         try:
             envelope = parse_response(resp, host=host, path=path)
         except TransportError as exc:
-            if not idempotent and resp.status_code >= 500:
+            # A write answered with a 5xx or with an unreadable 200 (truncated, HTML): it may have been applied.
+            # A 3xx never reached the API.
+            if not idempotent and not 300 <= resp.status_code < 400:
                 raise OutcomeUnknownError(
                     f"{exc} — the write may have been applied; read it back before sending it again",
                     system=SYSTEM,

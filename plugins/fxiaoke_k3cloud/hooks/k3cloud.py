@@ -14,8 +14,8 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from fxiaoke_k3cloud.errors import BusinessRuleError, ConfigError
-from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets
+from fxiaoke_k3cloud.errors import BusinessRuleError, ConfigError, OutcomeUnknownError
+from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, truncate
 from fxiaoke_k3cloud.hooks.k3cloud_auth import K3Credentials
 from fxiaoke_k3cloud.hooks.k3cloud_filter import Expr, F
 from fxiaoke_k3cloud.hooks.k3cloud_query import (
@@ -28,6 +28,7 @@ from fxiaoke_k3cloud.hooks.k3cloud_query import (
 )
 from fxiaoke_k3cloud.hooks.k3cloud_response import (
     MSG_DATA_NOT_FOUND,
+    SYSTEM,
     BatchRowOutcome,
     OperationResult,
     PushResult,
@@ -198,7 +199,14 @@ class K3CloudHook(BaseHook):
             return []
         data = {**_options(options, BATCH_SAVE_OPTIONS, "BatchSave"), "Model": [dict(m) for m in models]}
         body = self.client.call("BatchSave", {"formid": form_id, "data": data}, write=True, record_errors=True)
-        outcomes = batch_outcomes(response_status(body) or {"IsSuccess": True}, len(models))
+        status = response_status(body)
+        if status is None:
+            # Not a K3Cloud answer (a proxy's page, a wrong envelope): the batch may or may not have been saved.
+            raise OutcomeUnknownError(
+                f"{self.client.creds.base_url} answered BatchSave {form_id} without a ResponseStatus "
+                f"({truncate(repr(body), 200)}); the batch may have been saved — read it back by number",
+                system=SYSTEM, endpoint="BatchSave")
+        outcomes = batch_outcomes(status, len(models))
         failed = sum(not o.ok for o in outcomes)
         self.log.info("k3cloud BatchSave %s: %s saved, %s refused", form_id, len(outcomes) - failed, failed)
         return outcomes

@@ -93,7 +93,8 @@ def session_id_from_login(body: Any, creds: K3Credentials, *, cookie_session_id:
     """
     if not isinstance(body, Mapping) or "LoginResultType" not in body:
         raise AuthenticationError(
-            "login answer has no LoginResultType; is the host the K3Cloud base URL (…/k3cloud/)?",
+            f"the login answer of {creds.base_url} has no LoginResultType; is that the K3Cloud base URL "
+            "(https://<host>/k3cloud/)?",
             system=SYSTEM,
             endpoint=login_request(creds)[0],
         )
