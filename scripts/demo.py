@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,18 @@ def run_dag(dag_id: str, env: dict[str, str], log_path, conf: str | None = None)
     return rc, time.monotonic() - started
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+ \[")
+
+
+def run_quietly(cmd: list[str], env: dict[str, str]) -> int:
+    """Run a helper command and show its output without the library's log lines (they are in the logs)."""
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if not LOG_LINE.match(line):
+            print(line)
+    return proc.returncode
+
+
 def print_audit_summary(env: dict[str, str]) -> None:
     """Print the audit store's view of the runs (what moved), if the audit store exists yet."""
     code = (
@@ -40,7 +53,7 @@ def print_audit_summary(env: dict[str, str]) -> None:
     except ImportError:
         print("(the audit report is not built yet)")
         return
-    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=False)
+    run_quietly([sys.executable, "-c", code], env)
 
 
 def main() -> int:
@@ -79,8 +92,8 @@ def main() -> int:
         for dag_id, title, attempt, conf in runs:
             if dag_id == "k3cloud_deliveries_to_fxiaoke":
                 print("\n▶ Meanwhile in K3Cloud: a user audits orders and ships them (delivery notices, audited)")
-                subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_k3_user.py"), "--count",
-                                str(max(1, args.customers // 10))], env=env, cwd=ROOT, check=False)
+                run_quietly([sys.executable, str(ROOT / "scripts" / "demo_k3_user.py"), "--count",
+                             str(max(1, args.customers // 10))], env)
                 # The notices were audited a moment ago, after the last complete 15-minute interval:
                 # a manual run up to now picks them up (as the next scheduled run would).
                 conf = '{"until": "%d"}' % ((time.time() + 60) * 1000)
