@@ -13,12 +13,14 @@ retried first by every later run, and released when the dependency lands; one pa
 `parked_escalate_hours` turns the report red.
 
 **Conflicts.** A K3Cloud order that a person submitted or audited is never overwritten: the CRM change is
-reported as a conflict. A CRM order voided after it reached K3Cloud is reported for action.
+reported as a conflict. A CRM order voided after it reached K3Cloud is reported for action, or — with
+`void_action=close` — voided (unaudited) or closed (audited) in K3Cloud.
 
 **Tasks**: `extract_orders` → `sync_customers` → `transform_orders` → `load_orders` → `report`.
 
 **Trigger with config**: `since` / `until` (ISO 8601, no offset = Asia/Shanghai, or epoch ms), `ids` (CRM order
-ids; the watermark does not move), `full_resync`, `dry_run`, `parked_escalate_hours`.
+ids; the watermark does not move), `full_resync`, `dry_run`, `parked_escalate_hours`, `void_action`
+(`report` or `close`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ FLOW = "orders"
         dry_run="Show the packages; write nothing",
         parked_escalate_hours=Param(24, type="number", minimum=0,
                                     description="Fail the report for orders parked longer than this"),
+        void_action=Param("report", enum=["report", "close"],
+                          description="CRM order voided after it reached K3Cloud: report it, or void (unaudited) / "
+                                      "close (audited) the K3Cloud order"),
     ),
     tags=["fxiaoke", "k3cloud", "orders", "sync"],
     doc_md=__doc__,

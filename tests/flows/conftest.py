@@ -63,7 +63,7 @@ def run_dag(dagbag, dag_id: str, conf: dict | None = None, logical_date=None):
     # dag.test() keeps the previous run's conf in the shared DAG object's params: always send every param.
     for t in dag.tasks:  # a failing task must fail the test now, not after minutes of retry delays
         t.retries = 0
-    full = {"since": None, "until": None, "ids": [], "full_resync": False, "dry_run": False}
+    full = {"since": None, "until": None, "ids": [], "full_resync": False, "dry_run": False, "void_action": "report"}
     dr = dag.test(run_conf={**full, **(conf or {})}, logical_date=logical_date)
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     return dr, states

@@ -169,3 +169,29 @@ def test_an_order_parked_too_long_turns_the_report_red(dagbag, sims, store):
     assert states["load_orders"] == "success" and states["report"] == "failed"
     run = store.recent_runs("orders", limit=1)[0]
     assert run["status"] == "partial" and "MAT-9999" in run["message"]
+
+
+def test_void_action_close_voids_an_unaudited_and_closes_an_audited_k3cloud_order(dagbag, sims, store):
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+    p = products(sims.fx)
+    acc = account(7)
+    open_order, audited_order = order(7, acc["_id"]), order(8, acc["_id"])
+    seed(sims.fx, [acc], [open_order, audited_order],
+         [line(open_order["_id"], 1, p["MAT-0007"]), line(audited_order["_id"], 1, p["MAT-0008"])])
+    run_dag(dagbag, DAG_ID, FULL)
+    k3 = K3CloudHook(retry_wait_s=0)
+    k3.submit("SAL_SaleOrder", numbers=["SO000008"])
+    k3.audit("SAL_SaleOrder", numbers=["SO000008"])
+    fx = FxiaokeHook(retry_wait_s=0)
+    fx.invalid_record("SalesOrderObj", open_order["_id"])
+    fx.invalid_record("SalesOrderObj", audited_order["_id"])
+    dr, states = run_dag(dagbag, DAG_ID, {**FULL, "void_action": "close"})
+    assert dr.state == "success", states
+    orders = k3_orders(sims.k3)
+    assert orders["SO000007"]["FCancelStatus"] == "B"  # unaudited: voided
+    assert orders["SO000008"]["FCloseStatus"] == "B"  # audited: closed
+    assert outcomes_of(store, "orders") == {open_order["_id"]: "updated", audited_order["_id"]: "updated"}
+    dr, _ = run_dag(dagbag, DAG_ID, {**FULL, "void_action": "close"})  # again: nothing more to do
+    assert set(outcomes_of(store, "orders").values()) == {"unchanged"}

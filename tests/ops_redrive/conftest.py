@@ -9,7 +9,7 @@ REDRIVE_PARAMS = {"flow": "all", "ids": [], "force": False, "outcomes": ["failed
                   "since": None, "from_drift_run": None, "max_attempts": 5, "chunk_size": 200, "limit": 1000,
                   "dry_run": False}
 RECONCILE_PARAMS = {"flows": ["customers", "orders"], "threshold": 0, "sample_size": 50}
-FLOW_PARAMS = {"since": None, "until": None, "ids": [], "full_resync": False, "dry_run": False}
+FLOW_PARAMS = {"since": None, "until": None, "ids": [], "full_resync": False, "dry_run": False, "void_action": "report"}
 DEFAULTS = {"sync_redrive": REDRIVE_PARAMS, "sync_reconcile": RECONCILE_PARAMS}
 
 

@@ -146,7 +146,8 @@ def load(flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) 
     store = open_store()
     run_id, _, _ = _run_meta(context)
     run_pk = transformed["run_pk"]
-    counts = load_staged(spec, store, K3CloudHook(), run_pk, dry_run=transformed.get("dry_run", False))
+    counts = load_staged(spec, store, K3CloudHook(), run_pk, dry_run=transformed.get("dry_run", False),
+                         void_action=str(_params(context).get("void_action") or "report"))
     if transformed.get("move_watermark"):
         window = Window.from_xcom(transformed["window"])
         store.set_watermark(spec.name, window.end_ms, run_id)

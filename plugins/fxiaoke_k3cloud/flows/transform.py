@@ -27,8 +27,11 @@ def package_from_mapping(pkg: Any, pk: str, modified_ms: int | None) -> dict[str
     }
 
 
-def audit_transform_outcomes(spec: FlowSpec, store: Any, run_pk: int, result: Any) -> None:
-    """Record rejected / held / reported / parked records; park the parked ones (retried by later runs)."""
+def audit_transform_outcomes(spec: FlowSpec, store: Any, run_pk: int, result: Any) -> list[dict[str, Any]]:
+    """Record rejected / held / reported / parked records; park the parked ones (retried by later runs).
+
+    Returns the voided records that reached K3Cloud (source id, name, K3 number), for an optional void action.
+    """
     from fxiaoke_k3cloud.audit import RecordOutcome
 
     def outcome(source_id: str, name: str, kind: str, reason: str, **extra: Any) -> RecordOutcome:
@@ -40,15 +43,18 @@ def audit_transform_outcomes(spec: FlowSpec, store: Any, run_pk: int, result: An
     rows += [outcome(s.source_id, s.source_name, "skipped", s.reason, target_number=s.number) for s in result.held]
     rows += [outcome(p.source_id, p.source_name, "parked", p.reason) for p in result.parked]
     reported = _reported_outcomes(spec, store, result.reported)
-    rows += [outcome(s.source_id, s.source_name, kind, reason, target_number=s.number) for s, kind, reason in reported]
+    rows += [outcome(s.source_id, s.source_name, kind, reason, target_number=number)
+             for s, kind, reason, number in reported]
     store.record_outcomes(run_pk, rows)
     if result.parked:
         store.park(spec.entity, spec.name, [(p.source_id, p.reason, ", ".join(p.missing)) for p in result.parked])
     for r in result.rejected:
         log.warning("rejected %s", r.reason)
+    return [{"source_id": s.source_id, "source_name": s.source_name, "number": number}
+            for s, kind, _, number in reported if kind == "reported"]
 
 
-def _reported_outcomes(spec: FlowSpec, store: Any, reported: list[Any]) -> list[tuple[Any, str, str]]:
+def _reported_outcomes(spec: FlowSpec, store: Any, reported: list[Any]) -> list[tuple[Any, str, str, str | None]]:
     """Voided CRM records: 'reported' (needs action in K3Cloud) if they reached K3Cloud, else just skipped."""
     if not reported:
         return []
@@ -57,10 +63,11 @@ def _reported_outcomes(spec: FlowSpec, store: Any, reported: list[Any]) -> list[
     for s in reported:
         entry = known.get(s.source_id)
         if entry is None:
-            out.append((s, "skipped", f"{s.reason}; never sent to K3Cloud, nothing to do"))
+            out.append((s, "skipped", f"{s.reason}; never sent to K3Cloud, nothing to do", s.number))
         else:
             out.append((s, "reported", f"{s.reason}; K3Cloud {spec.target_form} {entry.target_number} still exists: "
-                                       "close or void it in K3Cloud"))
+                                       "close or void it in K3Cloud (or run with void_action=close)",
+                        entry.target_number))
     return out
 
 
@@ -76,6 +83,7 @@ def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
     mapping = load_mapping(spec.mapping_path)
     stage = Stage(store)
     stage.clear_kind(run_pk, "package")
+    stage.clear_kind(run_pk, "void")
     k3_hook = None
     counts = {"packages": 0, "rejected": 0, "held": 0, "reported": 0, "parked": 0}
     for records in stage.chunks(run_pk, "raw", TRANSFORM_CHUNK):
@@ -95,7 +103,7 @@ def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
             run_pk, "package",
             (package_from_mapping(p, mapping.target.pk, modified.get(p.source_id)) for p in result.packages),
             key="source_id")
-        audit_transform_outcomes(spec, store, run_pk, result)
+        stage.append(run_pk, "void", audit_transform_outcomes(spec, store, run_pk, result), key="source_id")
         for key, n in result.counts.items():
             if key in counts and key != "packages":
                 counts[key] += n
