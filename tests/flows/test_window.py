@@ -72,3 +72,14 @@ def test_window_round_trips_through_xcom():
 
     w = resolve(start=T0, end=T1)
     assert Window.from_xcom(w.as_xcom()) == w
+
+
+def test_run_type_is_stored_as_airflows_plain_value():
+    from types import SimpleNamespace
+
+    from airflow.utils.types import DagRunType
+
+    from fxiaoke_k3cloud.flows.steps import _run_meta
+
+    run = SimpleNamespace(run_id="backfill__x", run_type=DagRunType.BACKFILL_JOB, run_after=NOW)
+    assert _run_meta({"dag_run": run}) == ("backfill__x", "backfill", NOW)

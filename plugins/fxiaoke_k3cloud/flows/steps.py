@@ -35,7 +35,8 @@ def open_store():
 def _run_meta(context: Mapping[str, Any]) -> tuple[str, str, datetime]:
     dag_run = context.get("dag_run")
     run_id = getattr(dag_run, "run_id", None) or context.get("run_id") or "manual"
-    run_type = str(getattr(dag_run, "run_type", "") or "manual")
+    run_type = getattr(dag_run, "run_type", None) or "manual"
+    run_type = str(getattr(run_type, "value", run_type))  # DagRunType.MANUAL → "manual"
     run_after = getattr(dag_run, "run_after", None) or datetime.now(timezone.utc)
     return run_id, run_type, run_after
 
