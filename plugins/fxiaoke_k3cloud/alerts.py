@@ -33,6 +33,7 @@ from fxiaoke_k3cloud.audit import AuditStore, RecordOutcome
 from fxiaoke_k3cloud.audit.redact import safe_text
 from fxiaoke_k3cloud.errors import ApiError, ConfigError, SyncError, TransportError
 from fxiaoke_k3cloud.flows.specs import FLOWS, flow_spec
+from fxiaoke_k3cloud.hooks._http import HttpSettings, new_session
 from fxiaoke_k3cloud.monitor import queries
 from fxiaoke_k3cloud.monitor.text import one_line, run_digest
 
@@ -103,15 +104,12 @@ def post_webhook(conn_id: str, content: str) -> None:
         raise ConfigError(
             f"connection {conn_id!r}: put the webhook URL in extra 'webhook_url' (or the full https://… URL in host)"
         )
-    verify: bool | str = True
-    if extra.get("ca_bundle"):
-        verify = str(extra["ca_bundle"])
-    elif extra.get("verify_ssl") is False:
-        log.warning("connection %s: TLS verification switched off by its verify_ssl extra", conn_id)
-        verify = False
+    # The same transport settings as the hooks (timeout, TLS on, ca_bundle, an explicit and logged verify_ssl off).
+    settings = HttpSettings.from_extra({"timeout": WEBHOOK_TIMEOUT, **extra})
     body = {"msgtype": "text", "text": {"content": content}}
     try:
-        response = requests.post(url, json=body, timeout=float(extra.get("timeout") or WEBHOOK_TIMEOUT), verify=verify)
+        with new_session(settings, system=f"webhook {conn_id}") as session:
+            response = session.post(url, json=body, timeout=settings.timeout)
     except requests.RequestException as exc:
         raise TransportError(f"webhook {conn_id!r}: {type(exc).__name__}", system="webhook") from None
     if response.status_code >= 300:
