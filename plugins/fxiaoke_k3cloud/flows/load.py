@@ -286,6 +286,24 @@ def _as_pk(value: str | None) -> int | str:
 LOAD_CHUNK = 1000  # packages read, written and audited at a time
 
 
+def load_packages(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
+                  packages: list[Package]) -> Counter:
+    """Write packages with the mapping's save options; persist the id map, the outcomes and releases."""
+    options = mapping.save_options.as_dict()
+    loader = Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk, number_key=mapping.target.number,
+                    unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")))
+    result = loader.run(packages)
+    # Id map first: if recording outcomes failed after it, a re-run would find the records and skip them
+    # as unchanged; the other way round it would create duplicates.
+    if result.id_map:
+        store.upsert_id_map(spec.entity, result.id_map)
+    store.record_outcomes(run_pk, result.outcomes)
+    landed = [o.source_id for o in result.outcomes if o.outcome in ("created", "updated", "unchanged")]
+    if landed:
+        store.release(spec.entity, landed)  # a parked record whose dependency arrived
+    return result.counts
+
+
 def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool = False,
                 void_action: str = "report") -> dict[str, int]:
     """Load the run's staged packages chunk by chunk; persist outcomes and the id map per chunk.
@@ -297,26 +315,13 @@ def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: 
     from fxiaoke_k3cloud.mapping import load_mapping
 
     mapping = load_mapping(spec.mapping_path)
-    options = mapping.save_options.as_dict()
     counts: Counter = Counter()
     for rows in Stage(store).chunks(run_pk, "package", LOAD_CHUNK):
         packages = [Package.from_stage(row) for row in rows]
         if dry_run:
             counts.update(_dry_run(spec, store, run_pk, mapping, packages, already=counts["skipped"]))
             continue
-        loader = Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk,
-                        number_key=mapping.target.number,
-                        unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")))
-        result = loader.run(packages)
-        # Id map first: if recording outcomes failed after it, a re-run would find the records and skip them
-        # as unchanged; the other way round it would create duplicates.
-        if result.id_map:
-            store.upsert_id_map(spec.entity, result.id_map)
-        store.record_outcomes(run_pk, result.outcomes)
-        landed = [o.source_id for o in result.outcomes if o.outcome in ("created", "updated", "unchanged")]
-        if landed:
-            store.release(spec.entity, landed)  # a parked record whose dependency arrived
-        counts.update(result.counts)
+        counts.update(load_packages(spec, store, hook, run_pk, mapping, packages))
     if void_action == "close" and not dry_run:
         counts.update(close_voided(spec, store, hook, run_pk, list(Stage(store).get(run_pk, "void"))))
     log.info("%s: %s", spec.name, dict(counts))

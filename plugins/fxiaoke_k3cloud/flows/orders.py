@@ -87,7 +87,7 @@ def sync_missing_customers(store: Any, fx_hook: Any, k3_hook: Any, orders: list[
     """Sync the CRM customers these orders need and the id map lacks, as a ``customers`` dependency run."""
     import pandas as pd
 
-    from fxiaoke_k3cloud.flows.load import Loader, Package
+    from fxiaoke_k3cloud.flows.load import Package, load_packages
     from fxiaoke_k3cloud.flows.transform import audit_transform_outcomes, package_from_mapping
     from fxiaoke_k3cloud.mapping import load_mapping, transform
 
@@ -103,14 +103,7 @@ def sync_missing_customers(store: Any, fx_hook: Any, k3_hook: Any, orders: list[
     modified = {str(a["_id"]): a.get(customers.modified_field) for a in accounts}
     packages = [Package.from_stage(package_from_mapping(p, mapping.target.pk, modified.get(p.source_id)))
                 for p in result.packages]
-    options = mapping.save_options.as_dict()
-    loader = Loader(customers, k3_hook, store, run_pk, options, pk_key=mapping.target.pk,
-                    number_key=mapping.target.number, unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")))
-    loaded = loader.run(packages)
-    if loaded.id_map:
-        store.upsert_id_map(customers.entity, loaded.id_map)
-    store.record_outcomes(run_pk, loaded.outcomes)
-    counts = dict(loaded.counts)
+    counts = dict(load_packages(customers, store, k3_hook, run_pk, mapping, packages))
     bad = len(result.rejected) + counts.get("failed", 0)
     store.finish_run(run_pk, "partial" if bad else "success", None,
                      f"customers needed by orders: {len(missing)} missing, {len(accounts)} found in the CRM")
