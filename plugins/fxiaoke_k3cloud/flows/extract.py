@@ -3,12 +3,17 @@
 Pages go to the staging table as they arrive (memory does not grow with the window). A record is staged
 once: the `_id` cursor inside a fixed window never repeats one, and the extra reads (earlier failures,
 parked records, orders whose lines changed) skip ids already staged.
+
+Pages are fetched one ahead in a background thread (:func:`prefetched`): the next page's HTTP round trip
+overlaps with staging the current one, while the hook still has one request in flight at a time.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Iterator
+import queue
+import threading
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 from fxiaoke_k3cloud.flows.queries import failed_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec
@@ -17,14 +22,67 @@ from fxiaoke_k3cloud.flows.window import Window
 log = logging.getLogger(__name__)
 
 ID_BATCH = 100  # ids per `IN` query (the query API's page limit)
+T = TypeVar("T")
 
 
-def pages_in(hook: Any, api: str, field: str, values: Iterable[Any]) -> Iterator[list[dict[str, Any]]]:
+def pages_in(hook: Any, api: str, field: str, values: Iterable[Any],
+             fields: Sequence[str] | None = None) -> Iterator[list[dict[str, Any]]]:
     """Pages of ``api`` records whose ``field`` is one of ``values`` (``IN`` queries of ID_BATCH values)."""
     values = sorted({str(v) for v in values if v})
     for start in range(0, len(values), ID_BATCH):
         flt = [{"field_name": field, "operator": "IN", "field_values": values[start : start + ID_BATCH]}]
-        yield from hook.query_records(api, filters=flt)
+        yield from hook.query_records(api, filters=flt, fields=fields)
+
+
+def prefetched(pages: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """``pages``, pulled by a background thread up to ``depth`` items ahead of the caller.
+
+    While the caller stages page n, the thread already waits for page n+1's answer: API latency and
+    database work overlap. The thread is the only one iterating ``pages``, so a hook behind it still sends
+    one request at a time — provided the caller makes no calls of its own on that hook meanwhile. An error
+    in the thread is raised in the caller; if the caller stops early, the thread finishes the call it is in
+    and stops before the next one (this function returns only once it has).
+    """
+    items: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(pages)
+        try:
+            for page in iterator:
+                if not put(("page", page)):
+                    return
+            put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread and raised there
+            put(("error", exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="prefetch-pages", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "page":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        worker.join()
 
 
 def dedupe_latest(records: Iterable[dict[str, Any]], modified_field: str) -> list[dict[str, Any]]:
@@ -68,17 +126,18 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     seen: set[str] = set()
     count = 0
     if ids:
-        for page in pages_in(hook, spec.source_object, "_id", ids):
+        for page in prefetched(pages_in(hook, spec.source_object, "_id", ids)):
             count += stage.append(run_pk, "raw", new_records(page, seen))
         missing = sorted(set(ids) - seen)
         if missing:
             log.warning("%s: %s requested id(s) not found in Fxiaoke: %s", spec.name, len(missing),
                         ", ".join(missing[:20]))
         return count, 0
-    for page in hook.query_window(spec.source_object, spec.modified_field, window.start_ms, window.end_ms):
+    for page in prefetched(hook.query_window(spec.source_object, spec.modified_field, window.start_ms,
+                                             window.end_ms)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
     retry_ids = [sid for sid in failed_source_ids(store, spec.name, spec.entity) if sid not in seen]
-    for page in pages_in(hook, spec.source_object, "_id", retry_ids):
+    for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
     return count, len(retry_ids)
 

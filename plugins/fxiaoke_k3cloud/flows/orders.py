@@ -2,7 +2,8 @@
 
 * Extract: orders changed in the window, orders whose *lines* changed in the window (a line edit may not
   move the order's timestamp), parked orders (retried first, every run) and earlier failures; then every
-  line of those orders, and the products the lines use (for their ``product_code``).
+  line of those orders, and the products the lines use (for their ``product_code``). See
+  :func:`extract_orders` for how lines are read in full pages.
 * Customers first: an order whose CRM customer is not in the id map yet gets that customer synced in the
   same run (a ``customers`` run of type ``dependency``), through the customers flow's own code.
 * Lookups for the mapping: CRM account → K3 customer number (id map), CRM product → K3 material number
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from fxiaoke_k3cloud.flows.extract import new_records, pages_in
+from fxiaoke_k3cloud.flows.extract import new_records, pages_in, prefetched
 from fxiaoke_k3cloud.flows.queries import failed_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.window import Window
@@ -25,55 +26,108 @@ LINES_OBJECT = "SalesOrderProductObj"
 PRODUCT_OBJECT = "ProductObj"
 
 
+LINE_SKEW_MS = 60_000  # a line is stamped no earlier than its order; a minute's margin for server clocks
+
+
+def _ms(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int, window: Window, *,
                    ids: list[str]) -> tuple[int, int]:
-    """Stage orders (kind ``raw``) and their lines (kind ``lines``, keyed by order id) page by page.
+    """Stage orders (kind ``raw``), their lines (kind ``lines``, keyed by order id) and the products the
+    lines use (kind ``products``: ``_id`` and ``product_code``), page by page.
 
-    Returns (orders staged, parked/failed orders re-read). Each line carries its product's ``product_code``.
+    Lines are read with the fewest calls that still give every order all of its lines:
+
+    * an order *created* in the window (``create_time >= start``) can only have lines stamped after the
+      window started, so one `_id`-cursor stream of the lines modified since then (no upper bound: a line
+      edited during the run is read too) holds all of its lines, in full pages. That stream is needed anyway
+      to find older orders whose lines changed. On a first sync or full resync every order is such an order
+      (a new order the stream gave no line is asked for by order id, in case its lines carry older stamps);
+    * every other order (created before the window, re-read by id, parked, failed) gets its lines by
+      ``order_id IN`` queries (100 orders per query).
+
+    Products are looked up once at the end (``_id IN``, 100 per query), not per page.
+    Returns (orders staged, parked/failed orders re-read).
     """
-    stage.clear_kind(run_pk, "raw")
-    stage.clear_kind(run_pk, "lines")
-    seen: set[str] = set()
-    codes: dict[str, Any] = {}
+    for kind in ("raw", "lines", "products"):
+        stage.clear_kind(run_pk, kind)
+    seen: set[str] = set()  # orders staged
+    fresh: set[str] = set()  # staged orders whose lines come from the lines stream
+    older: list[str] = []  # staged orders whose lines are read by order_id
+    products: set[str] = set()
     counts = {"orders": 0, "lines": 0}
 
-    def take(page: list[dict[str, Any]]) -> None:
-        orders = new_records(page, seen)
-        if not orders:
-            return
-        lines = [line for p in pages_in(hook, LINES_OBJECT, "order_id", (o["_id"] for o in orders)) for line in p]
-        unknown = {str(line.get("product_id")) for line in lines if line.get("product_id")} - set(codes)
-        for p in pages_in(hook, PRODUCT_OBJECT, "_id", unknown):
-            codes.update({str(prod["_id"]): prod.get("product_code") for prod in p})
-        for line in lines:
-            line["product_code"] = codes.get(str(line.get("product_id")))
-        counts["orders"] += stage.append(run_pk, "raw", orders)
+    def take_orders(pages: Iterable[list[dict[str, Any]]], *, may_be_fresh: bool) -> None:
+        for page in prefetched(pages):
+            orders = new_records(page, seen)
+            counts["orders"] += stage.append(run_pk, "raw", orders)
+            for order in orders:
+                created = _ms(order.get("create_time"))
+                if may_be_fresh and created is not None and created >= window.start_ms:
+                    fresh.add(str(order["_id"]))
+                else:
+                    older.append(str(order["_id"]))
+
+    def take_lines(lines: list[dict[str, Any]]) -> None:
+        products.update(str(line["product_id"]) for line in lines if line.get("product_id"))
         counts["lines"] += stage.append(run_pk, "lines", lines, key="order_id")
 
     retried = 0
     if ids:
-        for page in pages_in(hook, spec.source_object, "_id", ids):
-            take(page)
+        take_orders(pages_in(hook, spec.source_object, "_id", ids), may_be_fresh=False)
     else:
-        for page in hook.query_window(spec.source_object, spec.modified_field, window.start_ms, window.end_ms):
-            take(page)
-        line_orders: set[str] = set()
-        # On a full resync or first sync every order is read, and with it every line: reading the window's
-        # changed lines as well would only double the calls.
-        if window.source not in ("full_resync", "first_sync"):
-            for page in hook.query_window(LINES_OBJECT, spec.modified_field, window.start_ms, window.end_ms,
-                                          fields=["_id", "order_id"]):
-                line_orders.update(str(line["order_id"]) for line in page if line.get("order_id"))
+        take_orders(hook.query_window(spec.source_object, spec.modified_field, window.start_ms, window.end_ms),
+                    may_be_fresh=True)
+        line_orders: set[str] = set()  # orders with a line changed in the window
+        since = max(0, window.start_ms - LINE_SKEW_MS)
+        changed = hook.query_records(LINES_OBJECT, filters=[(spec.modified_field, "GTE", [since])])
+        with_lines: set[str] = set()
+        for page in prefetched(changed):
+            mine = [line for line in page if str(line.get("order_id")) in fresh]
+            with_lines.update(str(line["order_id"]) for line in mine)
+            take_lines(mine)
+            for line in page:
+                modified = _ms(line.get(spec.modified_field))
+                if (line.get("order_id") and modified is not None
+                        and window.start_ms <= modified < window.end_ms):
+                    line_orders.add(str(line["order_id"]))
+        # A new order with no line in the stream is odd (lines stamped before their order?): ask by order id.
+        older.extend(sorted(fresh - with_lines))
         parked_ids = {p.source_id for p in store.list_parked(spec.entity, status=None)
                       if p.status in ("parked", "escalated")}
         retry = set(failed_source_ids(store, spec.name, spec.entity))
         again = sorted((line_orders | parked_ids | retry) - seen)
         retried = len((parked_ids | retry) - seen)
-        for page in pages_in(hook, spec.source_object, "_id", again):
-            take(page)
-    log.info("orders: %s orders (%s parked/failed retried), %s lines, %s products", counts["orders"], retried,
-             counts["lines"], len(codes))
+        take_orders(pages_in(hook, spec.source_object, "_id", again), may_be_fresh=False)
+    for page in prefetched(pages_in(hook, LINES_OBJECT, "order_id", older)):
+        take_lines(page)
+    codes = [{"_id": str(p["_id"]), "product_code": p.get("product_code")}
+             for page in prefetched(pages_in(hook, PRODUCT_OBJECT, "_id", products, fields=["product_code"]))
+             for p in page]
+    stage.append(run_pk, "products", codes)
+    log.info("orders: %s orders (%s parked/failed retried; lines of %s read by order id), %s lines, %s products",
+             counts["orders"], retried, len(older), counts["lines"], len(codes))
     return counts["orders"], retried
+
+
+def with_product_codes(lines: list[dict[str, Any]], products: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each line with its product's ``product_code`` (None when the product is unknown to the CRM)."""
+    codes = {str(p["_id"]): p.get("product_code") for p in products}
+    for line in lines:
+        line["product_code"] = codes.get(str(line.get("product_id")))
+    return lines
+
+
+def staged_lines(stage: Any, run_pk: int, order_ids: list[str]) -> list[dict[str, Any]]:
+    """The staged lines of these orders, each with its ``product_code``."""
+    lines = stage.by_source(run_pk, "lines", order_ids)
+    product_ids = sorted({str(line["product_id"]) for line in lines if line.get("product_id")})
+    return with_product_codes(lines, stage.by_source(run_pk, "products", product_ids))
 
 
 def missing_customer_ids(store: Any, orders: list[dict[str, Any]]) -> list[str]:
@@ -146,7 +200,7 @@ class _ListSink:
     """A stage stand-in that keeps rows in lists (for readers that want every order at once)."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, list[dict[str, Any]]] = {"raw": [], "lines": []}
+        self.rows: dict[str, list[dict[str, Any]]] = {"raw": [], "lines": [], "products": []}
 
     def clear_kind(self, run_pk: int, kind: str) -> None:
         self.rows[kind] = []
@@ -161,4 +215,4 @@ def read_orders(spec: FlowSpec, hook: Any, store: Any, window: Window) -> tuple[
     """Every order of the window and all their lines, in memory (reconciliation compares whole sets)."""
     sink = _ListSink()
     extract_orders(spec, hook, store, sink, 0, window, ids=[])
-    return sink.rows["raw"], sink.rows["lines"]
+    return sink.rows["raw"], with_product_codes(sink.rows["lines"], sink.rows["products"])

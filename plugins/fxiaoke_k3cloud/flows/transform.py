@@ -90,11 +90,11 @@ def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
         frame = pd.DataFrame.from_records(records)
         lines_frame = lookups = None
         if mapping.entries is not None:
-            from fxiaoke_k3cloud.flows.orders import build_lookups
+            from fxiaoke_k3cloud.flows.orders import build_lookups, staged_lines
             from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
             k3_hook = k3_hook or K3CloudHook()
-            lines = stage.by_source(run_pk, "lines", [str(r["_id"]) for r in records])
+            lines = staged_lines(stage, run_pk, [str(r["_id"]) for r in records])
             lines_frame = pd.DataFrame.from_records(lines) if lines else None
             lookups = build_lookups(store, k3_hook, records, lines)
         result = transform(mapping, frame, lines=lines_frame, lookups=lookups)
