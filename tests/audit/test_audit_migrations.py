@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from fxiaoke_k3cloud.audit import AuditStore
-from fxiaoke_k3cloud.audit.engine import VERSION_TABLE
+from fxiaoke_k3cloud.audit.engine import HEAD_REVISION, VERSION_TABLE
 from fxiaoke_k3cloud.audit.schema import metadata
 
 TABLES = {"sync_run", "sync_record", "id_map", "watermark", "parked", "sync_stage", "sync_drift_run", "sync_drift",
@@ -43,6 +43,29 @@ def test_migrate_creates_schema_and_second_migrate_is_a_noop(empty_url: str) -> 
     assert store.get_watermark("customers") == 1_700_000_000_000
     with store.engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT count(*) FROM {VERSION_TABLE}")).scalar_one() == 1
+    store.dispose()
+
+
+def test_the_fast_path_head_is_alembics_head() -> None:
+    """migrate() skips Alembic when the database is at HEAD_REVISION: that must be the newest migration."""
+    from importlib import resources
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("fxiaoke_k3cloud.audit") / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [HEAD_REVISION] == [HEAD]
+
+
+def test_migrate_upgrades_a_database_left_at_an_older_revision(empty_url: str) -> None:
+    from fxiaoke_k3cloud.audit.engine import run_migrations
+
+    store = AuditStore(empty_url)
+    run_migrations(store.engine, "0002")
+    assert store.schema_revision() == "0002" and "sync_drift" not in _tables(empty_url)
+    store.migrate()
+    assert store.schema_revision() == HEAD and "sync_drift" in _tables(empty_url)
     store.dispose()
 
 
