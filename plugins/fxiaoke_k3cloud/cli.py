@@ -5,8 +5,10 @@
     python -m fxiaoke_k3cloud report [--flow customers|orders|deliveries | --all-flows]
                                      [--since ISO] [--last N] [--format table|json]
     python -m fxiaoke_k3cloud history <CRM id or K3 number> [--format table|json]
+    python -m fxiaoke_k3cloud migrate
 
-Reads only the audit store (``$SYNC_AUDIT_URL``, the ``sync_audit`` Airflow connection, or SQLite under
+``report`` and ``history`` only read the audit store; ``migrate`` creates or upgrades its tables (a deployment
+step: the flows' first task would do it too, on its own clock). The store is (``$SYNC_AUDIT_URL``, the ``sync_audit`` Airflow connection, or SQLite under
 ``$AIRFLOW_HOME``). Exit codes: 0 done (also when there is nothing to show), 1 the store cannot be
 read, 2 usage error.
 """
@@ -62,8 +64,8 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m fxiaoke_k3cloud", description="Sync audit reports (read-only).")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{report,history}")
+    parser = _Parser(prog="python -m fxiaoke_k3cloud", description="Sync audit reports, and the audit store's schema.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{report,history,migrate}")
 
     report = sub.add_parser("report", help="runs per flow: window, status, counts, top reasons")
     which = report.add_mutually_exclusive_group()
@@ -77,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("key", help="CRM _id or K3Cloud number (FNumber / bill no)")
     history.add_argument("--limit", type=_positive, default=200, help="at most N rows (default 200)")
     history.add_argument("--format", choices=("table", "json"), default="table")
+
+    sub.add_parser("migrate", help="create or upgrade the audit store's tables (run once per deployment/upgrade)")
     return parser
 
 
@@ -115,6 +119,26 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     print(text.runs_table(runs), file=out)
     return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    store = _open_store()
+    try:
+        before = store.schema_revision()
+        store.migrate()
+        after = store.schema_revision()
+    except Exception as exc:  # noqa: BLE001 - any driver error means the store cannot be reached or written
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+        raise StoreError(f"cannot migrate the audit store at {store.url}: {type(exc).__name__}: {first}") from None
+    finally:
+        store.dispose()
+    done = "already at" if before == after else f"upgraded from {before or 'an empty database'} to"
+    print(f"Audit store at {store.url}: {done} revision {after}.", file=out)
+    return EXIT_OK
+
+
+class StoreError(Exception):
+    """The audit store cannot be reached or changed (exit code 1)."""
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -162,10 +186,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return int(exc.code or 0)
     # The store logs which database it opened; keep stdout for the report, warnings for stderr.
     logging.basicConfig(level=logging.WARNING, stream=err, format="%(levelname)s %(message)s")
-    command = cmd_report if args.command == "report" else cmd_history
+    command = {"report": cmd_report, "history": cmd_history, "migrate": cmd_migrate}[args.command]
     try:
         return command(args, out, err)
-    except (StoreUnavailable, ConfigError) as exc:
+    except (StoreUnavailable, ConfigError, StoreError) as exc:
         print(f"error: {exc}", file=err)
         print("Check $SYNC_AUDIT_URL or the Airflow connection 'sync_audit'.", file=err)
         return EXIT_STORE

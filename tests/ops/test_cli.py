@@ -94,7 +94,7 @@ def test_history_of_unknown_record_says_so(sqlite_filled: Filled) -> None:
         (["report", "--last", "0"], "must be a whole number >= 1"),
         (["report", "--flow", "orders", "--all-flows"], "not allowed with argument"),
         (["history"], "the following arguments are required: key"),
-        ([], "the following arguments are required: {report,history}"),
+        ([], "the following arguments are required: {report,history,migrate}"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(argv: list[str], message: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -121,6 +121,31 @@ def test_unreachable_store_exits_1_without_traceback_or_password(monkeypatch) ->
     code, out, err = run("report", "--all-flows")
     assert code == 1
     assert "cannot read the audit store at postgresql+psycopg2://sync:***@127.0.0.1:1/sync_audit" in err
+    assert "s3cret-pw" not in err and "Traceback" not in err
+
+
+def test_migrate_creates_the_tables_once(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from fxiaoke_k3cloud.audit import AuditStore
+    from fxiaoke_k3cloud.audit.engine import HEAD_REVISION
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    monkeypatch.setenv("SYNC_AUDIT_URL", url)
+    code, out, _ = run("migrate")
+    assert code == 0 and f"upgraded from an empty database to revision {HEAD_REVISION}" in out
+    store = AuditStore(url)
+    assert store.schema_revision() == HEAD_REVISION
+    store.dispose()
+    code, out, _ = run("migrate")
+    assert code == 0 and f"already at revision {HEAD_REVISION}" in out
+    code, out, err = run("report")
+    assert code == 0 and "No runs of any flow" in out and err == ""  # tables now, no runs yet
+
+
+def test_migrate_on_an_unreachable_store_exits_1_without_password(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SYNC_AUDIT_URL", "postgresql://sync:s3cret-pw@127.0.0.1:1/sync_audit")
+    code, out, err = run("migrate")
+    assert code == 1
+    assert "cannot migrate the audit store at postgresql+psycopg2://sync:***@127.0.0.1:1/sync_audit" in err
     assert "s3cret-pw" not in err and "Traceback" not in err
 
 
