@@ -18,7 +18,7 @@ from .paths import PathError, check_template, format_path, parse_path, resolve
 from .schema import MASTER_PREFIX, FieldMap, FlowMapping
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present: ≈ 10× faster
     """``yaml.SafeLoader`` (no ``!!python`` tags) that also refuses duplicate keys, which YAML silently overwrites."""
 
 
