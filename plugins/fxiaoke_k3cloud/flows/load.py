@@ -8,12 +8,17 @@ For each staged package (one CRM record mapped to a K3Cloud model):
 * a duplicate-number answer links the existing K3Cloud document (found by number) and updates it;
 * a chunk whose outcome is unknown (timeout) is read back by number: what landed is linked, the rest is
   sent once more; whatever is still unknown is marked failed and retried by the next run.
+
+Staged packages go in chunks of ``LOAD_CHUNK``: while one chunk's K3Cloud calls run in a single worker thread,
+the main thread reads and plans the next chunk and persists the previous one, so the database work overlaps the
+API calls; K3Cloud still gets one request at a time per run, as the ``k3cloud_api`` pool (one slot per task) assumes.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -57,6 +62,14 @@ class LoadResult:
     counts: Counter = field(default_factory=Counter)
 
 
+@dataclass
+class LoadPlan:
+    """What :meth:`Loader.execute` has to send: new documents, and existing ones whose payload changed."""
+
+    creates: list[Package] = field(default_factory=list)
+    updates: list[tuple[Package, Target]] = field(default_factory=list)
+
+
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -71,7 +84,10 @@ def is_duplicate_number(row: Any, number_key: str) -> bool:
 
 
 class Loader:
-    """Writes one run's packages for one flow. Collects outcomes; the caller persists them."""
+    """Writes one run's packages for one flow. Collects outcomes; the caller persists them.
+
+    :meth:`plan` reads the store (the id map), :meth:`execute` only talks to K3Cloud; ``run`` does both.
+    """
 
     def __init__(self, spec: FlowSpec, hook: Any, store: Any, run_pk: int, options: dict[str, Any], *,
                  pk_key: str, number_key: str, unaudit_before_update: bool) -> None:
@@ -122,19 +138,28 @@ class Loader:
 
     # ---- writing --------------------------------------------------------------------------------------
     def run(self, packages: list[Package]) -> LoadResult:
+        """Plan and execute in one go (sequential)."""
+        return self.execute(self.plan(packages))
+
+    def plan(self, packages: list[Package]) -> LoadPlan:
+        """Database only: the id map decides create, update or unchanged (recorded here, no API call)."""
         known = self.store.get_id_map(self.spec.entity, [p.source_id for p in packages])
-        creates: list[Package] = []
-        updates: list[tuple[Package, Target]] = []
+        plan = LoadPlan()
         for pkg in packages:
             entry = known.get(pkg.source_id)
             if entry is None:
-                creates.append(pkg)
+                plan.creates.append(pkg)
             elif entry.payload_hash == pkg.payload_hash:
                 self._outcome(pkg, "unchanged", target=Target(entry.target_id, entry.target_number),
                               reason="mapped payload unchanged since the last sync")
             else:
-                updates.append((pkg, Target(entry.target_id, entry.target_number)))
-        for chunk in chunks(creates, self.spec.batch_size):
+                plan.updates.append((pkg, Target(entry.target_id, entry.target_number)))
+        return plan
+
+    def execute(self, plan: LoadPlan) -> LoadResult:
+        """K3Cloud only (no store access): create chunks, then update chunks; outcomes go to ``self.result``."""
+        updates = list(plan.updates)
+        for chunk in chunks(plan.creates, self.spec.batch_size):
             updates.extend(self._create_chunk(list(chunk)))
         if not self.unaudit_before_update:
             updates = self._skip_audited(updates)
@@ -283,16 +308,18 @@ def _as_pk(value: str | None) -> int | str:
         return value or 0
 
 
-LOAD_CHUNK = 1000  # packages read, written and audited at a time
+LOAD_CHUNK = 250  # packages read, written and audited at a time (5 BatchSave calls of 50)
 
 
-def load_packages(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
-                  packages: list[Package]) -> Counter:
-    """Write packages with the mapping's save options; persist the id map, the outcomes and releases."""
+def new_loader(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any) -> Loader:
+    """A Loader (with its own LoadResult) using the mapping's save options."""
     options = mapping.save_options.as_dict()
-    loader = Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk, number_key=mapping.target.number,
-                    unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")))
-    result = loader.run(packages)
+    return Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk, number_key=mapping.target.number,
+                  unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")))
+
+
+def persist(spec: FlowSpec, store: Any, run_pk: int, result: LoadResult) -> Counter:
+    """Store a LoadResult: the id map, the outcomes, then release parked records; returns its counts."""
     # Id map first: if recording outcomes failed after it, a re-run would find the records and skip them
     # as unchanged; the other way round it would create duplicates.
     if result.id_map:
@@ -302,6 +329,13 @@ def load_packages(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: A
     if landed:
         store.release(spec.entity, landed)  # a parked record whose dependency arrived
     return result.counts
+
+
+def load_packages(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
+                  packages: list[Package]) -> Counter:
+    """Write packages with the mapping's save options; persist the id map, the outcomes and releases."""
+    result = new_loader(spec, store, hook, run_pk, mapping).run(packages)
+    return persist(spec, store, run_pk, result)
 
 
 def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool = False,
@@ -316,16 +350,60 @@ def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: 
 
     mapping = load_mapping(spec.mapping_path)
     counts: Counter = Counter()
-    for rows in Stage(store).chunks(run_pk, "package", LOAD_CHUNK):
-        packages = [Package.from_stage(row) for row in rows]
-        if dry_run:
+    staged = Stage(store).chunks(run_pk, "package", LOAD_CHUNK)
+    if dry_run:
+        for rows in staged:
+            packages = [Package.from_stage(row) for row in rows]
             counts.update(_dry_run(spec, store, run_pk, mapping, packages, already=counts["skipped"]))
-            continue
-        counts.update(load_packages(spec, store, hook, run_pk, mapping, packages))
+    else:
+        counts.update(_load_overlapped(spec, store, hook, run_pk, mapping, staged))
     if void_action == "close" and not dry_run:
         counts.update(close_voided(spec, store, hook, run_pk, list(Stage(store).get(run_pk, "void"))))
     log.info("%s: %s", spec.name, dict(counts))
     return dict(counts)
+
+
+def _load_overlapped(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
+                     staged: Iterable[list[dict[str, Any]]]) -> Counter:
+    """Execute chunk k in one worker thread while the main thread plans chunk k+1 and persists chunk k-1.
+
+    Only the worker uses the hook (one ``execute`` at a time: one K3Cloud request in flight); only the main
+    thread uses the store. A chunk whose calls finished is always persisted, also when a later step fails.
+    """
+    counts: Counter = Counter()
+    pending: Future[LoadResult] | None = None  # the chunk whose calls are in flight
+    done: LoadResult | None = None  # a chunk whose calls finished, not persisted yet
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"load-{spec.name}") as pool:
+        try:
+            for rows in staged:
+                loader = new_loader(spec, store, hook, run_pk, mapping)
+                plan = loader.plan([Package.from_stage(row) for row in rows])  # overlaps the calls in flight
+                previous, pending = pending, None
+                if previous is not None:
+                    done = previous.result()  # re-raises what execute raised
+                pending = pool.submit(loader.execute, plan)
+                if done is not None:
+                    result, done = done, None
+                    counts.update(persist(spec, store, run_pk, result))  # overlaps this chunk's calls
+            last, pending = pending, None
+            if last is not None:
+                counts.update(persist(spec, store, run_pk, last.result()))
+        except BaseException as exc:
+            log.error("%s: load failed (%s: %s); persisting the chunks whose K3Cloud calls finished, "
+                      "records not persisted are retried by the next run", spec.name, type(exc).__name__, exc)
+            for finished in ([done] if done is not None else []) + ([pending] if pending is not None else []):
+                _persist_after_error(spec, store, run_pk, finished)
+            raise
+    return counts
+
+
+def _persist_after_error(spec: FlowSpec, store: Any, run_pk: int, item: LoadResult | Future[LoadResult]) -> None:
+    """After an error: persist a finished chunk (waiting for it if in flight); log, not raise, its own error."""
+    try:
+        persist(spec, store, run_pk, item.result() if isinstance(item, Future) else item)
+    except Exception:
+        log.exception("%s: a chunk could not be completed or persisted after the load failed; "
+                      "its records are retried by the next run", spec.name)
 
 
 def close_voided(spec: FlowSpec, store: Any, hook: Any, run_pk: int, voided: list[dict[str, Any]]) -> Counter:
