@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 PAGE_KB = 4  # /proc/self/statm counts pages
+TRANSFORM_REPEATS = 3
 
 
 def rss_mb() -> float:
@@ -146,10 +147,15 @@ def run_transform(spec: dict[str, Any]) -> dict[str, Any]:
     mapping = load_mapping(flow_spec("customers").mapping_path)
     frame = accounts(n)
     transform(mapping, frame.head(1000))
-    result, seconds = timed(lambda: transform(mapping, frame))
+    # Best of REPEATS (as timeit does): on a shared 2-core machine one run varies by ±20 % with the neighbours;
+    # the median is reported beside it.
+    runs = [timed(lambda: transform(mapping, frame)) for _ in range(TRANSFORM_REPEATS)]
+    result, seconds = min(runs, key=lambda r: r[1])
+    median = sorted(s for _, s in runs)[len(runs) // 2]
     _, model_seconds = timed(lambda: [p.model for p in result.packages])
     return {"kind": "transform", "n": n, "packages": len(result.packages), "transform_s": seconds,
-            "records_per_s": n / seconds, "with_models_s": seconds + model_seconds,
+            "records_per_s": n / seconds, "repeats": len(runs), "median_records_per_s": n / median,
+            "with_models_s": seconds + model_seconds,
             "with_models_records_per_s": n / (seconds + model_seconds), "peak_rss_mb": peak_rss_mb()}
 
 
