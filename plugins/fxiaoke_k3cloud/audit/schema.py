@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-RUN_STATUSES = ("running", "success", "partial", "failed")
+RUN_STATUSES = ("running", "success", "partial", "failed", "abandoned")
 #: Outcomes that have a counter column on ``sync_run``.
 RUN_COUNT_COLUMNS = ("extracted", "created", "updated", "unchanged", "rejected", "failed", "parked", "skipped")
 RECORD_OUTCOMES = (
@@ -87,6 +87,8 @@ sync_run = sa.Table(
     *(sa.Column(name, sa.Integer(), nullable=False, server_default="0") for name in RUN_COUNT_COLUMNS),
     sa.Column("api_calls", sa.JSON(), nullable=True),
     sa.Column("message", sa.Text(), nullable=True),
+    # Last sign of life of the run's tasks (revision 0004); a run whose tasks are gone is closed as abandoned.
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=True),
     sa.CheckConstraint(check_in("status", RUN_STATUSES), name="ck_sync_run_status"),
     # One row per flow and business window (Airflow run ids change between manual re-runs of a window).
     sa.UniqueConstraint("flow", "run_id", name="uq_sync_run_flow_run_id"),
@@ -176,6 +178,24 @@ sync_stage = sa.Table(
     sa.Column("source_id", sa.String(200), nullable=False),
     sa.Column("payload", sa.Text(), nullable=False),
     sa.Index("ix_sync_stage_run_kind_seq", "run", "kind", "seq"),
+)
+
+# ---------------------------------------------------------------- write claims (revision 0004)
+
+# One row per record being written right now (see ClaimMixin): the unique (entity, key) makes two runs that
+# reach the same record at once take turns. ``expires_at`` frees the claim of a run that was killed.
+sync_claim = sa.Table(
+    "sync_claim",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("holder", sa.String(250), nullable=False),
+    sa.Column("run", sa.BigInteger(), nullable=True),
+    sa.Column("claimed_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("entity", "key", name="uq_sync_claim_entity_key"),
+    sa.Index("ix_sync_claim_run", "run"),
 )
 
 # ---------------------------------------------------------------- reconciliation (revision 0003)
