@@ -79,21 +79,25 @@ def test_crm_edit_updates_exactly_that_customer(dagbag, sims, store):
     assert by_number["CUST-000005"]["FName"] == account(5)["name"]
 
 
-def test_backfill_of_an_old_window_is_idempotent(dagbag, sims, store):
+def test_backfill_of_an_old_window_reads_exactly_it_and_is_idempotent(sims, store):
+    """A backfill task gets its data interval: it reads exactly that window and leaves the watermark alone."""
+    from sync_state.flowrun import run_flow
+
     # Records modified inside one past 15-minute interval, and one outside it.
     start = pendulum.datetime(2025, 3, 1, 10, 0, tz="Asia/Shanghai")
     inside = int(start.add(minutes=3).timestamp() * 1000)
     seed_accounts(sims.fx, [account(i, last_modified_time=inside) for i in range(1, 6)]
                   + [account(99, last_modified_time=inside - 3_600_000)])
-    logical = start.add(minutes=15)  # as dag.test infers it here, the run at T covers [T-15min, T)
     for attempt in range(2):
-        dr, states = run_dag(dagbag, DAG_ID, logical_date=logical)
-        assert dr.state == "success", states
+        result = run_flow("customers", run_id=f"backfill__{attempt}", run_type="backfill",
+                          interval=(start, start.add(minutes=15)))
+        assert result["ok"], result
         run = last_run(store)
         assert datetime.fromisoformat(str(run["window_end"])) == start.add(minutes=15)
-        assert run["window_start"] <= start
+        assert datetime.fromisoformat(str(run["window_start"])) == start
     assert sorted(k3_numbers(sims.k3)) == [f"CUST-{i:06d}" for i in range(1, 6)]
     assert final_outcomes(store, last_run(store)["id"]) == {"unchanged": 5}
+    assert store.get_watermark("customers") is None
 
 
 def test_many_customers_sharing_one_timestamp_arrive_exactly_once(dagbag, sims, store):

@@ -14,6 +14,7 @@ from fxiaoke_k3cloud.audit import engine as _engine
 from fxiaoke_k3cloud.audit.models import RecordOutcome
 from fxiaoke_k3cloud.audit.redact import excerpt, safe_text
 from fxiaoke_k3cloud.audit.schema import RECORD_OUTCOMES, RUN_COUNT_COLUMNS, RUN_STATUSES, sync_record, sync_run
+from fxiaoke_k3cloud.audit.claims import ClaimMixin
 from fxiaoke_k3cloud.audit.state import StateMixin
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def _error_class_name(value: Any) -> str | None:
     return str(value)[:200]
 
 
-class AuditStore(StateMixin):
+class AuditStore(ClaimMixin, StateMixin):
     """Audit trail and sync state of the flows, in our own database (Postgres; SQLite for a demo).
 
     One call is one transaction; batch methods take thousands of rows at once. Call ``migrate()``
@@ -85,6 +86,7 @@ class AuditStore(StateMixin):
                 window_end=window_end,
                 status="running",
                 started_at=now,
+                heartbeat_at=now,
             )
             stmt = ins.on_conflict_do_update(
                 index_elements=[sync_run.c.flow, sync_run.c.run_id],
@@ -94,6 +96,7 @@ class AuditStore(StateMixin):
                     "run_type": ins.excluded.run_type,
                     "status": "running",
                     "started_at": ins.excluded.started_at,
+                    "heartbeat_at": ins.excluded.heartbeat_at,
                     "finished_at": sa.null(),
                     "message": sa.null(),
                     "api_calls": sa.null(),

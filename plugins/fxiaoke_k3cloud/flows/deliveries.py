@@ -20,8 +20,8 @@ from typing import Any, Mapping
 from fxiaoke_k3cloud.flows import deliveries_k3 as k3
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.stage import Stage
-from fxiaoke_k3cloud.flows.steps import _params, _run_meta, open_store
-from fxiaoke_k3cloud.flows.window import SHANGHAI, Window, resolve_window
+from fxiaoke_k3cloud.flows.steps import _params, _run_meta, advance_watermark, close_abandoned, open_store, run_window
+from fxiaoke_k3cloud.flows.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,9 @@ def extract(context: Mapping[str, Any]) -> dict[str, Any]:
     params = _params(context)
     run_id, run_type, run_after = _run_meta(context)
     store = open_store()
-    window = resolve_window(params=params, data_interval_start=context.get("data_interval_start"),
-                            data_interval_end=context.get("data_interval_end"), run_after=run_after,
-                            watermark_ms=store.get_watermark(spec.name), lookback=spec.lookback)
+    window = run_window(spec, store, params, context)
     run_pk = store.start_run(spec.name, run_id, run_type, window.start, window.end)
+    close_abandoned(spec, store, context, run_pk)
     log.info("%s run %s: window %s → %s (%s)", spec.name, run_pk, window.start, window.end, window.source)
     keys = load_mapping(spec.mapping_path).source.fields or []
     hook = K3CloudHook()
@@ -170,9 +169,5 @@ def load(transformed: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str
     loader = DeliveryLoader(spec, FxiaokeHook(), store, run_pk)
     counts = dict(loader.run(packages, dry_run=bool(transformed.get("dry_run"))))
     log.info("%s: %s", spec.name, counts)
-    if transformed.get("move_watermark"):
-        window = Window.from_xcom(transformed["window"])
-        store.set_watermark(spec.name, window.end_ms, run_id)
-        log.info("%s: watermark moved to %s (%s Asia/Shanghai)", spec.name, window.end,
-                 window.end.astimezone(SHANGHAI))
+    advance_watermark(spec, store, transformed, run_id)
     return {**transformed, **counts}

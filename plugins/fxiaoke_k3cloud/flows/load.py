@@ -333,9 +333,46 @@ def persist(spec: FlowSpec, store: Any, run_pk: int, result: LoadResult) -> Coun
 
 def load_packages(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
                   packages: list[Package]) -> Counter:
-    """Write packages with the mapping's save options; persist the id map, the outcomes and releases."""
-    result = new_loader(spec, store, hook, run_pk, mapping).run(packages)
-    return persist(spec, store, run_pk, result)
+    """Write packages with the mapping's save options; persist the id map, the outcomes and releases.
+
+    Each record is claimed first (see :mod:`fxiaoke_k3cloud.audit.claims`): one that another run is writing
+    right now is written after that run released it, from the id map as that run left it.
+    """
+    from fxiaoke_k3cloud.flows.claims import Claims
+
+    claims = Claims(store, spec.entity, run_pk)
+    counts: Counter = Counter()
+    try:
+        mine, deferred = claims.take([p.source_id for p in packages])
+        if mine:
+            ids = set(mine)
+            counts.update(persist(spec, store, run_pk,
+                                  new_loader(spec, store, hook, run_pk, mapping).run([p for p in packages if p.source_id in ids])))
+            claims.release(mine)
+        if deferred:
+            counts.update(_load_deferred(spec, store, hook, run_pk, mapping, claims,
+                                         [p for p in packages if p.source_id in deferred]))
+    finally:
+        claims.release_all()
+    return counts
+
+
+def _load_deferred(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any, claims: Any,
+                   packages: list[Package]) -> Counter:
+    """Packages another run was writing: wait for its claims (holding none), then plan them afresh."""
+    if not packages:
+        return Counter()
+    log.info("%s: %s record(s) are being written by another run; waiting for it", spec.name, len(packages))
+    mine, held = claims.wait([p.source_id for p in packages])
+    counts: Counter = Counter()
+    if mine:
+        ids = set(mine)
+        counts.update(persist(spec, store, run_pk,
+                              new_loader(spec, store, hook, run_pk, mapping).run([p for p in packages if p.source_id in ids])))
+        claims.release(mine)
+    if held:
+        counts.update(persist(spec, store, run_pk, claims.still_held(spec, [p for p in packages if p.source_id in held], held)))
+    return counts
 
 
 def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool = False,
@@ -370,30 +407,46 @@ def _load_overlapped(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping
     Only the worker uses the hook (one ``execute`` at a time: one K3Cloud request in flight); only the main
     thread uses the store. A chunk whose calls finished is always persisted, also when a later step fails.
     """
+    from fxiaoke_k3cloud.flows.claims import Claims
+
     counts: Counter = Counter()
+    claims = Claims(store, spec.entity, run_pk)
+    deferred: list[Package] = []  # records another run holds: written at the end, holding no claim then
     pending: Future[LoadResult] | None = None  # the chunk whose calls are in flight
+    pending_ids: list[str] = []
     done: LoadResult | None = None  # a chunk whose calls finished, not persisted yet
+    done_ids: list[str] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"load-{spec.name}") as pool:
         try:
             for rows in staged:
+                packages = [Package.from_stage(row) for row in rows]
+                mine, held = claims.take([p.source_id for p in packages])
+                deferred += [p for p in packages if p.source_id in held]
+                ids = set(mine)
                 loader = new_loader(spec, store, hook, run_pk, mapping)
-                plan = loader.plan([Package.from_stage(row) for row in rows])  # overlaps the calls in flight
+                plan = loader.plan([p for p in packages if p.source_id in ids])  # overlaps the calls in flight
                 previous, pending = pending, None
                 if previous is not None:
-                    done = previous.result()  # re-raises what execute raised
-                pending = pool.submit(loader.execute, plan)
+                    done, done_ids = previous.result(), pending_ids  # re-raises what execute raised
+                pending, pending_ids = pool.submit(loader.execute, plan), mine
                 if done is not None:
                     result, done = done, None
                     counts.update(persist(spec, store, run_pk, result))  # overlaps this chunk's calls
+                    claims.release(done_ids)
+                store.heartbeat(run_pk)
             last, pending = pending, None
             if last is not None:
                 counts.update(persist(spec, store, run_pk, last.result()))
+                claims.release(pending_ids)
+            counts.update(_load_deferred(spec, store, hook, run_pk, mapping, claims, deferred))
         except BaseException as exc:
             log.error("%s: load failed (%s: %s); persisting the chunks whose K3Cloud calls finished, "
                       "records not persisted are retried by the next run", spec.name, type(exc).__name__, exc)
             for finished in ([done] if done is not None else []) + ([pending] if pending is not None else []):
                 _persist_after_error(spec, store, run_pk, finished)
             raise
+        finally:
+            claims.release_all()
     return counts
 
 

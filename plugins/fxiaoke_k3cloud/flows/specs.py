@@ -33,6 +33,8 @@ class FlowSpec:
     target_form: str
     modified_field: str = "last_modified_time"
     lookback: timedelta = timedelta(minutes=10)
+    #: How long the source's search index may trail its writes: the watermark never passes now - index_lag.
+    index_lag: timedelta = timedelta(seconds=5)
     batch_size: int = 50
 
     @property
@@ -66,6 +68,7 @@ FLOWS: dict[str, FlowSpec] = {
         mapping_file="deliveries.yaml",
         target_form="DeliveryNoteObj",
         modified_field="FApproveDate",
+        index_lag=timedelta(0),  # K3Cloud's query reads the database itself
     ),
 }
 

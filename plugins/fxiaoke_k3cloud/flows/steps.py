@@ -41,6 +41,45 @@ def _run_meta(context: Mapping[str, Any]) -> tuple[str, str, datetime]:
     return run_id, run_type, run_after
 
 
+def run_window(spec: FlowSpec, store: Any, params: Mapping[str, Any], context: Mapping[str, Any]) -> Window:
+    """The run's window by the model of ``window.resolve_window`` (watermark-based unless a backfill)."""
+    _, run_type, run_after = _run_meta(context)
+    return resolve_window(
+        params=params,
+        data_interval_start=context.get("data_interval_start"),
+        data_interval_end=context.get("data_interval_end"),
+        run_after=run_after,
+        watermark_ms=store.get_watermark(spec.name),
+        lookback=spec.lookback,
+        run_type=run_type,
+        index_lag=spec.index_lag,
+    )
+
+
+def advance_watermark(spec: FlowSpec, store: Any, state: Mapping[str, Any], run_id: str) -> None:
+    """After a successful load: move the flow's watermark to where the run's window allows (never back)."""
+    if not state.get("move_watermark"):
+        return
+    window = Window.from_xcom(state["window"])
+    if window.advance_to is None:
+        log.info("%s: watermark left alone (%s window)", spec.name, window.source)
+        return
+    from fxiaoke_k3cloud.flows.window import to_ms
+
+    now = store.set_watermark(spec.name, to_ms(window.advance_to), run_id)
+    log.info("%s: watermark at %s", spec.name, datetime.fromtimestamp(now / 1000, tz=timezone.utc))
+
+
+def close_abandoned(spec: FlowSpec, store: Any, context: Mapping[str, Any], run_pk: int) -> None:
+    """Close this flow's earlier runs whose Airflow runs are over (or gone) but whose rows say running."""
+    from fxiaoke_k3cloud.flows.liveness import airflow_run_state
+
+    for run in store.close_abandoned(spec.name, exclude=run_pk,
+                                     is_alive=lambda run_id: airflow_run_state(spec.dag_id, run_id, context)):
+        log.warning("%s: run %s (%s) was left running by a task that is gone; closed as abandoned: %s",
+                    spec.name, run["id"], run["run_id"], run["message"])
+
+
 def _params(context: Mapping[str, Any]) -> dict[str, Any]:
     params = dict(context.get("params") or {})
     ids = params.get("ids") or []
@@ -62,15 +101,9 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     params = _params(context)
     run_id, run_type, run_after = _run_meta(context)
     store = open_store()
-    window = resolve_window(
-        params=params,
-        data_interval_start=context.get("data_interval_start"),
-        data_interval_end=context.get("data_interval_end"),
-        run_after=run_after,
-        watermark_ms=store.get_watermark(spec.name),
-        lookback=spec.lookback,
-    )
+    window = run_window(spec, store, params, context)
     run_pk = store.start_run(spec.name, run_id, run_type, window.start, window.end)
+    close_abandoned(spec, store, context, run_pk)
     log.info("%s run %s: window %s → %s (%s)", spec.name, run_pk, window.start, window.end, window.source)
     hook = FxiaokeHook()
     from fxiaoke_k3cloud.flows.stage import Stage
@@ -149,10 +182,7 @@ def load(flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) 
     run_pk = transformed["run_pk"]
     counts = load_staged(spec, store, K3CloudHook(), run_pk, dry_run=transformed.get("dry_run", False),
                          void_action=str(_params(context).get("void_action") or "report"))
-    if transformed.get("move_watermark"):
-        window = Window.from_xcom(transformed["window"])
-        store.set_watermark(spec.name, window.end_ms, run_id)
-        log.info("%s: watermark moved to %s", spec.name, window.end)
+    advance_watermark(spec, store, transformed, run_id)
     return {**transformed, **counts}
 
 
