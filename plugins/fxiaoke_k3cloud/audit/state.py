@@ -119,6 +119,15 @@ class StateMixin(StoreBase):
             ) from exc
         return len(values)
 
+    def forget_id_map(self, entity: str, source_ids: Iterable[str]) -> int:
+        """Delete the mappings of ``source_ids``; returns how many rows went."""
+        removed = 0
+        with self.engine.begin() as conn:
+            for part in chunked(unique_strings(source_ids)):
+                removed += conn.execute(sa.delete(id_map).where(id_map.c.entity == entity,
+                                                                id_map.c.source_id.in_(part))).rowcount
+        return removed
+
     # ---------------------------------------------------------------- watermark
 
     def get_watermark(self, flow: str) -> int | None:

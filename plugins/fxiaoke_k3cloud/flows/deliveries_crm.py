@@ -10,9 +10,12 @@ For each mapped K3Cloud delivery notice (one staged package):
    yet it is not re-sent in this run, and the next run reads back by name again before creating;
 3. the note is linked in the id map right after it exists, but its payload hash is stored only after the
    order update succeeded — a notice with a hash equal to the current one is complete and costs no call;
-4. the order owners get ONE text message per notice: the id map entity ``delivery_message`` records a sent
-   message, written after the send succeeded. A send whose answer is lost is recorded too (and reported):
-   the owner may or may not have it, and a second copy is the worse outcome (at most once).
+4. the order owners get ONE text message per notice: the id map entity ``delivery_message`` claims the message
+   (``sending``) before it is sent and records the owners after the send succeeded. A send whose answer is
+   lost, or a run killed while sending, leaves the claim (reported): the owner may or may not have it, and a
+   second copy is the worse outcome (at most once). A send the CRM refused clears the claim (retried).
+5. every notice is claimed in ``sync_claim`` before any of this, so two runs at once (a backfill beside the
+   schedule, two Celery workers) take turns per notice and the second finds what the first wrote.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ MESSAGE_ENTITY = "delivery_message"
 ORDER_FIELDS = ["_id", "name", "owner", "account_id", "life_status"]
 QUERY_CHUNK = 100  # values per `IN` filter = the query API's page limit
 UNKNOWN_SEND = "outcome-unknown"
+SENDING = "sending"  # a message claimed for sending; replaced by the owners once the send succeeded
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,6 +130,40 @@ class DeliveryLoader:
         self.result = _Result()
 
     def run(self, packages: list[NotePackage], *, dry_run: bool = False) -> Counter:
+        """Load the notices; each is claimed first, so two runs at once never write one notice twice.
+
+        A notice another run is writing is loaded after that run released it, from the id map as it left it
+        (so it is found, not created again); one still held after the wait is failed and retried later.
+        """
+        from fxiaoke_k3cloud.flows.claims import Claims
+
+        if dry_run:
+            self._load_batch(packages, dry_run=True)
+        else:
+            claims = Claims(self.store, self.spec.entity, self.run_pk)
+            try:
+                mine, held = claims.take([p.source_id for p in packages])
+                self._load_batch([p for p in packages if p.source_id in set(mine)])
+                claims.release(mine)
+                if held:
+                    log.info("%s: %s notice(s) are being written by another run; waiting for it", self.spec.name,
+                             len(held))
+                    mine, held = claims.wait(list(held))
+                    self._load_batch([p for p in packages if p.source_id in set(mine)])
+                    claims.release(mine)
+                for pkg in (p for p in packages if p.source_id in held):
+                    self._outcome(pkg, "failed", error="ClaimedByAnotherRun",
+                                  reason=f"{pkg.number}: being written by {held[pkg.source_id]} for too long; "
+                                         "not written twice, retried by the next run")
+            finally:
+                claims.release_all()
+        self.store.record_outcomes(self.run_pk, self.result.outcomes)
+        return self.result.counts
+
+    def _load_batch(self, packages: list[NotePackage], *, dry_run: bool = False) -> None:
+        """Notices this run holds the claims of: the id map and the CRM's notes are read after claiming."""
+        if not packages:
+            return
         known = self.store.get_id_map(self.spec.entity, [p.source_id for p in packages])
         unmapped = [p.number for p in packages if p.source_id not in known]
         existing = notes_by_name(self.hook, unmapped) if unmapped else {}
@@ -138,8 +176,6 @@ class DeliveryLoader:
                 self._load_one(pkg, entry, existing)
             except SyncError as exc:  # one notice's trouble must not stop the others
                 self._outcome(pkg, "failed", reason=f"{pkg.number}: {exc}", error=exc)
-        self.store.record_outcomes(self.run_pk, self.result.outcomes)
-        return self.result.counts
 
     # ---- one notice -------------------------------------------------------------------------------
     def _load_one(self, pkg: NotePackage, entry: Any, existing: dict[str, str]) -> None:
@@ -215,12 +251,19 @@ class DeliveryLoader:
 
     def _notify(self, pkg: NotePackage) -> str | None:
         """Send the owners' message unless one was sent; ``failed: …`` when it must be retried."""
-        if self.store.get_id_map(MESSAGE_ENTITY, [pkg.source_id]):
+        sent_before = self.store.get_id_map(MESSAGE_ENTITY, [pkg.source_id]).get(pkg.source_id)
+        if sent_before is not None:
+            if sent_before.target_id == SENDING:
+                return ("the owner message was being sent by a run that was interrupted (run "
+                        f"{sent_before.run}); it may not have arrived and is not resent: tell the owner if needed")
             return None
         if not pkg.owners:
             return "no owner on the CRM order: no message sent"
         from fxiaoke_k3cloud.audit import IdMapEntry
 
+        # Claim before send: a run killed between the send and the record below must not lead to a second copy.
+        self.store.upsert_id_map(MESSAGE_ENTITY, [IdMapEntry(source_id=pkg.source_id, target_id=SENDING,
+                                                             target_number=pkg.number, run=self.run_pk)])
         try:
             self.hook.send_text_message(pkg.owners, pkg.message())
             sent, note = ",".join(pkg.owners), None
@@ -229,6 +272,7 @@ class DeliveryLoader:
                         pkg.number, exc)
             sent, note = UNKNOWN_SEND, "the owner message got no answer and is not resent: tell the owner if needed"
         except (ApiError, TransportError) as exc:
+            self.store.forget_id_map(MESSAGE_ENTITY, [pkg.source_id])  # refused: nothing was sent, retry it
             return f"failed: could not be sent ({exc})"
         self.store.upsert_id_map(MESSAGE_ENTITY, [IdMapEntry(source_id=pkg.source_id, target_id=sent,
                                                              target_number=pkg.number, run=self.run_pk)])
