@@ -1,8 +1,8 @@
 """
 ### Fxiaoke customers → K3Cloud customers (`AccountObj` → `BD_Customer`)
 
-Every 15 minutes (Asia/Shanghai) this DAG takes the CRM customers changed in the run's data interval
-(widened by a look-back), maps them with `include/mappings/customers.yaml` into the complete K3Cloud
+Every 15 minutes (Asia/Shanghai) this DAG takes the CRM customers changed since the flow's watermark
+(less a look-back; see *Windows* below), maps them with `include/mappings/customers.yaml` into the complete K3Cloud
 customer package, and writes them with `BatchSave`. It is incremental and idempotent:
 
 * an id map (CRM `_id` ⇄ K3 `FCUSTID` + `FNumber`) decides create vs update; a record whose mapped payload
@@ -22,7 +22,11 @@ customer package, and writes them with `BatchSave`. It is incremental and idempo
 | `full_resync` | from the beginning of time; unchanged records are still skipped |
 | `dry_run` | transform and show the packages that would be sent; write nothing |
 
-Manual runs have no data interval: they start at the stored watermark. Backfills use their intervals.
+**Windows.** Every incremental run — scheduled, *Trigger* (with or without the logical date the form
+pre-fills), event-triggered — reads from the flow's watermark minus a look-back up to the earlier of now and
+its data-interval end, so an interval whose run failed or was skipped is read by the next run that succeeds.
+A backfill reads exactly its interval and leaves the watermark alone. `until` is clamped to now. Two runs at
+once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """
 ### Fxiaoke sales orders → K3Cloud sales orders (`SalesOrderObj` + lines → `SAL_SaleOrder`)
 
-Every 15 minutes (Asia/Shanghai) this DAG takes the CRM orders changed in the run's window — and the orders
+Every 15 minutes (Asia/Shanghai) this DAG takes the CRM orders changed since the flow's watermark (less a look-back) — and the orders
 whose *lines* changed, since a line edit may not move the order's timestamp — maps each with its lines using
 `include/mappings/sales_orders.yaml`, and saves them as K3Cloud sales orders (`BatchSave`, idempotent by id map,
 payload hash and the order number `FBillNo`; the CRM order id is kept in `FNetOrderBillNo`).
@@ -21,6 +21,12 @@ reported as a conflict. A CRM order voided after it reached K3Cloud is reported 
 **Trigger with config**: `since` / `until` (ISO 8601, no offset = Asia/Shanghai, or epoch ms), `ids` (CRM order
 ids; the watermark does not move), `full_resync`, `dry_run`, `parked_escalate_hours`, `void_action`
 (`report` or `close`).
+
+**Windows.** Every incremental run — scheduled, *Trigger* (with or without the logical date the form
+pre-fills), event-triggered — reads from the flow's watermark minus a look-back up to the earlier of now and
+its data-interval end, so an interval whose run failed or was skipped is read by the next run that succeeds.
+A backfill reads exactly its interval and leaves the watermark alone. `until` is clamped to now. Two runs at
+once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """
 ### K3Cloud delivery notices → Fxiaoke delivery notes (`SAL_DELIVERYNOTICE` → `DeliveryNoteObj`)
 
-Every 15 minutes (Asia/Shanghai) this DAG takes the K3Cloud delivery notices **audited** in the run's data
-interval (widened by a look-back; `FApproveDate` is UTC+8 local time on the wire, converted explicitly) and
+Every 15 minutes (Asia/Shanghai) this DAG takes the K3Cloud delivery notices **audited** since the flow's
+watermark (less a look-back; `FApproveDate` is UTC+8 local time on the wire, converted explicitly) and
 tells the CRM:
 
 * one CRM delivery note (`DeliveryNoteObj`, named after the notice number) with one line
@@ -28,7 +28,11 @@ dropped; notices whose products are not in the CRM are parked and retried.
 | `full_resync` | every audited notice from the beginning of time; unchanged ones cost no CRM write |
 | `dry_run` | map and show the delivery notes that would be written; write nothing |
 
-Manual runs have no data interval: they start at the stored watermark. Backfills use their intervals.
+**Windows.** Every incremental run — scheduled, *Trigger* (with or without the logical date the form
+pre-fills), event-triggered — reads from the flow's watermark minus a look-back up to the earlier of now and
+its data-interval end, so an interval whose run failed or was skipped is read by the next run that succeeds.
+A backfill reads exactly its interval and leaves the watermark alone. `until` is clamped to now. Two runs at
+once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
 """
 
 from __future__ import annotations
