@@ -104,7 +104,7 @@ def test_product_missing_in_crm_parks_the_notice_and_a_later_run_releases_it(wor
     assert outcomes(world, number) == ["parked"] and world.notes() == []
 
     world.fx.update_record("ProductObj", product["_id"], {"product_code": "MAT-0003"})
-    run_flow(since="2030-01-01T00:00:00", until="2030-01-01T01:00:00")  # an empty window: re-read as parked
+    run_flow(since="2020-01-01T00:00:00", until="2020-01-01T01:00:00")  # an empty window: re-read as parked
     assert outcomes(world, number) == ["parked", "created"]
     assert [p.status for p in world.store.list_parked("delivery", None)] == ["released"]
 

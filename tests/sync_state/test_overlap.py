@@ -88,3 +88,20 @@ def test_deliveries_backfill_beside_a_manual_run_writes_one_note_and_one_message
     sent = Counter(number for m in world.messages() for number in notices if number in str(m))
     assert sent == Counter({number: 1 for number in notices}), sent
     assert all(REP in str(m) for m in world.messages())
+
+
+def test_orders_syncing_their_customers_beside_the_customers_flow_write_each_customer_once(sims, store):
+    """The orders flow syncs missing customers first (as a 'customers' dependency run) while the customers flow
+    runs in another process: both write entity 'customer' and must take turns."""
+    p = products(sims.fx)
+    accs = [account(i, last_modified_time=_ms(T) + i) for i in range(1, 41)]
+    orders = [order(i, accs[i - 1]["_id"], last_modified_time=_ms(T) + i) for i in range(1, 41)]
+    lines = [line(o["_id"], 1, p["MAT-0001"], last_modified_time=_ms(T) + 1) for o in orders]
+    seed(sims.fx, accs, orders, lines)
+    sims.k3.faults(SLOW)
+    ords, custs = run_together(("orders", {"run_id": "manual__o", "run_type": "manual"}),
+                               ("customers", {"run_id": "manual__c", "run_type": "manual"}))
+    assert ords["ok"] and custs["ok"], (ords, custs)
+    customers = Counter(r["FNumber"] for r in sims.k3.records("BD_Customer"))
+    assert len(customers) == 40 and set(customers.values()) == {1}
+    assert len(k3_orders(sims.k3)) == 40

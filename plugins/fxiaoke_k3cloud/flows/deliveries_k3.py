@@ -54,8 +54,14 @@ def normalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def audited_in_window(hook: Any, keys: Sequence[str], window: Window) -> list[dict[str, Any]]:
-    """Entry rows of notices audited inside ``[window.start, window.end)``."""
-    flt = (F("FDocumentStatus") == "C") & (F("FApproveDate") >= window.start) & (F("FApproveDate") < window.end)
+    """Entry rows of notices audited inside ``[window.start, window.end)``, the end rounded up to a whole second.
+
+    FilterStrings carry times to the second: an end of 20:38:58.625 would render as 20:38:58 and miss a notice
+    audited at 20:38:58.609. Rounding up reads at most a fraction of a second more; the next window starts
+    at the watermark (≤ the extract's start) less the look-back, so nothing falls between two windows.
+    """
+    end = _ceil_second(window.end)
+    flt = (F("FDocumentStatus") == "C") & (F("FApproveDate") >= window.start) & (F("FApproveDate") < end)
     return normalise(_rows(hook, NOTICE_FORM, keys, flt))
 
 
@@ -68,9 +74,15 @@ def notices_by_ids(hook: Any, keys: Sequence[str], fids: Iterable[Any]) -> list[
     return normalise(rows)
 
 
+def _ceil_second(moment: Any) -> Any:
+    from datetime import timedelta
+
+    return moment if moment.microsecond == 0 else moment.replace(microsecond=0) + timedelta(seconds=1)
+
+
 def unaudited_in_window(hook: Any, window: Window) -> list[dict[str, Any]]:
     """Header rows of notices changed inside the window that are not audited (now)."""
-    flt = (F("FDocumentStatus") != "C") & (F("FModifyDate") >= window.start) & (F("FModifyDate") < window.end)
+    flt = (F("FDocumentStatus") != "C") & (F("FModifyDate") >= window.start) & (F("FModifyDate") < _ceil_second(window.end))
     return _rows(hook, NOTICE_FORM, HEADER_KEYS, flt)
 
 

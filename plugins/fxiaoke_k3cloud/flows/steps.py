@@ -60,6 +60,11 @@ def advance_watermark(spec: FlowSpec, store: Any, state: Mapping[str, Any], run_
     """After a successful load: move the flow's watermark to where the run's window allows (never back)."""
     if not state.get("move_watermark"):
         return
+    if store.run_status(state["run_pk"]) == "abandoned":
+        from fxiaoke_k3cloud.errors import SyncError
+
+        raise SyncError(f"{spec.name} run {state['run_pk']} was closed as abandoned by a later run while this task "
+                        "was away (its staged rows are gone); the watermark stays, the next run reads the window again")
     window = Window.from_xcom(state["window"])
     if window.advance_to is None:
         log.info("%s: watermark left alone (%s window)", spec.name, window.source)

@@ -56,7 +56,7 @@ def esc(value: Any) -> str:
 _BADGE = {
     "success": "success", "created": "success", "updated": "success", "released": "success",
     "partial": "partial", "rejected": "partial",
-    "failed": "failed",
+    "failed": "failed", "abandoned": "failed",
     "running": "running", "unchanged": "running", "skipped": "running", "reported": "running",
     "parked": "parked", "escalated": "escalated", "quarantined": "quarantined",
 }

@@ -48,7 +48,7 @@ class RunView:
 
     @property
     def has_problems(self) -> bool:
-        return self.status in ("partial", "failed") or any(self.counts.get(k, 0) for k in ATTENTION)
+        return self.status in ("partial", "failed", "abandoned") or any(self.counts.get(k, 0) for k in ATTENTION)
 
     def as_json(self) -> dict[str, Any]:
         return {
