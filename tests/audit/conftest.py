@@ -20,7 +20,7 @@ from fxiaoke_k3cloud.audit import AuditStore
 from pgserver import PgServer
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-ALL_TABLES = ("sync_record", "sync_run", "id_map", "watermark", "parked")
+ALL_TABLES = ("sync_record", "sync_run", "id_map", "watermark", "parked", "sync_claim")
 
 
 @pytest.fixture(scope="session")

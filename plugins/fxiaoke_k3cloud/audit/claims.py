@@ -39,6 +39,20 @@ def holder_name(run_pk: int | None) -> str:
     return f"run {run_pk} on {socket.gethostname()}:{os.getpid()}"[:250]
 
 
+def _dead_on_this_host(holder: str) -> bool:
+    """True when ``holder`` names a process on this host that no longer exists (killed: its claims are free)."""
+    host, _, pid = holder.rpartition(" on ")[2].rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
 class ClaimMixin(StoreBase):
     # ---------------------------------------------------------------- claims
 
@@ -46,9 +60,10 @@ class ClaimMixin(StoreBase):
               lease: timedelta = CLAIM_LEASE) -> tuple[list[str], dict[str, str]]:
         """Try to claim ``keys`` of ``entity``; returns ``(claimed, held_by_others)``.
 
-        ``claimed`` lists the keys this holder now holds (including ones it held already, whose lease is
-        renewed); ``held_by_others`` maps each other key to its holder. Expired claims are taken over. Atomic
-        per key across processes: the unique (entity, key) decides who wins.
+        ``claimed`` lists the keys this run now holds (including ones it held already — also from an earlier,
+        killed attempt of the same run, i.e. a task retry —, whose lease is renewed); ``held_by_others`` maps
+        each other key to its holder. Claims whose lease expired, and claims of a process on this host that no
+        longer exists, are taken over. Atomic per key across processes: the unique (entity, key) decides.
         """
         wanted = unique_strings(keys)
         if not wanted:
@@ -60,13 +75,20 @@ class ClaimMixin(StoreBase):
             for part in chunked(wanted):
                 conn.execute(sa.delete(sync_claim).where(
                     sync_claim.c.entity == entity, sync_claim.c.key.in_(part), sync_claim.c.expires_at < now))
+                dead = {who for (who,) in conn.execute(sa.select(sync_claim.c.holder).distinct().where(
+                    sync_claim.c.entity == entity, sync_claim.c.key.in_(part), sync_claim.c.holder != holder))
+                    if _dead_on_this_host(who)}
+                if dead:
+                    conn.execute(sa.delete(sync_claim).where(
+                        sync_claim.c.entity == entity, sync_claim.c.key.in_(part), sync_claim.c.holder.in_(dead)))
                 ins = self._insert(conn, sync_claim)
                 conn.execute(ins.on_conflict_do_nothing(index_elements=[sync_claim.c.entity, sync_claim.c.key]), [
                     {"entity": entity, "key": k, "holder": holder, "run": run, "claimed_at": now,
                      "expires_at": now + lease} for k in part])
+                mine = sync_claim.c.holder == holder if run is None else sync_claim.c.run == run
                 conn.execute(sa.update(sync_claim).where(
-                    sync_claim.c.entity == entity, sync_claim.c.key.in_(part), sync_claim.c.holder == holder,
-                ).values(expires_at=now + lease))
+                    sync_claim.c.entity == entity, sync_claim.c.key.in_(part), mine,
+                ).values(holder=holder, expires_at=now + lease))
                 for key, who in conn.execute(sa.select(sync_claim.c.key, sync_claim.c.holder).where(
                         sync_claim.c.entity == entity, sync_claim.c.key.in_(part))):
                     if who == holder:
