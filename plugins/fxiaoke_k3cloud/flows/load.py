@@ -17,6 +17,7 @@ API calls; K3Cloud still gets one request at a time per run, as the ``k3cloud_ap
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -308,6 +309,7 @@ def _as_pk(value: str | None) -> int | str:
         return value or 0
 
 
+HEARTBEAT_EVERY_S = 30.0  # sync_run.heartbeat_at while a long load runs
 LOAD_CHUNK = 250  # packages read, written and audited at a time (5 BatchSave calls of 50)
 
 
@@ -416,6 +418,7 @@ def _load_overlapped(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping
     pending_ids: list[str] = []
     done: LoadResult | None = None  # a chunk whose calls finished, not persisted yet
     done_ids: list[str] = []
+    beat = time.monotonic()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"load-{spec.name}") as pool:
         try:
             for rows in staged:
@@ -433,7 +436,9 @@ def _load_overlapped(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping
                     result, done = done, None
                     counts.update(persist(spec, store, run_pk, result))  # overlaps this chunk's calls
                     claims.release(done_ids)
-                store.heartbeat(run_pk)
+                if time.monotonic() - beat > HEARTBEAT_EVERY_S:
+                    store.heartbeat(run_pk)
+                    beat = time.monotonic()
             last, pending = pending, None
             if last is not None:
                 counts.update(persist(spec, store, run_pk, last.result()))
