@@ -66,7 +66,8 @@ def _reported_outcomes(spec: FlowSpec, store: Any, reported: list[Any]) -> list[
             out.append((s, "skipped", f"{s.reason}; never sent to K3Cloud, nothing to do", s.number))
         else:
             out.append((s, "reported", f"{s.reason}; K3Cloud {spec.target_form} {entry.target_number} still exists: "
-                                       "close or void it in K3Cloud (or run with void_action=close)",
+                                       "close or void it in K3Cloud, or let the sync do it (mapping option "
+                                       "on_source_void, or run with void_action=close)",
                         entry.target_number))
     return out
 

@@ -254,6 +254,12 @@ def _map_lines(m: FlowMapping, plan: _Plan, lines: pd.DataFrame | None, masters:
         ours = parents_all.isin(position).to_numpy()
         ignored = int((~ours).sum())
         frame = lines[ours].copy()
+        rules = m.life_status
+        if rules is not None and rules.report and rules.field in frame.columns:
+            # A voided line (same status field and values as a voided master) leaves the target document: it is
+            # not sent, so the next update of the order drops its row (IsDeleteEntry) and the hash changes.
+            voided = pd.Series(_text_column(frame, rules.field), index=frame.index).isin(rules.report)
+            frame = frame[~voided.to_numpy()]
         frame["__parent"] = parents_all[ours].to_numpy()
         frame["__line"] = _text_column(frame, e.source.id_field)
         frame = frame.sort_values(["__parent", "__line"], kind="stable").reset_index(drop=True)
