@@ -22,18 +22,11 @@ def mappings(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNC_MAPPINGS_DIR", str(target))
 
     def set_option(file: str, **options: str) -> None:
-        with (target / file).open("a", encoding="utf-8") as fh:
-            fh.writelines(f"\n{key}: {value}\n" for key, value in options.items())
+        text = (ROOT / "include" / "mappings" / file).read_text(encoding="utf-8")
+        (target / file).write_text(text + "".join(f"\n{key}: {value}\n" for key, value in options.items()),
+                                   encoding="utf-8")
 
     return set_option
-
-
-@pytest.fixture
-def hourly_check_every_run(monkeypatch):
-    """Every run does the presence check (in production at most once an hour)."""
-    from fxiaoke_k3cloud.flows import source_changes
-
-    monkeypatch.setattr(source_changes, "PRESENCE_EVERY_MS", 0)
 
 
 def hooks():
@@ -53,116 +46,79 @@ def rows_of(store, flow: str, source_id: str) -> list[dict]:
     return [r for r in run_records(store, store.recent_runs(flow, limit=1)[0]["id"]) if r["source_id"] == source_id]
 
 
-def test_a_voided_and_a_deleted_order_line_leave_the_k3cloud_order_and_kept_lines_keep_their_entry_ids(
-        dagbag, sims, store):
+def test_voided_and_deleted_order_lines_leave_the_k3cloud_order_and_a_voided_order_is_cancelled_once(
+        dagbag, sims, store, mappings):
+    mappings("sales_orders.yaml", on_source_void="cancel")
     p = products(sims.fx)
     acc = account(41)
-    o = order(41, acc["_id"])
-    kept, voided, deleted = (line(o["_id"], n, p[f"MAT-000{n}"], quantity=str(n)) for n in (1, 2, 3))
-    seed(sims.fx, [acc], [o], [kept, voided, deleted])
+    edited, voided, audited = order(41, acc["_id"]), order(42, acc["_id"]), order(43, acc["_id"])
+    kept, void_line, gone_line = (line(edited["_id"], n, p[f"MAT-000{n}"], quantity=str(n)) for n in (1, 2, 3))
+    audited_lines = [line(audited["_id"], 1, p["MAT-0001"]), line(audited["_id"], 2, p["MAT-0002"])]
+    seed(sims.fx, [acc], [edited, voided, audited],
+         [kept, void_line, gone_line, line(voided["_id"], 1, p["MAT-0004"]), *audited_lines])
     assert run_dag(dagbag, ORDERS_DAG, FULL)[0].state == "success"
     before = {e["FMaterialId"]["FNumber"]: e["FEntryID"] for e in k3_orders(sims.k3)["SO000041"]["FSaleOrderEntry"]}
     assert sorted(before) == ["MAT-0001", "MAT-0002", "MAT-0003"]
-    fx, _ = hooks()
-    fx.invalid_record("SalesOrderProductObj", voided["_id"])
-    fx.invalid_record("SalesOrderProductObj", deleted["_id"])
-    fx.delete_records("SalesOrderProductObj", [deleted["_id"]])
-
-    dr, states = run_dag(dagbag, ORDERS_DAG)  # an ordinary incremental run: the voided line's edit brings the order
-    assert dr.state == "success", states
-    after = k3_orders(sims.k3)["SO000041"]["FSaleOrderEntry"]
-    assert [(e["FMaterialId"]["FNumber"], float(e["FQty"])) for e in after] == [("MAT-0001", 1.0)]
-    assert after[0]["FEntryID"] == before["MAT-0001"]  # updated in place, not re-created
-    assert outcomes_of(store, "orders")[o["_id"]] == "updated"
-
-
-def test_a_line_voided_on_an_audited_k3cloud_order_is_a_reported_conflict(dagbag, sims, store):
-    p = products(sims.fx)
-    acc = account(42)
-    o = order(42, acc["_id"])
-    first, second = line(o["_id"], 1, p["MAT-0001"]), line(o["_id"], 2, p["MAT-0002"])
-    seed(sims.fx, [acc], [o], [first, second])
-    run_dag(dagbag, ORDERS_DAG, FULL)
     fx, k3 = hooks()
-    k3.submit("SAL_SaleOrder", numbers=["SO000042"])
-    k3.audit("SAL_SaleOrder", numbers=["SO000042"])
-    fx.invalid_record("SalesOrderProductObj", second["_id"])
-    run_dag(dagbag, ORDERS_DAG)
-    assert len(k3_orders(sims.k3)["SO000042"]["FSaleOrderEntry"]) == 2  # not overwritten
-    [row] = rows_of(store, "orders", o["_id"])
-    assert row["outcome"] == "reported" and "audited" in row["reason"]
+    k3.submit("SAL_SaleOrder", numbers=["SO000043"])
+    k3.audit("SAL_SaleOrder", numbers=["SO000043"])
+    fx.invalid_record("SalesOrderProductObj", void_line["_id"])
+    fx.invalid_record("SalesOrderProductObj", gone_line["_id"])
+    fx.delete_records("SalesOrderProductObj", [gone_line["_id"]])
+    fx.invalid_record("SalesOrderObj", voided["_id"])
+    fx.invalid_record("SalesOrderProductObj", audited_lines[1]["_id"])
+
+    dr, states = run_dag(dagbag, ORDERS_DAG)  # an ordinary incremental run
+    assert dr.state == "success", states
+    orders = k3_orders(sims.k3)
+    after = orders["SO000041"]["FSaleOrderEntry"]
+    assert [(e["FMaterialId"]["FNumber"], float(e["FQty"])) for e in after] == [("MAT-0001", 1.0)]
+    assert after[0]["FEntryID"] == before["MAT-0001"]  # the kept line is updated in place, not re-created
+    assert orders["SO000042"]["FCancelStatus"] == "B"  # on_source_void: cancel (unaudited → Cancel)
+    assert len(orders["SO000043"]["FSaleOrderEntry"]) == 2  # audited in K3Cloud: not overwritten
+    outcomes = outcomes_of(store, "orders")
+    assert outcomes == {edited["_id"]: "updated", voided["_id"]: "updated", audited["_id"]: "reported"}
+    [conflict] = rows_of(store, "orders", audited["_id"])
+    assert "audited" in conflict["reason"]
+
+    ops = operations(sims.k3)
+    run_dag(dagbag, ORDERS_DAG, FULL)  # everything read again: the cancel is not repeated
+    assert operations(sims.k3) == ops
+    assert outcomes_of(store, "orders")[voided["_id"]] == "unchanged"
+    assert outcomes_of(store, "orders")[edited["_id"]] == "unchanged"
 
 
-def test_a_customer_deleted_in_the_crm_is_forbidden_once_with_on_source_delete_forbid(
-        dagbag, sims, store, mappings, hourly_check_every_run):
+def test_a_customer_deleted_in_the_crm_is_found_hourly_forbidden_or_reported_once(dagbag, sims, store, mappings,
+                                                                                   monkeypatch):
+    from fxiaoke_k3cloud.flows import source_changes
+
     mappings("customers.yaml", on_source_delete="forbid")
-    gone, stays = account(43), account(44)
-    sims.fx.seed({"objects": {"AccountObj": [gone, stays]}})
+    first, second, stays = account(44), account(45), account(46)
+    sims.fx.seed({"objects": {"AccountObj": [first, second, stays]}})
     assert run_dag(dagbag, CUSTOMERS_DAG, {"full_resync": True})[0].state == "success"
     fx, _ = hooks()
-    fx.invalid_record("AccountObj", gone["_id"])
-    fx.delete_records("AccountObj", [gone["_id"]])
+    fx.invalid_record("AccountObj", first["_id"])
+    fx.delete_records("AccountObj", [first["_id"]])
     ops = operations(sims.k3)
 
+    run_dag(dagbag, CUSTOMERS_DAG)  # within the hour of the last presence check: not looked for yet
+    assert rows_of(store, "customers", first["_id"]) == []
+
+    monkeypatch.setattr(source_changes, "PRESENCE_EVERY_MS", 0)  # an hour later
     dr, states = run_dag(dagbag, CUSTOMERS_DAG)
     assert dr.state == "success", states
     status = {c["FNumber"]: c["FForbidStatus"] for c in sims.k3.records("BD_Customer")}
-    assert status == {"CUST-000043": "B", "CUST-000044": "A"}
-    [row] = rows_of(store, "customers", gone["_id"])
+    assert status == {"CUST-000044": "B", "CUST-000045": "A", "CUST-000046": "A"}
+    [row] = rows_of(store, "customers", first["_id"])
     assert row["outcome"] == "updated" and "deleted in the CRM" in row["reason"] and "forbidden" in row["reason"]
     assert operations(sims.k3) == ops + 1
 
-    run_dag(dagbag, CUSTOMERS_DAG)  # the next check skips what was handled: no second Forbid, no outcome
-    assert operations(sims.k3) == ops + 1
-    assert rows_of(store, "customers", gone["_id"]) == []
-
-
-def test_a_deleted_customer_is_reported_once_by_default_and_k3cloud_is_untouched(
-        dagbag, sims, store, hourly_check_every_run):
-    gone = account(45)
-    sims.fx.seed({"objects": {"AccountObj": [gone]}})
-    run_dag(dagbag, CUSTOMERS_DAG, {"full_resync": True})
-    fx, _ = hooks()
-    fx.invalid_record("AccountObj", gone["_id"])
-    fx.delete_records("AccountObj", [gone["_id"]])
-    ops = operations(sims.k3)
-
+    mappings("customers.yaml")  # back to the default: report
+    fx.invalid_record("AccountObj", second["_id"])
+    fx.delete_records("AccountObj", [second["_id"]])
     run_dag(dagbag, CUSTOMERS_DAG)
-    [row] = rows_of(store, "customers", gone["_id"])
+    [row] = rows_of(store, "customers", second["_id"])
     assert row["outcome"] == "reported" and "on_source_delete" in row["reason"]
-    assert [c["FForbidStatus"] for c in sims.k3.records("BD_Customer")] == ["A"]
-    assert operations(sims.k3) == ops
-    run_dag(dagbag, CUSTOMERS_DAG)
-    assert rows_of(store, "customers", gone["_id"]) == []
-
-
-def test_the_presence_check_runs_at_most_hourly(dagbag, sims, store):
-    gone = account(46)
-    sims.fx.seed({"objects": {"AccountObj": [gone]}})
-    run_dag(dagbag, CUSTOMERS_DAG, {"full_resync": True})  # the first run's check (empty id map) counts
-    fx, _ = hooks()
-    fx.invalid_record("AccountObj", gone["_id"])
-    fx.delete_records("AccountObj", [gone["_id"]])
-    run_dag(dagbag, CUSTOMERS_DAG)
-    assert rows_of(store, "customers", gone["_id"]) == []  # within the hour: not looked for yet
-    assert store.get_watermark("customers:presence") is not None
-
-
-def test_an_order_voided_with_on_source_void_cancel_is_cancelled_in_k3cloud(dagbag, sims, store, mappings):
-    mappings("sales_orders.yaml", on_source_void="cancel")
-    p = products(sims.fx)
-    acc = account(47)
-    o = order(47, acc["_id"])
-    seed(sims.fx, [acc], [o], [line(o["_id"], 1, p["MAT-0001"])])
-    run_dag(dagbag, ORDERS_DAG, FULL)
-    fx, _ = hooks()
-    fx.invalid_record("SalesOrderObj", o["_id"])
-
-    dr, states = run_dag(dagbag, ORDERS_DAG)
-    assert dr.state == "success", states
-    assert k3_orders(sims.k3)["SO000047"]["FCancelStatus"] == "B"
-    assert outcomes_of(store, "orders")[o["_id"]] == "updated"
-    ops = operations(sims.k3)
-    run_dag(dagbag, ORDERS_DAG, FULL)  # read again: already done, no second Cancel
-    assert operations(sims.k3) == ops
-    assert outcomes_of(store, "orders")[o["_id"]] == "unchanged"
+    assert {c["FNumber"]: c["FForbidStatus"] for c in sims.k3.records("BD_Customer")} == status  # untouched
+    assert rows_of(store, "customers", first["_id"]) == []  # handled once: neither forbidden nor reported again
+    assert operations(sims.k3) == ops + 1
