@@ -365,7 +365,6 @@ def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: 
         from fxiaoke_k3cloud.flows.source_changes import apply_staged_changes
 
         record_entry_ids(spec, store, hook, run_pk, mapping)
-
         counts.update(apply_staged_changes(spec, store, hook, run_pk, mapping, void_action=void_action))
     log.info("%s: %s", spec.name, dict(counts))
     return dict(counts)
