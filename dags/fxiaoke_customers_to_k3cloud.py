@@ -8,7 +8,10 @@ customer package, and writes them with `BatchSave`. It is incremental and idempo
 * an id map (CRM `_id` ⇄ K3 `FCUSTID` + `FNumber`) decides create vs update; a record whose mapped payload
   is unchanged since its last sync is skipped without an API call;
 * a write whose outcome is unknown (timeout) is read back by number before anything is retried;
-* every record's outcome lands in the audit store (`sync_audit` connection; SQLite by default).
+* every record's outcome lands in the audit store (`sync_audit` connection; SQLite by default);
+* a customer voided or deleted in the CRM after it reached K3Cloud is reported, or forbidden (禁用) in K3Cloud
+  once, as the mapping's `on_source_void` / `on_source_delete` say; deleted customers are found by an hourly
+  presence check of the ids the id map holds.
 
 **Tasks**: `extract_customers` → `transform_customers` → `load_customers` → `report`.
 `report` fails (red) when any record was rejected or failed — after every good record was written.

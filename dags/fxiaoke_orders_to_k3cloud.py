@@ -13,8 +13,11 @@ retried first by every later run, and released when the dependency lands; one pa
 `parked_escalate_hours` turns the report red.
 
 **Conflicts.** A K3Cloud order that a person submitted or audited is never overwritten: the CRM change is
-reported as a conflict. A CRM order voided after it reached K3Cloud is reported for action, or — with
-`void_action=close` — voided (unaudited) or closed (audited) in K3Cloud.
+reported as a conflict. A CRM order voided or deleted after it reached K3Cloud is handled as the mapping's
+`on_source_void` / `on_source_delete` say (default: reported for action; `cancel`: voided when unaudited, closed
+when audited), once; `void_action=close` applies `on_source_void: close` for one run. A voided or deleted order
+line leaves the K3Cloud order with the order's next update (kept lines keep their entry ids). Deleted orders
+are found by an hourly presence check of the ids the id map holds.
 
 **Tasks**: `extract_orders` → `sync_customers` → `transform_orders` → `load_orders` → `report`.
 

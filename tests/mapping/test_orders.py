@@ -134,3 +134,23 @@ def test_missing_lookup_table_is_a_configuration_error(orders_mapping):
         transform(orders_mapping, pd.DataFrame([order(1)]), lines=pd.DataFrame([line("a", "so-1")]),
                   lookups={"customers": {}})
     assert "materials" in str(caught.value) and caught.value.key == "lookups"
+
+
+def test_a_voided_line_leaves_the_package_and_changes_its_hash(orders_mapping):
+    lines = [line("a", "so-1", life_status="normal"), line("b", "so-1", "prod-2", life_status="normal")]
+    before = run(orders_mapping, [order(1)], lines).packages[0]
+    after = run(orders_mapping, [order(1)], [lines[0], {**lines[1], "life_status": "invalid"}]).packages[0]
+    assert before.row_ids == ("a", "b") and after.row_ids == ("a",)
+    assert [r["FMaterialId"]["FNumber"] for r in after.model["FSaleOrderEntry"]] == ["MAT-0001"]
+    assert after.payload_hash != before.payload_hash
+
+
+def test_an_order_whose_lines_are_all_voided_is_rejected(orders_mapping):
+    result = run(orders_mapping, [order(1)], [line("a", "so-1", life_status="invalid")])
+    assert result.packages == [] and "at least 1 required" in result.rejected[0].reason
+
+
+def test_update_model_leaves_new_rows_without_an_entry_id(orders_mapping):
+    package = run(orders_mapping, [order(1)], [line("a", "so-1"), line("b", "so-1", "prod-2")]).packages[0]
+    rows = package.update_model(5001, entry_ids={"FSaleOrderEntry": [None, 12]})["FSaleOrderEntry"]
+    assert "FEntryID" not in rows[0] and rows[1]["FEntryID"] == 12

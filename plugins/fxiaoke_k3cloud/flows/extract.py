@@ -120,7 +120,8 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
 
     With ``ids`` only those records are read. Otherwise the window is read, and records whose last outcome
     was ``failed`` (an API or K3Cloud-side problem that may have cleared) are read again by id, so a failure
-    is retried by the next run instead of waiting for the next CRM edit: nothing accepted is lost.
+    is retried by the next run instead of waiting for the next CRM edit: nothing accepted is lost. Window runs
+    also look for synced records deleted in the CRM (:func:`check_presence`, at most hourly).
     """
     stage.clear_kind(run_pk, "raw")
     seen: set[str] = set()
@@ -139,7 +140,17 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     retry_ids = [sid for sid in failed_source_ids(store, spec.name, spec.entity) if sid not in seen]
     for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
+    check_presence(spec, hook, store, stage, run_pk)
     return count, len(retry_ids)
+
+
+def check_presence(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int) -> int:
+    """Stage the synced records deleted in the CRM since (at most hourly; see :mod:`.source_changes`)."""
+    from datetime import datetime, timezone
+
+    from fxiaoke_k3cloud.flows.source_changes import find_deleted
+
+    return find_deleted(spec, hook, store, stage, run_pk, int(datetime.now(timezone.utc).timestamp() * 1000))
 
 
 FUTURE_TOLERANCE_MS = 10 * 60 * 1000  # clock skew we accept before calling a modified time "in the future"

@@ -381,8 +381,11 @@ def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: 
                 void_action: str = "report") -> dict[str, int]:
     """Load the run's staged packages chunk by chunk; persist outcomes and the id map per chunk.
 
-    :param void_action: for records voided in the CRM after they reached K3Cloud: ``report`` (the transform
-        already reported them) or ``close`` (void an unaudited K3Cloud document, close an audited one).
+    Then the records voided or deleted in the CRM get the mapping's ``on_source_void`` / ``on_source_delete``
+    (see :mod:`fxiaoke_k3cloud.flows.source_changes`).
+
+    :param void_action: the run's param: ``close`` applies ``on_source_void: close`` for this run (void an
+        unaudited K3Cloud document, close an audited one); ``report`` keeps the mapping's choice.
     """
     from fxiaoke_k3cloud.flows.stage import Stage
     from fxiaoke_k3cloud.mapping import load_mapping
@@ -396,8 +399,12 @@ def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: 
             counts.update(_dry_run(spec, store, run_pk, mapping, packages, already=counts["skipped"]))
     else:
         counts.update(_load_overlapped(spec, store, hook, run_pk, mapping, staged))
-    if void_action == "close" and not dry_run:
-        counts.update(close_voided(spec, store, hook, run_pk, list(Stage(store).get(run_pk, "void"))))
+    if not dry_run:
+        from fxiaoke_k3cloud.flows.entry_rows import record_entry_ids
+        from fxiaoke_k3cloud.flows.source_changes import apply_staged_changes
+
+        record_entry_ids(spec, store, hook, run_pk, mapping)
+        counts.update(apply_staged_changes(spec, store, hook, run_pk, mapping, void_action=void_action))
     log.info("%s: %s", spec.name, dict(counts))
     return dict(counts)
 
@@ -466,46 +473,9 @@ def _persist_after_error(spec: FlowSpec, store: Any, run_pk: int, item: LoadResu
 
 def close_voided(spec: FlowSpec, store: Any, hook: Any, run_pk: int, voided: list[dict[str, Any]]) -> Counter:
     """Void (Cancel) unaudited and close (CloseBill) audited K3Cloud documents whose CRM record was voided."""
-    from fxiaoke_k3cloud.audit import RecordOutcome
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
+    from fxiaoke_k3cloud.flows.source_changes import apply_source_actions
 
-    if not voided:
-        return Counter()
-    numbers = [v["number"] for v in voided if v.get("number")]
-    state: dict[str, dict[str, Any]] = {}
-    for chunk in chunks(numbers, 500):
-        keys = ["FID", "FBillNo", "FDocumentStatus", "FCloseStatus", "FCancelStatus"]
-        for page in hook.execute_bill_query(spec.target_form, keys, filter=F("FBillNo").isin(list(chunk))):
-            for row in page:
-                state[str(row["FBillNo"])] = row
-    rows, counts = [], Counter()
-
-    def record(v: dict[str, Any], outcome: str, reason: str, error: Any = None) -> None:
-        counts[outcome] += 1
-        rows.append(RecordOutcome(flow=spec.name, entity=spec.entity, source_id=v["source_id"],
-                                  source_name=v.get("source_name"), outcome=outcome, reason=reason,
-                                  target_number=v.get("number"), error_class=error))
-
-    for v in voided:
-        doc = state.get(str(v.get("number")))
-        label = f"{spec.target_form} {v.get('number')}"
-        if doc is None:
-            record(v, "reported", f"voided in the CRM; {label} is not in K3Cloud any more")
-        elif doc.get("FCancelStatus") == "B" or doc.get("FCloseStatus") == "B":
-            record(v, "unchanged", f"voided in the CRM; {label} is already voided/closed")
-        elif doc.get("FDocumentStatus") == "B":
-            record(v, "reported", f"voided in the CRM; {label} is in approval: withdraw it in K3Cloud, then void it")
-        else:
-            op = "CloseBill" if doc.get("FDocumentStatus") == "C" else "Cancel"
-            try:
-                hook.execute_operation(spec.target_form, op, numbers=[v["number"]])
-            except SyncError as exc:
-                record(v, "failed", f"voided in the CRM; {op} of {label} failed: {exc}", exc)
-                continue
-            done = "closed" if op == "CloseBill" else "voided"
-            record(v, "updated", f"voided in the CRM; {label} {done} in K3Cloud ({op})")
-    store.record_outcomes(run_pk, rows)
-    return counts
+    return apply_source_actions(spec, store, hook, run_pk, voided, action="close", cause="voided")
 
 
 def _dry_run(spec: FlowSpec, store: Any, run_pk: int, mapping: Any, packages: list[Package], *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from fxiaoke_k3cloud.flows.extract import new_records, pages_in, prefetched
+from fxiaoke_k3cloud.flows.extract import check_presence, new_records, pages_in, prefetched
 from fxiaoke_k3cloud.flows.queries import failed_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.window import Window
@@ -37,7 +37,7 @@ def _ms(value: Any) -> int | None:
 
 
 def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int, window: Window, *,
-                   ids: list[str]) -> tuple[int, int]:
+                   ids: list[str], presence: bool = True) -> tuple[int, int]:
     """Stage orders (kind ``raw``), their lines (kind ``lines``, keyed by order id) and the products the
     lines use (kind ``products``: ``_id`` and ``product_code``), page by page.
 
@@ -51,7 +51,8 @@ def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: in
     * every other order (created before the window, re-read by id, parked, failed) gets its lines by
       ``order_id IN`` queries (100 orders per query).
 
-    Products are looked up once at the end (``_id IN``, 100 per query), not per page.
+    Products are looked up once at the end (``_id IN``, 100 per query), not per page. Window runs with
+    ``presence`` also stage the synced orders deleted in the CRM (at most hourly, see :mod:`.source_changes`).
     Returns (orders staged, parked/failed orders re-read).
     """
     for kind in ("raw", "lines", "products"):
@@ -104,6 +105,8 @@ def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: in
         again = sorted((line_orders | parked_ids | retry) - seen)
         retried = len((parked_ids | retry) - seen)
         take_orders(pages_in(hook, spec.source_object, "_id", again), may_be_fresh=False)
+        if presence:
+            check_presence(spec, hook, store, stage, run_pk)
     for page in prefetched(pages_in(hook, LINES_OBJECT, "order_id", older)):
         take_lines(page)
     codes = [{"_id": str(p["_id"]), "product_code": p.get("product_code")}
@@ -214,5 +217,5 @@ class _ListSink:
 def read_orders(spec: FlowSpec, hook: Any, store: Any, window: Window) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every order of the window and all their lines, in memory (reconciliation compares whole sets)."""
     sink = _ListSink()
-    extract_orders(spec, hook, store, sink, 0, window, ids=[])
+    extract_orders(spec, hook, store, sink, 0, window, ids=[], presence=False)
     return sink.rows["raw"], with_product_codes(sink.rows["lines"], sink.rows["products"])

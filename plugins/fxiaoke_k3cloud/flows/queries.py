@@ -39,3 +39,14 @@ def run_records(store: Any, run_pk: int) -> list[dict[str, Any]]:
     query = sa.select(sync_record).where(sync_record.c.run == run_pk).order_by(sync_record.c.id)
     with store.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def id_map_rows(store: Any, entity: str) -> list[dict[str, Any]]:
+    """Every id map row of ``entity`` (source id, target id and number, payload hash), by source id."""
+    from fxiaoke_k3cloud.audit.schema import id_map
+
+    query = (sa.select(id_map.c.source_id, id_map.c.target_id, id_map.c.target_number, id_map.c.payload_hash,
+                       id_map.c.source_modified_ms)
+             .where(id_map.c.entity == entity).order_by(id_map.c.source_id))
+    with store.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]

@@ -11,11 +11,19 @@ from fxiaoke_k3cloud.flows.stage import Stage
 log = logging.getLogger(__name__)
 
 
-def package_from_mapping(pkg: Any, pk: str, modified_ms: int | None) -> dict[str, Any]:
-    """A mapping Package as JSON: the create model, and the update model without its pk (known at load)."""
-    update = pkg.update_model(0)
+def package_from_mapping(pkg: Any, pk: str, modified_ms: int | None,
+                         entry_ids: dict[str, int] | None = None) -> dict[str, Any]:
+    """A mapping Package as JSON: the create model, and the update model without its pk (known at load).
+
+    :param entry_ids: CRM line id → K3Cloud entry id (see :mod:`.entry_rows`): kept lines are updated in place.
+    """
+    row_ids = list(getattr(pkg, "row_ids", ()) or ())
+    known = entry_ids or {}
+    entity = pkg.shape.entity if row_ids else None
+    update = pkg.update_model(0, entry_ids={entity: [known.get(r) for r in row_ids]} if entity else None)
     update.pop(pk, None)
     return {
+        "row_ids": row_ids,
         "source_id": pkg.source_id,
         "source_name": pkg.source_name,
         "number": pkg.number,
@@ -66,7 +74,8 @@ def _reported_outcomes(spec: FlowSpec, store: Any, reported: list[Any]) -> list[
             out.append((s, "skipped", f"{s.reason}; never sent to K3Cloud, nothing to do", s.number))
         else:
             out.append((s, "reported", f"{s.reason}; K3Cloud {spec.target_form} {entry.target_number} still exists: "
-                                       "close or void it in K3Cloud (or run with void_action=close)",
+                                       "close or void it in K3Cloud, or let the sync do it (mapping option "
+                                       "on_source_void, or run with void_action=close)",
                         entry.target_number))
     return out
 
@@ -78,6 +87,7 @@ def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
     """Map the run's staged records chunk by chunk; stage the packages and audit everything else."""
     import pandas as pd
 
+    from fxiaoke_k3cloud.flows.entry_rows import known_entry_ids
     from fxiaoke_k3cloud.mapping import load_mapping, transform
 
     mapping = load_mapping(spec.mapping_path)
@@ -99,9 +109,11 @@ def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
             lookups = build_lookups(store, k3_hook, records, lines)
         result = transform(mapping, frame, lines=lines_frame, lookups=lookups)
         modified = {str(r["_id"]): r.get(spec.modified_field) for r in records}
+        entry_ids = known_entry_ids(spec, store, result.packages) if mapping.entries is not None else None
         counts["packages"] += stage.append(
             run_pk, "package",
-            (package_from_mapping(p, mapping.target.pk, modified.get(p.source_id)) for p in result.packages),
+            (package_from_mapping(p, mapping.target.pk, modified.get(p.source_id), entry_ids)
+             for p in result.packages),
             key="source_id")
         stage.append(run_pk, "void", audit_transform_outcomes(spec, store, run_pk, result), key="source_id")
         for key, n in result.counts.items():

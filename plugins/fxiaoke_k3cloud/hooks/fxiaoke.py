@@ -379,6 +379,11 @@ class FxiaokeHook(BaseHook):
         payload = {"data": {"dataObjectApiName": object_api_name, "object_data_id": record_id}}
         self._call(data_path(object_api_name, "invalid"), payload, idempotent=False, write=True)
 
+    def delete_records(self, object_api_name: str, record_ids: Sequence[str]) -> None:
+        """Delete voided records for good (the CRM deletes only voided ones; §3.8)."""
+        payload = {"data": {"dataObjectApiName": object_api_name, "idList": [str(i) for i in record_ids]}}
+        self._call(data_path(object_api_name, "delete"), payload, idempotent=False, write=True)
+
     def send_text_message(
         self, to_users: Sequence[str], content: str, *, batch_size: int = MAX_MESSAGE_RECIPIENTS
     ) -> int:

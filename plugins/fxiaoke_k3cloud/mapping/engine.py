@@ -154,8 +154,10 @@ def transform(mapping: FlowMapping, records: pd.DataFrame, *, lines: pd.DataFram
     _reject_duplicate_numbers(outcomes[0].values, plan.fields[0], problems, ids)
 
     rows_by_parent: dict[str, list[tuple[Any, ...]]] = {}
+    row_ids_by_parent: dict[str, list[str]] = {}
     if m.entries is not None:
-        rows_by_parent, result.ignored_lines = _map_lines(m, plan, lines, frame, ids, ctx, tables, problems, parks)
+        rows_by_parent, result.ignored_lines, row_ids_by_parent = _map_lines(m, plan, lines, frame, ids, ctx, tables,
+                                                                              problems, parks)
 
     shape = plan.shape
     entity = shape.entity
@@ -177,7 +179,8 @@ def transform(mapping: FlowMapping, records: pd.DataFrame, *, lines: pd.DataFram
             packages.append(Package(ids[pos], names[pos], str(row[0]), hashes[pos], row, (), shape))
         else:
             lines_of = tuple(rows_by_parent.get(ids[pos], ()))
-            package = Package(ids[pos], names[pos], str(row[0]), "", row, lines_of, shape)
+            package = Package(ids[pos], names[pos], str(row[0]), "", row, lines_of, shape,
+                              tuple(row_ids_by_parent.get(ids[pos], ())))
             package.payload_hash = payload_hash(package.mapped)
             packages.append(package)
     return result
@@ -241,8 +244,12 @@ def _reject_duplicate_numbers(numbers: list[Any], plan: FieldPlan, problems: dic
 def _map_lines(m: FlowMapping, plan: _Plan, lines: pd.DataFrame | None, masters: pd.DataFrame, ids: list[str],
                ctx: TransformContext,
                tables: dict[str, dict[Any, Any]], problems: dict[int, list[FieldProblem]],
-               parks: dict[int, list[tuple[str, str]]]) -> tuple[dict[str, list[tuple[Any, ...]]], int]:
-    """Map detail rows vectorised, attach them to their masters; line problems reject/park the master."""
+               parks: dict[int, list[tuple[str, str]]]
+               ) -> tuple[dict[str, list[tuple[Any, ...]]], int, dict[str, list[str]]]:
+    """Map detail rows vectorised, attach them to their masters; line problems reject/park the master.
+
+    Returns the mapped rows per master, the lines that belong to no master, and each master's line ids (in row order).
+    """
     e = m.entries
     assert e is not None
     position = {rid: pos for pos, rid in enumerate(ids)}
@@ -256,6 +263,12 @@ def _map_lines(m: FlowMapping, plan: _Plan, lines: pd.DataFrame | None, masters:
         frame = lines[ours].copy()
         frame["__parent"] = parents_all[ours].to_numpy()
         frame["__line"] = _text_column(frame, e.source.id_field)
+        rules = m.life_status
+        if rules is not None and rules.report and rules.field in frame.columns:
+            # A voided line (same status field and values as a voided master) leaves the target document: it is
+            # not sent, so the next update of the order drops its row (IsDeleteEntry) and the hash changes.
+            voided = pd.Series(_text_column(frame, rules.field), index=frame.index).isin(rules.report)
+            frame = frame[~voided.to_numpy()]
         frame = frame.sort_values(["__parent", "__line"], kind="stable").reset_index(drop=True)
         for f in plan.row_fields:
             if f.source.startswith(MASTER_PREFIX):
@@ -270,6 +283,7 @@ def _map_lines(m: FlowMapping, plan: _Plan, lines: pd.DataFrame | None, masters:
     row_parks: dict[int, list[tuple[str, str]]] = {}
     _collect(outcomes, row_problems, row_parks)
     rows: dict[str, list[tuple[Any, ...]]] = {}
+    row_ids: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
     for lpos, row in enumerate(zip(*(o.values for o in outcomes))):
         parent = parents[lpos]
@@ -283,6 +297,7 @@ def _map_lines(m: FlowMapping, plan: _Plan, lines: pd.DataFrame | None, masters:
             parks.setdefault(owner, []).append((missing, f"{where}: {sentence}"))
         if lpos not in row_problems and lpos not in row_parks:
             rows.setdefault(parent, []).append(row)
+            row_ids.setdefault(parent, []).append(line_ids[lpos])
     if e.min_rows:
         for rid, pos in position.items():
             have = counts.get(rid, 0)
@@ -290,7 +305,7 @@ def _map_lines(m: FlowMapping, plan: _Plan, lines: pd.DataFrame | None, masters:
                 problems.setdefault(pos, []).append(FieldProblem(
                     e.source.object, e.entity, have,
                     f"has {have} {e.source.object} line(s); at least {e.min_rows} required ({e.entity})"))
-    return rows, ignored
+    return rows, ignored, row_ids
 
 
 __all__ = ["compile_plan", "transform"]

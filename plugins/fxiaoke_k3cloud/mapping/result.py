@@ -110,6 +110,7 @@ class Package:
     values: tuple[Any, ...] = field(repr=False)
     rows: tuple[tuple[Any, ...], ...] = field(default=(), repr=False)
     shape: Shape = field(default=None, repr=False)  # type: ignore[assignment] - always given by the engine
+    row_ids: tuple[str, ...] = field(default=(), repr=False)  # the source line id of each entry row
 
     @property
     def model(self) -> dict[str, Any]:
@@ -137,7 +138,7 @@ class Package:
         """The update Model: ``{pk: target_id}`` plus only the mapped fields (never template-only values).
 
         :param entry_ids: known entry ids per entity key, by row position, so K3Cloud updates rows in place;
-            rows without an id are sent without one (K3Cloud adds them; with ``IsDeleteEntry`` it drops the old).
+            rows without an id (or ``None``) are sent without one (K3Cloud adds them; with ``IsDeleteEntry`` it drops the old).
         """
         shape = self.shape
         model: dict[str, Any] = {shape.pk: target_id}
@@ -169,9 +170,10 @@ class Package:
         return {**(save_options or {}), "Model": self.model}
 
 
-def _fill_ids(rows: list[Any], ids: list[int], key: str) -> None:
+def _fill_ids(rows: list[Any], ids: list[int | None], key: str) -> None:
+    """Put known entry ids into rows by position; ``None`` leaves a row without one (a new row)."""
     for row, entry_id in zip(rows, ids):
-        if isinstance(row, dict):
+        if isinstance(row, dict) and entry_id is not None:
             row[key] = entry_id
 
 

@@ -17,6 +17,10 @@ from .transforms import REGISTRY, TransformArgError
 
 MASTER_PREFIX = "master."  # in entries.fields, a source spelled master.<field> reads the master record
 OnMissing = Literal["reject", "park"]
+# What happens in K3Cloud when a synced CRM record is voided / deleted (see include/mappings/README.md).
+SourceAction = Literal["report", "forbid", "cancel", "close"]
+BASE_DATA_ACTIONS = ("report", "forbid")  # base data (BD_… forms) is forbidden (禁用), never cancelled
+BILL_ACTIONS = ("report", "cancel", "close")  # bills: Cancel when unaudited, CloseBill when audited
 
 
 def _scalar(value: Any) -> Any:
@@ -286,6 +290,14 @@ class FlowMapping(Strict):
     template: dict[str, Any] = Field(title="The complete target package Model")
     fields: list[FieldMap] = Field(min_length=1)
     entries: Entries | None = None
+    on_source_void: SourceAction = Field(
+        "report", title="When a synced CRM record is voided",
+        description="report (default): an outcome asks for action in K3Cloud; forbid: 禁用 the base data (BD_… "
+                    "forms); cancel / close: Cancel an unaudited bill, CloseBill an audited one",
+        examples=["forbid"])
+    on_source_delete: SourceAction = Field(
+        "report", title="When a synced CRM record is deleted", description="same choices as on_source_void",
+        examples=["cancel"])
 
     _file: str = PrivateAttr(default="")
     _compiled: Any = PrivateAttr(default=None)  # the engine's precompiled plan, built on first use
@@ -299,6 +311,26 @@ class FlowMapping(Strict):
                     raise PydanticCustomError("not_scalar", "a value map entry must be text or a number",
                                               {"key": f"{name}.{key}"})
         return maps
+
+    @model_validator(mode="after")
+    def _source_actions(self) -> FlowMapping:
+        base_data = (self.target.form_id or "").upper().startswith("BD_")
+        for key in ("on_source_void", "on_source_delete"):
+            action = getattr(self, key)
+            if action == "report":
+                continue
+            if self.target.system != "k3cloud":
+                raise PydanticCustomError(
+                    "source_action_target", "'{action}' acts on K3Cloud documents; a {system} target allows only "
+                    "'report'", {"action": action, "system": self.target.system, "key": key})
+            allowed = BASE_DATA_ACTIONS if base_data else BILL_ACTIONS
+            if action not in allowed:
+                kind = "base data" if base_data else "a bill"
+                raise PydanticCustomError(
+                    "source_action_form", "'{action}' does not apply to {form} ({kind}); allowed: {allowed}",
+                    {"action": action, "form": self.target.form_id, "kind": kind, "allowed": ", ".join(allowed),
+                     "key": key})
+        return self
 
     @property
     def file(self) -> str:
