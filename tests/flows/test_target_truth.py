@@ -206,3 +206,25 @@ def test_k3cloud_simulator_compares_numbers_without_regard_to_case_and_width(k3c
         found = [r for page in hook.execute_bill_query("BD_Customer", ["FNumber"], filter=F("FNumber").isin([value]))
                  for r in page]
         assert len(found) == 1
+
+
+def test_an_id_map_collision_at_persist_time_becomes_that_records_outcome_not_an_error(store):
+    """Another writer linked the number first: the run goes on; only the colliding record gets an outcome."""
+    from datetime import datetime, timezone
+
+    from fxiaoke_k3cloud.audit import IdMapEntry
+    from fxiaoke_k3cloud.flows.load import LoadResult, persist
+    from fxiaoke_k3cloud.flows.specs import flow_spec
+
+    spec = flow_spec("customers")
+    store.upsert_id_map("customer", [IdMapEntry(source_id="crm-a", target_id="101", target_number="SO000001")])
+    run_pk = store.start_run("customers", "r1", "manual", datetime(2026, 1, 1, tzinfo=timezone.utc),
+                             datetime(2026, 1, 2, tzinfo=timezone.utc))
+    result = LoadResult(id_map=[IdMapEntry(source_id="crm-b", target_id="102", target_number=" so000001 "),
+                                IdMapEntry(source_id="crm-c", target_id="103", target_number="SO000003")])
+    counts = persist(spec, store, run_pk, result)
+    assert counts["failed"] == 1
+    links = store.get_id_map("customer", ["crm-a", "crm-b", "crm-c"])
+    assert {k: v.target_number for k, v in links.items()} == {"crm-a": "SO000001", "crm-c": "SO000003"}
+    [row] = [r for r in last_rows(store).values() if r["outcome"] == "failed"]
+    assert row["source_id"] == "crm-b" and "crm-a" in row["reason"] and "SO000001" in row["reason"]
