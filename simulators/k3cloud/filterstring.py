@@ -16,6 +16,7 @@ SQL three-valued: a comparison with NULL is unknown and unknown rows are not ret
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, Callable
 
 from .values import parse_datetime, to_bool
@@ -254,6 +255,10 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _collate(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold().rstrip()
+
+
 def _compare(value: Any, kind: str, other: Any) -> int:
     """Compare a row value with a literal using the field's type, like SQL Server's implicit conversion."""
     try:
@@ -266,7 +271,8 @@ def _compare(value: Any, kind: str, other: Any) -> int:
         elif kind in ("n", "i") or isinstance(value, (int, float)) and not isinstance(value, bool):
             a, b = float(value), float(other)
         else:
-            a, b = _text(value).casefold().rstrip(), _text(other).casefold().rstrip()
+            # SQL Server's default collation: case- and width-insensitive, trailing blanks ignored
+            a, b = _collate(_text(value)), _collate(_text(other))
     except (TypeError, ValueError):
         raise K3Error(f"过滤条件(FilterString)中的值“{other}”无法转换为字段的类型。", 8, "FilterString") from None
     return (a > b) - (a < b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
@@ -12,6 +13,12 @@ from .metadata import Form
 
 # The server speaks its own local time (China, UTC+8) without an offset (k3cloud-webapi.md §7.4).
 SERVER_TZ = timezone(timedelta(hours=8))
+
+
+def number_key(number: Any) -> str:
+    """How the server compares numbers: SQL Server's default collation (Chinese_PRC_CI_AS) ignores case and
+    full/half width; surrounding blanks are not part of a number."""
+    return unicodedata.normalize("NFKC", str(number)).strip().casefold()
 
 
 def now_local() -> str:
@@ -93,8 +100,8 @@ class Store:
         return self.table(form).get(doc_id)
 
     def by_number(self, form: Form, number: str) -> Doc | None:
-        # SQL Server's default collation compares numbers case-insensitively.
-        wanted = str(number).strip().lower()
+        # SQL Server's default collation compares numbers without regard to case and width.
+        wanted = number_key(number)
         doc_id = self._numbers.get(form.form_id, {}).get(wanted) if wanted else None
         return self.table(form).get(doc_id) if doc_id is not None else None
 
@@ -102,7 +109,7 @@ class Store:
         self.table(doc.form)[doc.id] = doc
         self._unindex(doc)
         if doc.number.strip():
-            key = doc.number.strip().lower()
+            key = number_key(doc.number)
             self._numbers.setdefault(doc.form.form_id, {})[key] = doc.id
             self._number_of[(doc.form.form_id, doc.id)] = key
 
@@ -123,7 +130,7 @@ class Store:
         key = lookup.lower()
         text = str(value).strip().lower()
         if key in ("fnumber", "fstaffnumber"):
-            doc = self.by_number(form, text)
+            doc = self.by_number(form, str(value))
             return doc if doc is not None and (not category or str(doc.data.get("FId", "")) == category) else None
         for doc in self.table(form).values():
             if category and str(doc.data.get("FId", "")) != category:

@@ -18,7 +18,7 @@ from fxiaoke_k3cloud.audit.schema import metadata
 
 TABLES = {"sync_run", "sync_record", "id_map", "watermark", "parked", "sync_stage", "sync_drift_run", "sync_drift", "sync_claim",
           VERSION_TABLE}
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _tables(url: str) -> set[str]:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 URL_ENV = "SYNC_AUDIT_URL"
 DEFAULT_CONN_ID = "sync_audit"
 VERSION_TABLE = "sync_audit_alembic_version"
-HEAD_REVISION = "0004"  # the newest migration (a test checks it against Alembic's own head)
+HEAD_REVISION = "0005"  # the newest migration (a test checks it against Alembic's own head)
 # Key of the Postgres advisory lock taken while migrating (any constant; "sync_aud" in ASCII).
 MIGRATION_LOCK_KEY = 0x73796E635F617564
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")

@@ -136,6 +136,9 @@ id_map = sa.Table(
     sa.Column("run", sa.BigInteger(), nullable=True),
     sa.UniqueConstraint("entity", "source_id", name="uq_id_map_entity_source"),
     sa.UniqueConstraint("entity", "target_number", name="uq_id_map_entity_target_number"),
+    # The number as K3Cloud compares it (stripped, NFKC, casefold; revision 0005): so000001 is SO000001.
+    sa.Column("number_key", sa.String(200), nullable=True),
+    sa.UniqueConstraint("entity", "number_key", name="uq_id_map_entity_number_key"),
 )
 
 watermark = sa.Table(

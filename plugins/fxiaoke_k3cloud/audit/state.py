@@ -14,6 +14,7 @@ from fxiaoke_k3cloud.audit._base import StoreBase, chunked, unique_strings
 from fxiaoke_k3cloud.audit.models import IdMapConflictError, IdMapEntry, ParkedItem
 from fxiaoke_k3cloud.audit.redact import safe_text
 from fxiaoke_k3cloud.audit.schema import PARKED_STATUSES, id_map, parked, watermark
+from fxiaoke_k3cloud.numbers import number_key
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,13 @@ class StateMixin(StoreBase):
         found = self._read_id_map(entity, id_map.c.target_number, unique_strings(numbers))
         return {e.target_number: e for e in found.values() if e.target_number is not None}
 
+    def get_id_map_by_number_keys(self, entity: str, numbers: Iterable[str]) -> dict[str, IdMapEntry]:
+        """Known mappings whose number K3Cloud takes for one of ``numbers`` (case, width and blanks ignored),
+        keyed by :func:`~fxiaoke_k3cloud.numbers.number_key`."""
+        keys = unique_strings(number_key(n) for n in numbers)
+        found = self._read_id_map(entity, id_map.c.number_key, keys)
+        return {number_key(e.target_number): e for e in found.values() if e.target_number is not None}
+
     def _read_id_map(self, entity: str, column: sa.Column[Any], keys: Sequence[str]) -> dict[str, IdMapEntry]:
         out: dict[str, IdMapEntry] = {}
         with self.engine.connect() as conn:
@@ -79,7 +87,8 @@ class StateMixin(StoreBase):
         Every field of an entry overwrites the stored one (an entry is the whole truth about the record
         after a successful write). Within one batch the last entry for a source id wins.
 
-        :raises IdMapConflictError: a target number already belongs to another source id.
+        :raises IdMapConflictError: a target number (compared as K3Cloud compares numbers) already belongs to
+            another source id.
         """
         now = self._now()
         latest: dict[str, IdMapEntry] = {}
@@ -93,6 +102,7 @@ class StateMixin(StoreBase):
                 "source_id": sid,
                 "target_id": None if e.target_id is None else str(e.target_id),
                 "target_number": None if e.target_number is None else str(e.target_number),
+                "number_key": number_key(e.target_number) or None,
                 "payload_hash": e.payload_hash,
                 "source_modified_ms": e.source_modified_ms,
                 "synced_at": e.synced_at or now,
@@ -107,7 +117,8 @@ class StateMixin(StoreBase):
                     index_elements=[id_map.c.entity, id_map.c.source_id],
                     set_={
                         name: ins.excluded[name]
-                        for name in ("target_id", "target_number", "payload_hash", "source_modified_ms", "synced_at", "run")
+                        for name in ("target_id", "target_number", "number_key", "payload_hash", "source_modified_ms",
+                                 "synced_at", "run")
                     },
                 )
                 conn.execute(stmt, values)

@@ -162,6 +162,14 @@ class Target(Strict):
     object: str | None = Field(None, title="CRM object api name", examples=["DeliveryNoteObj"])
     pk: str = Field(title="Primary key of the target", examples=["FCUSTID"])
     number: str = Field(title="Business number key of the target", examples=["FNumber"])
+    on_target_missing: Literal["recreate", "report"] = Field(
+        "recreate", title="When the linked document is gone",
+        description="a document the id map links to but the target no longer has (deleted by hand, restored "
+                    "database): create it again, or report the record and leave it to a person")
+    on_renumber: Literal["renumber", "report"] = Field(
+        "renumber", title="When the source changes the number",
+        description="the number of an already linked record changed in the source: change it on the linked "
+                    "document (kept by id), or report the record and leave both numbers as they are")
 
     @model_validator(mode="after")
     def _one_name(self) -> Target:
