@@ -210,9 +210,7 @@ def test_persisting_a_chunk_overlaps_the_next_chunks_calls(sims, store, small_ch
     seed(sims)
     run_pk = stage_customers()
     hook, watched = WatchedHook(slow_s=SLOW_S), WatchedStore(store, slow_s=0.05)
-    started = time.perf_counter()
     assert load(watched, hook, run_pk) == {"created": N}
-    wall = time.perf_counter() - started
     saves = hook.calls
     persists = [w for w in watched.writes if w.method == "record_outcomes"]
     assert [sorted(c.numbers) for c in saves] == CHUNKS
@@ -222,8 +220,8 @@ def test_persisting_a_chunk_overlaps_the_next_chunks_calls(sims, store, small_ch
         assert persists[k].thread != saves[k + 1].thread
     plans = [w for w in watched.writes if w.method == "get_id_map"]
     assert any(overlaps(plan, save) for plan in plans for save in saves)  # reading the next chunk overlaps too
-    # Sequential would be ≥ 5 × (0.2 s + 3 × 0.05 s) = 1.75 s; overlapped it is about 5 × 0.2 s + the first read.
-    assert wall < len(CHUNKS) * (SLOW_S + 3 * 0.05) - 0.3, wall
+    # No wall-clock bound here (it failed on a busy CI machine with or without the claims): the overlaps above
+    # prove the pipelining; how much it saves is measured by `make bench`, side by side.
 
 
 def test_a_failed_persist_still_persists_the_chunk_in_flight_and_raises(sims, store, small_chunks):
