@@ -12,11 +12,14 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):  # exact digits; "100.0" and "100" are one value to K3Cloud, so one hash
+        return "#" + _plain(value)
     if hasattr(value, "item"):  # numpy scalars a caller's lookup table may carry
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON data")
@@ -26,6 +29,13 @@ _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=True, separators=(",", 
                             check_circular=False, default=_json_default)
 # One JSON scalar inside a top-level list: a string (with escapes) or a bare number/true/false/null.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^,\[\]"]+')
+
+
+def _plain(d: Decimal) -> str:
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 def canonical_json(mapped: dict[str, Any]) -> str:
