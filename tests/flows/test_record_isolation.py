@@ -77,3 +77,35 @@ def test_control_chars_strip_option_sends_the_cleaned_text(dagbag, sims, store, 
     assert dr.state == "success", states
     [customer] = sims.k3.records("BD_Customer")
     assert customer["FName"] == "华创机械有限公司"
+
+
+def test_an_outcome_the_audit_store_refuses_costs_only_that_record(tmp_path):
+    """A value the store refuses (here: a fake refusal of one row) leaves the chunk's other outcomes recorded and
+    the refused record recorded without the offending text, its reason saying so."""
+    from collections import Counter
+
+    from fxiaoke_k3cloud.audit import RecordOutcome
+    from fxiaoke_k3cloud.flows.load import LoadResult, persist
+    from fxiaoke_k3cloud.flows.specs import flow_spec
+
+    class PickyStore:
+        def __init__(self):
+            self.rows = []
+
+        def record_outcomes(self, run_pk, rows):
+            if any(r.source_name and "BAD" in r.source_name for r in rows):
+                raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+            self.rows.extend(rows)
+
+        def release(self, entity, ids):
+            pass
+
+    spec = flow_spec("customers")
+    rows = [RecordOutcome(flow="customers", entity=spec.entity, source_id=f"id-{i}", outcome="created",
+                          source_name="BAD" if i == 2 else f"ok {i}") for i in range(4)]
+    store = PickyStore()
+    persist(spec, store, 1, LoadResult(outcomes=rows, counts=Counter(created=4)))
+    assert [r.source_id for r in store.rows] == ["id-0", "id-1", "id-2", "id-3"]
+    refused = store.rows[2]
+    assert refused.outcome == "created" and refused.source_name is None
+    assert "id-2" in refused.reason and "refused" in refused.reason
