@@ -62,7 +62,10 @@ def test_the_checked_order_amount_is_not_in_the_package_nor_its_hash(orders_mapp
 def test_the_payload_hash_of_decimals_is_stable_and_exact():
     assert payload_hash({"q": Decimal("1.10")}) == payload_hash({"q": Decimal("1.1")})
     assert payload_hash({"q": Decimal("1234567.1234567891")}) != payload_hash({"q": Decimal("1234567.1234567892")})
-    rows = [Decimal("1E+20"), Decimal("2.50")]
+    # Values a float held exactly hash as before (an audit store of an earlier version sees them unchanged).
+    assert payload_hash({"q": Decimal("2")}) == payload_hash({"q": 2.0})
+    assert payload_hash({"q": Decimal("12.50")}) == payload_hash({"q": 12.5})
+    rows = [Decimal("1E+20"), Decimal("2.50"), Decimal("1234567.1234567891")]
     assert column_hashes(["q"], [rows]) == [payload_hash({"q": v}) for v in rows]
 
 

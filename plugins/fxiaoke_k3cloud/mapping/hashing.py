@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from decimal import Decimal
@@ -18,7 +19,12 @@ from typing import Any
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):  # exact digits; "100.0" and "100" are one value to K3Cloud, so one hash
+    if isinstance(value, Decimal):
+        # A value a float holds exactly hashes as that float did before numbers became Decimal, so audit stores
+        # written by earlier versions still see unchanged records as unchanged; any other value by all its digits.
+        as_float = float(value)
+        if math.isfinite(as_float) and Decimal(repr(as_float)) == value:
+            return as_float
         return "#" + _plain(value)
     if hasattr(value, "item"):  # numpy scalars a caller's lookup table may carry
         return value.item()
