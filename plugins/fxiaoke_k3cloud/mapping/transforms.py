@@ -171,7 +171,8 @@ def decimals(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
 
 
 def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
-    """Values as float64; currency strings like ``"1,234.50"`` are accepted, anything else is an error."""
+    """Values as float64, for epoch-millisecond timestamps only (exact in a float); amounts go through
+    :func:`decimals`. Currency strings like ``"1,234.50"`` are accepted, anything else is an error."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         nums = values.astype("float64")
         bad = ~pd.Series(map(math.isfinite, nums), index=nums.index, dtype=bool)
