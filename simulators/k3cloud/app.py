@@ -175,7 +175,7 @@ def _add_admin_routes(app: FastAPI, sim: Simulator) -> None:
         form = get_form(form_id)
         if form is None:
             return JSONResponse({"ok": False, "error": f"unknown form {form_id!r}"}, status_code=404)
-        return JSONResponse([doc.export() for doc in sim.store.all(form)])
+        return Response(content=dumps([doc.export() for doc in sim.store.all(form)]).encode("utf-8"), media_type=JSON_TYPE)
 
     @app.post("/_sim/faults")
     async def faults(request: Request) -> Response:

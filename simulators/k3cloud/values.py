@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .metadata import Field
@@ -56,9 +57,15 @@ def normalize(f: Field, value: Any, where: str = "") -> Any:
             return 0 if kind == "i" else 0.0
         try:
             number = float(value)
-        except (TypeError, ValueError):
+            exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
+        except (TypeError, ValueError, InvalidOperation):
             raise K3Error(f"{where}字段“{f.caption}”的值“{value}”不是有效的数字。", 8, f.key) from None
-        return int(number) if kind == "i" else number
+        if not exact.is_finite():
+            raise K3Error(f"{where}字段“{f.caption}”的值“{value}”不是有效的数字。", 8, f.key)
+        if kind == "i":
+            return int(number)
+        # K3Cloud keeps decimal(23,10): a Decimal sent with more digits than a float holds is kept exactly.
+        return exact if exact.is_finite() and exact != Decimal(repr(number)) else number
     if kind == "d":
         if value == "":
             return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,9 +46,23 @@ class BadRequest(Exception):
     """The body could not be bound to the service's parameters."""
 
 
+_DECIMAL_MARK = "\x01decimal:"
+_DECIMAL_TOKEN = re.compile(r'"\\u0001decimal:([-+0-9.Ee]+)"')
+
+
+def _decimal_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _DECIMAL_MARK + format(value, "f")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def dumps(obj: Any) -> str:
-    """Compact JSON like Json.NET: clients search the raw text for ``,"IsSuccess":false,``."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON like Json.NET: clients search the raw text for ``,"IsSuccess":false,``.
+
+    A Decimal (a number kept exactly, like K3Cloud's decimal(23,10)) is written as a JSON number with all its digits.
+    """
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_decimal_default)
+    return _DECIMAL_TOKEN.sub(r"\1", text) if "\\u0001decimal:" in text else text
 
 
 def response_status(errors: list[K3Error] | None = None, successes: list[dict[str, Any]] | None = None,
@@ -91,7 +107,7 @@ class Call:
             return {}
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = json.loads(value, parse_float=Decimal)
             except ValueError as exc:
                 raise BadRequest(f"data 不是合法的JSON: {exc}") from exc
         if not isinstance(value, dict):
@@ -105,7 +121,7 @@ def parse_body(raw: bytes, service: str) -> Call:
     top: Any = {}
     if text:
         try:
-            top = json.loads(text)
+            top = json.loads(text, parse_float=Decimal)
         except ValueError:
             form = parse_qs(text, keep_blank_values=True)
             if not form:
@@ -119,7 +135,7 @@ def parse_body(raw: bytes, service: str) -> Call:
     positional = named.pop("parameters", None)
     if isinstance(positional, str):
         try:
-            positional = json.loads(positional)
+            positional = json.loads(positional, parse_float=Decimal)
         except ValueError as exc:
             raise BadRequest(f"parameters 不是合法的JSON: {exc}") from exc
     if isinstance(positional, list):

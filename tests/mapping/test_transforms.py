@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -31,10 +31,11 @@ CASES = [
     ("digits_only", {}, ["91-3100 0000", "abc"], ["9131000000", ""], []),
     ("phone", {}, ["13800000000", "+86 (21) 5555-1234", "021-55551234 ext 12", "abc", "12", "1" * 25],
      ["13800000000", "+86 (21) 5555-1234", "021-55551234 ext 12"], [3, 4, 5]),
-    ("decimal", {}, ["1,234.50", "12", 7, 2.5, "-3.25", ".5"], [1234.5, 12.0, 7.0, 2.5, -3.25, 0.5], []),
+    ("decimal", {}, ["1,234.50", "12", 7, 2.5, "-3.25", ".5"],
+     [Decimal("1234.50"), Decimal("12"), Decimal(7), Decimal("2.5"), Decimal("-3.25"), Decimal(".5")], []),
     ("decimal", {}, ["abc", "1,2,3", "NaN", "inf", float("nan"), True, "1.2.3", "12,34"], [], [0, 1, 2, 3, 4, 5, 6, 7]),
-    ("positive", {}, ["1", "0.01", "0", "-1", "x"], [1.0, 0.01], [2, 3, 4]),
-    ("non_negative", {}, ["0", "5", "-0.01"], [0.0, 5.0], [2]),
+    ("positive", {}, ["1", "0.01", "0", "-1", "x"], [Decimal(1), Decimal("0.01")], [2, 3, 4]),
+    ("non_negative", {}, ["0", "5", "-0.01"], [Decimal(0), Decimal(5)], [2]),
     ("int", {}, ["12", 3.0, "1,000", "1.5", "z"], [12, 3, 1000], [3, 4]),
     ("bool_str", {}, [True, False, "yes", "否", 1, "0", "maybe", 7], ["true", "false", "true", "false", "true", "false"],
      [6, 7]),
@@ -57,9 +58,9 @@ def test_transform_converts_good_values_and_flags_each_bad_one(name, args, value
     for got, want in zip(out_good, good):
         if want is EMPTY:
             assert pd.isna(got)
-        elif isinstance(want, float):
-            assert math.isclose(got, want)
-            assert type(got) is float
+        elif isinstance(want, Decimal):
+            assert type(got) is Decimal and got == want  # exact, never through a float
+            assert str(got) == str(want)
         else:
             assert got == want
 
@@ -72,7 +73,7 @@ def test_transforms_return_python_scalars_for_json():
     good, _ = run("int", ["5"])
     assert type(good[0]) is int
     good, _ = run("decimal", ["5.5"])
-    assert type(good[0]) is float
+    assert type(good[0]) is Decimal  # the stage and the K3Cloud hook write it as a JSON number, all digits kept
 
 
 def test_transform_messages_say_what_is_wrong():

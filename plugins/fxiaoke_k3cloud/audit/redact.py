@@ -136,11 +136,16 @@ def excerpt(obj: Any, *, limit: int = MAX_EXCERPT) -> str | None:
     if obj is None:
         return None
     text = json.dumps(redact(obj), ensure_ascii=False, default=str, sort_keys=False)
-    return _truncate(text, limit)
+    return no_nul(_truncate(text, limit))  # json writes NUL as \u0000 already; a raw one must never pass
+
+
+def no_nul(text: str) -> str:
+    """``text`` with every NUL written as the four characters ``\\x00`` (PostgreSQL refuses NUL in text)."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
 def safe_text(text: str | None, *, limit: int = 4000) -> str | None:
-    """Scrub and truncate free text (reasons, messages) before it is stored."""
+    """Scrub and truncate free text (reasons, names, messages) before it is stored; NUL is escaped."""
     if text is None:
         return None
-    return scrub_text(_truncate(str(text), limit))
+    return no_nul(scrub_text(_truncate(str(text), limit)))

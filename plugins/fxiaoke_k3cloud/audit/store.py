@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from fxiaoke_k3cloud.audit import engine as _engine
 from fxiaoke_k3cloud.audit.models import RecordOutcome
-from fxiaoke_k3cloud.audit.redact import excerpt, safe_text
+from fxiaoke_k3cloud.audit.redact import excerpt, no_nul, safe_text
 from fxiaoke_k3cloud.audit.schema import RECORD_OUTCOMES, RUN_COUNT_COLUMNS, RUN_STATUSES, sync_record, sync_run
 from fxiaoke_k3cloud.audit.claims import ClaimMixin
 from fxiaoke_k3cloud.audit.state import StateMixin
@@ -161,10 +161,10 @@ class AuditStore(ClaimMixin, StateMixin):
                     "run": run_pk,
                     "flow": r.flow,
                     "entity": r.entity,
-                    "source_id": str(r.source_id),
+                    "source_id": no_nul(str(r.source_id)),
                     "source_name": safe_text(r.source_name, limit=500),
-                    "target_id": None if r.target_id is None else str(r.target_id),
-                    "target_number": None if r.target_number is None else str(r.target_number),
+                    "target_id": None if r.target_id is None else no_nul(str(r.target_id)),
+                    "target_number": None if r.target_number is None else no_nul(str(r.target_number)),
                     "outcome": r.outcome,
                     "reason": safe_text(r.reason),
                     "error_class": _error_class_name(r.error_class),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError
@@ -103,10 +104,22 @@ class NotePackage:
         return cls(**{k: row.get(k) for k in cls.__dataclass_fields__})
 
     def message(self) -> str:
-        qty = sum(float(line.get("delivery_num") or 0) for line in self.lines)
+        qty = sum((_decimal(line.get("delivery_num")) for line in self.lines), Decimal(0))
         orders = "、".join(self.order_names) or "-"
         return (f"发货通知：K3Cloud 发货通知单 {self.number} 已审核，销售订单 {orders} 共 {len(self.lines)} 行、"
-                f"数量 {qty:g}。CRM 发货单已同步。")
+                f"数量 {plain_number(qty)}。CRM 发货单已同步。")
+
+
+def _decimal(value: Any) -> Decimal:
+    if value is None or value == "":
+        return Decimal(0)
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
+
+
+def plain_number(d: Decimal) -> str:
+    """A quantity as people write it: all its digits, no exponent, no trailing fraction zeros (1E+20 → 100000…)."""
+    text = format(d, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclass

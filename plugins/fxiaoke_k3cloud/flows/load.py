@@ -491,7 +491,7 @@ def persist(spec: FlowSpec, store: Any, run_pk: int, result: LoadResult) -> Coun
     # as unchanged; the other way round it would create duplicates.
     if result.id_map:
         _upsert_id_map(spec, store, result)
-    store.record_outcomes(run_pk, result.outcomes)
+    record_outcomes_isolated(spec, store, run_pk, result.outcomes)
     landed = [o.source_id for o in result.outcomes if o.outcome in ("created", "updated", "unchanged")]
     if landed:
         store.release(spec.entity, landed)  # a parked record whose dependency arrived
@@ -524,6 +524,29 @@ def _upsert_id_map(spec: FlowSpec, store: Any, result: LoadResult) -> None:
                        f"{entry.target_number!r} was written for CRM record {entry.source_id}, but the id map "
                        f"links that number to {other}; not linked — check both in K3Cloud and give one of them "
                        "another number in the CRM"))
+
+
+def record_outcomes_isolated(spec: FlowSpec, store: Any, run_pk: int, outcomes: Sequence[Any]) -> None:
+    """Record outcomes in one transaction; if the store refuses the batch, row by row, so one record's odd value
+    cannot cost the chunk's outcomes. A row still refused is stored without its name and excerpts, its reason
+    saying why (the outcome itself, and the id map saved before, stay true)."""
+    import dataclasses
+
+    try:
+        store.record_outcomes(run_pk, outcomes)
+        return
+    except Exception as exc:  # noqa: BLE001 - any refusal of one value must not stop the flow
+        log.warning("%s: the audit store refused a batch of %d outcomes (%s: %s); recording them one by one",
+                    spec.name, len(outcomes), type(exc).__name__, exc)
+    for row in outcomes:
+        try:
+            store.record_outcomes(run_pk, [row])
+        except Exception as exc:  # noqa: BLE001
+            note = (f"the audit store refused this record's full outcome ({type(exc).__name__}: {str(exc)[:200]}); "
+                    "stored without name and request/response")
+            store.record_outcomes(run_pk, [dataclasses.replace(
+                row, source_name=None, request=None, response=None,
+                reason=f"{spec.source_object} {row.source_id!r}: {row.reason or row.outcome}; {note}")])
 
 
 def load_packages(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,

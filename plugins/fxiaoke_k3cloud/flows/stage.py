@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Sequence
 
+from decimal import Decimal
+
 import msgspec
 import sqlalchemy as sa
 
@@ -21,16 +23,19 @@ IN_CHUNK = 500
 
 # msgspec's JSON codec (an Airflow dependency) is 4–5× faster than the json module on these rows; the stored text
 # is the same compact UTF-8 JSON. NaN/inf, which are not JSON, are stored as null.
-_encoder = msgspec.json.Encoder()
+# Decimals (mapped quantities, prices) are stored as JSON numbers with all their digits and read back as Decimal
+# (packages only: raw records keep the types the source's JSON gave them).
+_encoder = msgspec.json.Encoder(decimal_format="number")
 _decoder = msgspec.json.Decoder()
+_decimal_decoder = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def _dumps(row: dict[str, Any]) -> str:
     return _encoder.encode(row).decode("utf-8")
 
 
-def _loads(payload: str) -> Any:
-    return _decoder.decode(payload)
+def _loads(payload: str, kind: str = "") -> Any:
+    return (_decimal_decoder if kind == "package" else _decoder).decode(payload)
 
 
 class Stage:
@@ -77,7 +82,7 @@ class Stage:
                             sync_stage.c.seq >= seq, sync_stage.c.seq < seq + size)
                      .order_by(sync_stage.c.seq))
             with self.engine.connect() as conn:
-                rows = [_loads(p) for (p,) in conn.execute(query)]
+                rows = [_loads(p, kind) for (p,) in conn.execute(query)]
             if not rows:
                 last = self._max_seq(run_pk, kind)
                 if last is None or seq > last:
@@ -105,7 +110,7 @@ class Stage:
                             sync_stage.c.source_id.in_(ids[start : start + IN_CHUNK]))
                      .order_by(sync_stage.c.seq))
             with self.engine.connect() as conn:
-                out.extend(_loads(p) for (p,) in conn.execute(query))
+                out.extend(_loads(p, kind) for (p,) in conn.execute(query))
         return out
 
     def count(self, run_pk: int, kind: str) -> int:

@@ -7,11 +7,13 @@ plain :class:`TransportError` (safe to replay, even for a create).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from typing import Any, Mapping
 
+import msgspec
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
@@ -69,7 +71,7 @@ class FxiaokeTransport:
             resp = self.session.post(
                 self.settings.base_url + path,
                 params={"thirdTraceId": third_trace},
-                json=body,
+                **_body(body),
                 timeout=self.settings.http.timeout,
                 allow_redirects=False,  # a 302 means a wrong host; following it would hide that
             )
@@ -132,3 +134,15 @@ class FxiaokeTransport:
             )
         kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
         return TransportError(f"request to {host}{path} {kind}: {type(exc).__name__}", system=SYSTEM, endpoint=path)
+
+
+_DECIMAL_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+def _body(body: Any) -> dict[str, Any]:
+    """``requests`` keyword for the JSON body; a Decimal (a mapped quantity) goes out as a number with all its digits."""
+    try:
+        json.dumps(body)
+    except TypeError:
+        return {"data": _DECIMAL_ENCODER.encode(body), "headers": {"Content-Type": "application/json; charset=utf-8"}}
+    return {"json": body}

@@ -24,6 +24,7 @@ from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from urllib3.exceptions import NewConnectionError
@@ -56,6 +57,17 @@ RETRY_MAX_ATTEMPTS = 4
 RETRY_INITIAL_WAIT_S = 1.0
 RETRY_MAX_WAIT_S = 20.0
 RETRYABLE_HTTP_STATUSES = frozenset({500, 502, 503, 504})
+
+
+_DECIMAL_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+def encode_body(payload: dict[str, Any]) -> bytes:
+    """The request body as UTF-8 JSON; a Decimal goes out as a JSON number with all its digits, never via float."""
+    try:
+        return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except TypeError:
+        return _DECIMAL_ENCODER.encode(payload)
 
 
 class _RejectAllCookies(DefaultCookiePolicy):
@@ -194,7 +206,7 @@ class K3CloudClient:
             headers.update(signed_headers(self.creds, url))
         elif session_id:
             headers["Cookie"] = f"{SESSION_COOKIE}={session_id}"
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        data = encode_body(payload)
         name = service.rsplit(".", 1)[-1]
         host = urlsplit(url).netloc
         try:

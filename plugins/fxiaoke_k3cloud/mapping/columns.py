@@ -6,7 +6,9 @@ write their messages. The frame handed in must have a RangeIndex, so labels are 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,29 @@ class FieldPlan:
     lookup_name: str | None = None
     lookup: Lookup | None = None
     on_missing: str = "reject"
+    max_digits: int = 23
+    scale: int = 10
+    control_chars: str = "reject"  # or "strip"
+
+
+# C0 controls except tab, LF and CR, DEL and the C1 controls: never valid in a K3Cloud or CRM text value, and
+# NUL is refused by PostgreSQL.
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def control_chars_in(text: str) -> list[str]:
+    """The distinct control characters of ``text``, written as escapes ("\\x00")."""
+    return sorted({f"\\x{ord(c):02x}" for c in CONTROL_CHARS.findall(text)})
+
+
+def digits_of(d: Decimal) -> tuple[int, int]:
+    """(digits before the point, digits after it) of a finite Decimal, trailing fraction zeros not counted."""
+    _, digits, exp = d.as_tuple()
+    assert isinstance(exp, int)
+    while exp < 0 and len(digits) > 1 and digits[-1] == 0:
+        digits, exp = digits[:-1], exp + 1
+    whole = max(len(digits) + exp, 0) if any(digits) else 0
+    return whole, max(-exp, 0)
 
 
 @dataclass(slots=True)
@@ -100,6 +125,8 @@ def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, s
 
     cur = _stripped(raw) if strip_text else raw
     cur = cur[~_missing(cur)]
+    if len(cur) and (cur.dtype == object or pd.api.types.is_string_dtype(cur.dtype)):
+        cur = _control_chars(cur, plan, problem)
     for tdef, args in plan.transforms:
         if not len(cur):
             break
@@ -152,6 +179,8 @@ def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, s
             problem(labels, cur[labels].map(lambda v: f"is a {type(v).__name__}, not a single value "
                                                       "(add transform: first for lists)"))
             cur = cur[~odd]
+    if len(cur) and cur.dtype == object:
+        _check_digits(cur, plan, problem)
     fill = plan.default if plan.default is not None else plan.fallback
     if plan.required:
         empty = pd.Index(range(n)).difference(cur.index)
@@ -166,6 +195,38 @@ def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, s
             problem(labels, lengths[labels].map(lambda k: f"is {k} characters long; at most {plan.max_length} allowed"))
     out.values = cur.astype(object).reindex(frame.index, fill_value=fill).tolist()
     return out
+
+
+def _control_chars(cur: pd.Series, plan: FieldPlan, problem: Any) -> pd.Series:
+    """Reject (or strip, per ``defaults.control_chars``) text holding control characters, before any transform."""
+    hits = [isinstance(v, str) and CONTROL_CHARS.search(v) is not None for v in cur.tolist()]
+    if not any(hits):
+        return cur
+    labels = cur.index[hits]
+    if plan.control_chars == "strip":
+        cur = cur.copy()
+        cur[labels] = [CONTROL_CHARS.sub("", v) for v in cur[labels].tolist()]
+        return cur[~_missing(cur)]
+    problem(labels, cur[labels].map(lambda v: "contains control character(s) " + ", ".join(control_chars_in(v))
+                                              + " (set defaults.control_chars: strip to drop them)"))
+    return cur.drop(labels)
+
+
+def _check_digits(cur: pd.Series, plan: FieldPlan, problem: Any) -> None:
+    """Reject Decimals with more digits before or after the point than the field's max_digits/scale allow."""
+    whole_max = plan.max_digits - plan.scale
+    for label, value in cur.items():
+        if not isinstance(value, Decimal):
+            continue
+        if not value.is_finite():
+            problem([label], "is not a finite number")
+            continue
+        whole, frac = digits_of(value)
+        if frac > plan.scale:
+            problem([label], f"has {frac} decimal places; at most {plan.scale} allowed (scale)")
+        elif whole > whole_max:
+            problem([label], f"has {whole} digits before the decimal point; at most {whole_max} allowed "
+                             f"(max_digits {plan.max_digits}, scale {plan.scale})")
 
 
 def _key_text(value: Any) -> Any:

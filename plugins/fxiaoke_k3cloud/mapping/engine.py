@@ -32,6 +32,15 @@ class _Plan:
     fields: tuple[FieldPlan, ...]  # the number field first
     shape: Shape
     row_fields: tuple[FieldPlan, ...] = ()
+    checks: tuple[FieldPlan, ...] = ()  # validated, never written
+
+
+def _check_plan(m: FlowMapping, c: Any) -> FieldPlan:
+    return FieldPlan(source=c.source, target="checked, not sent", path=(),
+                     transforms=tuple((REGISTRY[t.name], dict(t.args)) for t in c.transform), fallback=None,
+                     required=c.required, max_digits=c.max_digits or m.defaults.max_digits,
+                     scale=c.scale if c.scale is not None else min(m.defaults.scale, c.max_digits or m.defaults.max_digits),
+                     control_chars=m.defaults.control_chars)
 
 
 def _field_plan(m: FlowMapping, f: FieldMap, template: dict[str, Any]) -> FieldPlan:
@@ -43,6 +52,9 @@ def _field_plan(m: FlowMapping, f: FieldMap, template: dict[str, Any]) -> FieldP
         value_map_name=f.value_map, value_map=m.value_maps.get(f.value_map) if f.value_map else None,
         lookup_name=f.lookup, lookup=m.lookups.get(f.lookup) if f.lookup else None,
         on_missing=f.on_missing or m.defaults.on_missing,
+        max_digits=f.max_digits or m.defaults.max_digits,
+        scale=f.scale if f.scale is not None else min(m.defaults.scale, f.max_digits or m.defaults.max_digits),
+        control_chars=m.defaults.control_chars,
     )
 
 
@@ -81,7 +93,7 @@ def compile_plan(m: FlowMapping) -> _Plan:
                   build=compile_builder(template, slots, m.target.name), entity=entity, entry_pk=entry_pk,
                   row_texts=tuple(f.target for f in row_fields), row_paths={f.target: f.path for f in row_fields},
                   build_row=build_row)
-    plan = _Plan(fields=fields, shape=shape, row_fields=row_fields)
+    plan = _Plan(fields=fields, shape=shape, row_fields=row_fields, checks=tuple(_check_plan(m, c) for c in m.checks))
     m._compiled = plan
     return plan
 
@@ -148,6 +160,8 @@ def transform(mapping: FlowMapping, records: pd.DataFrame, *, lines: pd.DataFram
     problems: dict[int, list[FieldProblem]] = {}
     parks: dict[int, list[tuple[str, str]]] = {}
     _collect(outcomes, problems, parks)
+    _collect([map_column(frame, c, ctx, strip_text=strip, lookup_table=None, target_system=m.target.system)
+              for c in plan.checks], problems, parks)
     for pos, rid in enumerate(ids):
         if not rid:
             problems.setdefault(pos, []).insert(0, FieldProblem(src.id_field, m.target.pk, None, f"{src.id_field} is empty"))

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # A value a float holds exactly hashes as that float did before numbers became Decimal, so audit stores
+        # written by earlier versions still see unchanged records as unchanged; any other value by all its digits.
+        as_float = float(value)
+        if math.isfinite(as_float) and Decimal(repr(as_float)) == value:
+            return as_float
+        return "#" + _plain(value)
     if hasattr(value, "item"):  # numpy scalars a caller's lookup table may carry
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON data")
@@ -26,6 +35,13 @@ _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=True, separators=(",", 
                             check_circular=False, default=_json_default)
 # One JSON scalar inside a top-level list: a string (with escapes) or a bare number/true/false/null.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^,\[\]"]+')
+
+
+def _plain(d: Decimal) -> str:
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 def canonical_json(mapped: dict[str, Any]) -> str:

@@ -181,7 +181,8 @@ def _cross_check(m: FlowMapping, file: str) -> None:
             _check_projection(needed, e.source.fields, "entries.source.fields", fail)
 
     if m.source.fields is not None:
-        needed = {m.source.id_field, m.source.name_field, m.number_rule.source, *(f.source for f in m.fields)}
+        needed = {m.source.id_field, m.source.name_field, m.number_rule.source, *(f.source for f in m.fields),
+                  *(c.source for c in m.checks)}
         if m.entries is not None:
             needed |= {f.source[len(MASTER_PREFIX):] for f in m.entries.fields if f.source.startswith(MASTER_PREFIX)}
         if m.life_status is not None:

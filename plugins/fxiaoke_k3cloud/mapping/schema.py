@@ -105,11 +105,22 @@ class FieldMap(Strict):
     lookup: str | None = Field(None, title="Lookup", description="name of a lookup under lookups", examples=["customers"])
     on_missing: OnMissing | None = Field(None, title="When the lookup has no entry", description="reject or park the record")
     max_length: int | None = Field(None, gt=0, title="Max length", description="reject text longer than this", examples=[80])
+    max_digits: int | None = Field(None, gt=0, le=60, title="Max digits",
+                                   description="numbers: total significant digits allowed (default: defaults.max_digits)",
+                                   examples=[23])
+    scale: int | None = Field(None, ge=0, le=30, title="Scale",
+                              description="numbers: decimal places allowed (default: defaults.scale)", examples=[10])
 
     @field_validator("transform", mode="before")
     @classmethod
     def _transform_chain(cls, value: Any) -> Any:
         return _chain(value)
+
+    @model_validator(mode="after")
+    def _digits(self) -> FieldMap:
+        if self.max_digits is not None and self.scale is not None and self.scale > self.max_digits:
+            raise PydanticCustomError("scale_over_digits", "scale must not exceed max_digits", {"key": "scale"})
+        return self
 
     @field_validator("default")
     @classmethod
@@ -125,6 +136,21 @@ class FieldMap(Strict):
         return self
 
 
+class Check(Strict):
+    """A source field that is validated but not sent: a bad value rejects the record, a good one changes nothing."""
+
+    source: str = Field(title="Source field", examples=["order_amount"])
+    transform: TransformChain = Field(title="Transforms", examples=["non_negative"])
+    required: bool = Field(False, title="Required", description="reject the record when the value is empty")
+    max_digits: int | None = Field(None, gt=0, le=60, title="Max digits", examples=[23])
+    scale: int | None = Field(None, ge=0, le=30, title="Scale", examples=[10])
+
+    @field_validator("transform", mode="before")
+    @classmethod
+    def _transform_chain(cls, value: Any) -> Any:
+        return _chain(value)
+
+
 class Defaults(Strict):
     """Settings shared by the whole file instead of repeating them per field."""
 
@@ -132,6 +158,12 @@ class Defaults(Strict):
     timezone: str = Field("Asia/Shanghai", title="Timezone", description="for ms ⇄ date conversions", examples=["Asia/Shanghai"])
     strip_text: bool = Field(True, title="Strip text", description="trim all text values; whitespace-only counts as empty")
     on_missing: OnMissing = Field("reject", title="Lookup miss", description="default on_missing for lookup fields")
+    control_chars: Literal["reject", "strip"] = Field(
+        "reject", title="Control characters",
+        description="text with control characters (NUL, ESC…; tab and newlines are allowed): reject the record or strip them")
+    max_digits: int = Field(23, gt=0, le=60, title="Max digits",
+                            description="numbers: significant digits allowed (K3Cloud stores decimal(23,10))", examples=[23])
+    scale: int = Field(10, ge=0, le=30, title="Scale", description="numbers: decimal places allowed", examples=[10])
 
     @field_validator("timezone")
     @classmethod
@@ -297,6 +329,8 @@ class FlowMapping(Strict):
     value_maps: dict[str, dict[str, Any]] = Field(default_factory=dict)
     template: dict[str, Any] = Field(title="The complete target package Model")
     fields: list[FieldMap] = Field(min_length=1)
+    checks: list[Check] = Field(default_factory=list, title="Checked, not sent",
+                                description="source fields validated like fields but never written to the target")
     entries: Entries | None = None
     on_source_void: SourceAction = Field(
         "report", title="When a synced CRM record is voided",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal, InvalidOperation
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,7 +119,7 @@ def _text(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
     is_str = kinds.eq(str)
     if is_str.all():
         return values.astype(object), None
-    numeric = kinds.isin([int, float])
+    numeric = kinds.isin([int, float, Decimal])
     bad = ~(is_str | numeric)
     out = values.astype(object).copy()
     if numeric.any():
@@ -129,11 +130,49 @@ def _text(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
 def _number_text(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
+    if isinstance(v, Decimal):
+        return format(v, "f")
     return str(v)
 
 
+def _to_decimal(v: Any) -> tuple[Decimal | None, str | None]:
+    """One value as an exact Decimal, or the reason it is not a finite number."""
+    if isinstance(v, bool):
+        return None, "is a bool, not a number"
+    if isinstance(v, Decimal):
+        d = v
+    elif isinstance(v, int):
+        d = Decimal(v)
+    elif isinstance(v, float):
+        d = Decimal(repr(v))  # the shortest text that reads back as this float: what the JSON said
+    elif isinstance(v, str):
+        text = v.strip()
+        if not _DECIMAL_FULL.fullmatch(text):
+            low = text.lower().lstrip("+-")
+            return None, ("is not a finite number" if low in ("nan", "inf", "infinity", "snan") else "is not a number")
+        try:
+            d = Decimal(text.replace(",", ""))
+        except InvalidOperation:
+            return None, "is not a number"
+    else:
+        return None, "is not a number"
+    if not d.is_finite():
+        return None, "is not a finite number"
+    return d, None
+
+
+def decimals(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
+    """Values as exact ``Decimal`` (never through float64); garbage, NaN and infinity are errors."""
+    parsed = [_to_decimal(v) for v in values.tolist()]
+    nums = pd.Series([d for d, _ in parsed], index=values.index, dtype=object)
+    messages = pd.Series([m for _, m in parsed], index=values.index, dtype=object)
+    bad = messages.notna()
+    return nums, (messages[bad] if bad.any() else None)
+
+
 def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
-    """Values as float64; currency strings like ``"1,234.50"`` are accepted, anything else is an error."""
+    """Values as float64, for epoch-millisecond timestamps only (exact in a float); amounts go through
+    :func:`decimals`. Currency strings like ``"1,234.50"`` are accepted, anything else is an error."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         nums = values.astype("float64")
         bad = ~pd.Series(map(math.isfinite, nums), index=nums.index, dtype=bool)
@@ -154,6 +193,7 @@ def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
 
 # Plain decimals with optional sign and either no grouping or correct 3-digit comma groups ("1,234.50").
 _DECIMAL_RE = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[+-]?\.\d+"
+_DECIMAL_FULL = re.compile(_DECIMAL_RE)
 
 
 @register("strip", "Trim whitespace at both ends of text.")
@@ -210,32 +250,34 @@ def phone(values: pd.Series, ctx: TransformContext) -> Transformed:
                        _merge(errors, _errors(values, bad, "is not a phone number")))
 
 
-@register("decimal", "Number or currency string ('1,234.50') to a float; garbage, NaN and infinity are rejected.")
+@register("decimal", "Number or currency string ('1,234.50') to an exact Decimal; garbage, NaN and infinity are rejected.")
 def decimal(values: pd.Series, ctx: TransformContext) -> Transformed:
-    nums, errors = _numbers(values)
-    return Transformed(nums.astype(object), errors)
+    nums, errors = decimals(values)
+    return Transformed(nums, errors)
 
 
-@register("positive", "A number that must be > 0 (currency strings accepted).")
+def _compare(nums: pd.Series, test: Callable[[Decimal], bool]) -> pd.Series:
+    return pd.Series([d is not None and not test(d) for d in nums.tolist()], index=nums.index, dtype=bool)
+
+
+@register("positive", "A number that must be > 0 (currency strings accepted), as an exact Decimal.")
 def positive(values: pd.Series, ctx: TransformContext) -> Transformed:
-    nums, errors = _numbers(values)
-    bad = ~(nums > 0) & nums.notna()
-    return Transformed(nums.astype(object), _merge(errors, _errors(values, bad, "must be > 0")))
+    nums, errors = decimals(values)
+    return Transformed(nums, _merge(errors, _errors(values, _compare(nums, lambda d: d > 0), "must be > 0")))
 
 
-@register("non_negative", "A number that must be >= 0 (currency strings accepted).")
+@register("non_negative", "A number that must be >= 0 (currency strings accepted), as an exact Decimal.")
 def non_negative(values: pd.Series, ctx: TransformContext) -> Transformed:
-    nums, errors = _numbers(values)
-    bad = ~(nums >= 0) & nums.notna()
-    return Transformed(nums.astype(object), _merge(errors, _errors(values, bad, "must be >= 0")))
+    nums, errors = decimals(values)
+    return Transformed(nums, _merge(errors, _errors(values, _compare(nums, lambda d: d >= 0), "must be >= 0")))
 
 
 @register("int", "A whole number ('12', 12.0); fractions and garbage are rejected.")
 def to_int(values: pd.Series, ctx: TransformContext) -> Transformed:
-    nums, errors = _numbers(values)
-    whole = nums.notna() & (nums == nums.round(0)) & (nums.abs() < 2**53)
-    bad = ~whole & nums.notna()
-    out = nums.where(whole, 0).astype("int64").astype(object)
+    nums, errors = decimals(values)
+    bad = _compare(nums, lambda d: d == d.to_integral_value() and abs(d) < 2**63)
+    out = pd.Series([int(d) if d is not None and not b else 0 for d, b in zip(nums.tolist(), bad.tolist())],
+                    index=nums.index, dtype=object)
     return Transformed(out, _merge(errors, _errors(values, bad, "is not a whole number")))
 
 
