@@ -528,13 +528,17 @@ def _upsert_id_map(spec: FlowSpec, store: Any, result: LoadResult) -> None:
 
 def record_outcomes_isolated(spec: FlowSpec, store: Any, run_pk: int, outcomes: Sequence[Any]) -> None:
     """Record outcomes in one transaction; if the store refuses the batch, row by row, so one record's odd value
-    cannot cost the chunk's outcomes. A row still refused is stored without its name and excerpts, its reason
+    cannot cost the chunk's outcomes (a lost connection is not a refusal: it is raised). A row still refused is stored without its name and excerpts, its reason
     saying why (the outcome itself, and the id map saved before, stay true)."""
     import dataclasses
+
+    import sqlalchemy as sa
 
     try:
         store.record_outcomes(run_pk, outcomes)
         return
+    except (sa.exc.OperationalError, sa.exc.InterfaceError):
+        raise  # the database is away, not refusing a value: the task fails and is retried
     except Exception as exc:  # noqa: BLE001 - any refusal of one value must not stop the flow
         log.warning("%s: the audit store refused a batch of %d outcomes (%s: %s); recording them one by one",
                     spec.name, len(outcomes), type(exc).__name__, exc)
