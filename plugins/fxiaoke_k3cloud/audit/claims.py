@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from fxiaoke_k3cloud.audit._base import StoreBase, chunked, unique_strings
-from fxiaoke_k3cloud.audit.schema import sync_claim, sync_record, sync_run, sync_stage
+from fxiaoke_k3cloud.audit.schema import RUN_COUNT_COLUMNS, sync_claim, sync_run, sync_stage
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +162,11 @@ class ClaimMixin(StoreBase):
             if alive:
                 continue
             with self.engine.begin() as conn:
-                final = self._final_counts(conn, row["id"])
+                final = self._final_outcomes(conn, row["id"])  # AuditStore's: last outcome per record
                 done = ", ".join(f"{n} {k}" for k, n in sorted(final.items())) or "no record outcome stored"
                 message = (f"abandoned: its tasks are gone (Airflow run over or unknown, or silent since "
                            f"{(row['heartbeat_at'] or row['started_at']).isoformat()}); it had stored {done}; "
                            "records without an outcome are read again by the next incremental run")
-                from fxiaoke_k3cloud.audit.schema import RUN_COUNT_COLUMNS
-
                 values = {k: v for k, v in final.items() if k in RUN_COUNT_COLUMNS}
                 result = conn.execute(sa.update(sync_run).where(
                     sync_run.c.id == row["id"], sync_run.c.status == "running").values(
@@ -182,11 +180,3 @@ class ClaimMixin(StoreBase):
             finished = sa.select(sync_run.c.id).where(sync_run.c.flow == flow, sync_run.c.status != "running")
             conn.execute(sa.delete(sync_stage).where(sync_stage.c.run.in_(finished)))
         return closed
-
-    @staticmethod
-    def _final_counts(conn: sa.Connection, run_pk: int) -> dict[str, int]:
-        last_ids = (sa.select(sa.func.max(sync_record.c.id)).where(sync_record.c.run == run_pk)
-                    .group_by(sync_record.c.entity, sync_record.c.source_id))
-        rows = conn.execute(sa.select(sync_record.c.outcome, sa.func.count())
-                            .where(sync_record.c.id.in_(last_ids)).group_by(sync_record.c.outcome))
-        return {outcome: int(n) for outcome, n in rows}
