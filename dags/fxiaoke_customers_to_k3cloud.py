@@ -32,56 +32,23 @@ A backfill reads exactly its interval and leaves the watermark alone. `until` is
 once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
 """
 
-from __future__ import annotations
+from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
+from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
 
-from airflow.sdk import dag, task
-
-from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure, every_15_minutes, window_params
-
-FLOW = "customers"
-
-
-@dag(
+dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
+    "customers",
     dag_id="fxiaoke_customers_to_k3cloud",
     schedule=every_15_minutes(),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     params=window_params(
         ids_of="CRM customer ids",
         full_resync="Re-read every CRM customer",
         dry_run="Show the packages; write nothing",
     ),
+    stages=[
+        Stage("extract_customers", "extract", pool="fxiaoke_api"),
+        Stage("transform_customers", "transform"),
+        Stage("load_customers", "load", pool="k3cloud_api"),
+    ],
     tags=["fxiaoke", "k3cloud", "customers", "sync"],
     doc_md=__doc__,
 )
-def fxiaoke_customers_to_k3cloud():
-    @task(pool="fxiaoke_api")
-    def extract_customers(**context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.extract(FLOW, context)
-
-    @task
-    def transform_customers(extracted: dict, **context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.transform(FLOW, extracted, context)
-
-    @task(pool="k3cloud_api")
-    def load_customers(transformed: dict, **context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.load(FLOW, transformed, context)
-
-    @task(retries=0, trigger_rule="all_done", on_failure_callback=alert_on_failure)
-    def report(**context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.report(FLOW, context)
-
-    load_customers(transform_customers(extract_customers())) >> report()
-
-
-fxiaoke_customers_to_k3cloud()

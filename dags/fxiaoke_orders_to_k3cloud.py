@@ -32,22 +32,15 @@ A backfill reads exactly its interval and leaves the watermark alone. `until` is
 once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
 """
 
-from __future__ import annotations
+from airflow.sdk import Param
 
-from airflow.sdk import Param, dag, task
+from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
+from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
 
-from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure, every_15_minutes, window_params
-
-FLOW = "orders"
-
-
-@dag(
+dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
+    "orders",
     dag_id="fxiaoke_orders_to_k3cloud",
     schedule=every_15_minutes(),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     params=window_params(
         ids_of="CRM order ids",
         full_resync="Re-read every CRM order",
@@ -58,41 +51,12 @@ FLOW = "orders"
                           description="CRM order voided after it reached K3Cloud: report it, or void (unaudited) / "
                                       "close (audited) the K3Cloud order"),
     ),
+    stages=[
+        Stage("extract_orders", "extract", pool="fxiaoke_api"),
+        Stage("sync_customers", "sync_customers", pool="k3cloud_api"),
+        Stage("transform_orders", "transform", pool="k3cloud_api"),
+        Stage("load_orders", "load", pool="k3cloud_api"),
+    ],
     tags=["fxiaoke", "k3cloud", "orders", "sync"],
     doc_md=__doc__,
 )
-def fxiaoke_orders_to_k3cloud():
-    @task(pool="fxiaoke_api")
-    def extract_orders(**context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.extract(FLOW, context)
-
-    @task(pool="k3cloud_api")
-    def sync_customers(extracted: dict, **context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.sync_customers(FLOW, extracted, context)
-
-    @task(pool="k3cloud_api")
-    def transform_orders(extracted: dict, **context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.transform(FLOW, extracted, context)
-
-    @task(pool="k3cloud_api")
-    def load_orders(transformed: dict, **context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.load(FLOW, transformed, context)
-
-    @task(retries=0, trigger_rule="all_done", on_failure_callback=alert_on_failure)
-    def report(**context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.report(FLOW, context)
-
-    load_orders(transform_orders(sync_customers(extract_orders()))) >> report()
-
-
-fxiaoke_orders_to_k3cloud()

@@ -35,54 +35,25 @@ A backfill reads exactly its interval and leaves the watermark alone. `until` is
 once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
 """
 
-from __future__ import annotations
+from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
+from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
 
-from airflow.sdk import dag, task
+DELIVERIES = "fxiaoke_k3cloud.flows.deliveries"
 
-from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure, every_15_minutes, window_params
-
-
-@dag(
+dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
+    "deliveries",
     dag_id="k3cloud_deliveries_to_fxiaoke",
     schedule=every_15_minutes(),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     params=window_params(
         ids_of=None,
         full_resync="Re-read every audited delivery notice",
         dry_run="Show the delivery notes; write nothing",
     ),
+    stages=[
+        Stage("extract_deliveries", f"{DELIVERIES}:extract", pool="k3cloud_api"),
+        Stage("transform_deliveries", f"{DELIVERIES}:transform", pool="fxiaoke_api"),
+        Stage("load_deliveries", f"{DELIVERIES}:load", pool="fxiaoke_api"),
+    ],
     tags=["fxiaoke", "k3cloud", "deliveries", "sync"],
     doc_md=__doc__,
 )
-def k3cloud_deliveries_to_fxiaoke():
-    @task(pool="k3cloud_api")
-    def extract_deliveries(**context) -> dict:
-        from fxiaoke_k3cloud.flows import deliveries
-
-        return deliveries.extract(context)
-
-    @task(pool="fxiaoke_api")
-    def transform_deliveries(extracted: dict, **context) -> dict:
-        from fxiaoke_k3cloud.flows import deliveries
-
-        return deliveries.transform(extracted, context)
-
-    @task(pool="fxiaoke_api")
-    def load_deliveries(transformed: dict, **context) -> dict:
-        from fxiaoke_k3cloud.flows import deliveries
-
-        return deliveries.load(transformed, context)
-
-    @task(retries=0, trigger_rule="all_done", on_failure_callback=alert_on_failure)
-    def report(**context) -> dict:
-        from fxiaoke_k3cloud.flows import steps
-
-        return steps.report("deliveries", context)
-
-    load_deliveries(transform_deliveries(extract_deliveries())) >> report()
-
-
-k3cloud_deliveries_to_fxiaoke()

@@ -84,3 +84,51 @@ def test_io_probe_catches_a_dag_file_that_reads_config_at_import(tmp_path):
     ).stdout
     events = json.loads(out.strip().splitlines()[-1])[str(bad)]
     assert {e[0] for e in events} == {"open", "sqlite3.connect"}
+
+
+# --- flows as data: a flow DAG is its registry entry plus a short file (issue 16) --------------------------------
+FLOW_DAG_MAX_LINES = 30
+
+
+def _flow_dag_files() -> dict[str, Path]:
+    from fxiaoke_k3cloud.flows.specs import FLOWS
+
+    return {name: ROOT / "dags" / f"{spec.dag_id}.py" for name, spec in FLOWS.items()}
+
+
+def test_every_registry_flow_has_its_dag_with_the_tasks_the_report_reads(dagbag):
+    from fxiaoke_k3cloud.dag_factory import required_task_ids
+    from fxiaoke_k3cloud.flows.specs import FLOWS
+
+    for name, spec in FLOWS.items():
+        dag = dagbag.dags.get(spec.dag_id)
+        assert dag is not None, f"flow {name}: no DAG {spec.dag_id!r} (registry and DAG file disagree)"
+        assert required_task_ids(name) <= set(dag.task_ids), f"{spec.dag_id}: the report reads {required_task_ids(name)}"
+        report = dag.get_task("report")
+        assert report.trigger_rule == "all_done" and report.on_failure_callback, f"{spec.dag_id}: report wiring"
+        assert set(report.upstream_task_ids) == {f"load_{name}"}
+
+
+def test_flow_dag_files_are_short(dagbag):
+    for name, path in _flow_dag_files().items():
+        source = path.read_text()
+        body = source[source.index('"""', 3) + 3:] if source.startswith('"""') else source
+        lines = [line for line in body.splitlines() if line.strip()]
+        assert len(lines) <= FLOW_DAG_MAX_LINES, f"{path.name}: {len(lines)} non-blank lines besides doc_md"
+
+
+def test_factory_refuses_a_dag_id_the_registry_does_not_know_and_a_missing_report_input():
+    from fxiaoke_k3cloud.dag_common import every_15_minutes
+    from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
+    from fxiaoke_k3cloud.errors import ConfigError
+
+    stages = [Stage("extract_customers", "extract"), Stage("load_customers", "load")]
+    with pytest.raises(ConfigError, match="registry entry names DAG 'fxiaoke_customers_to_k3cloud'"):
+        flow_dag("customers", dag_id="customers_v2", schedule=every_15_minutes(), params={}, stages=stages,
+                 tags=["t"], doc_md="x")
+    with pytest.raises(ConfigError, match="lacks task.*load_customers"):
+        flow_dag("customers", dag_id="fxiaoke_customers_to_k3cloud", schedule=None, params={},
+                 stages=[Stage("extract_customers", "extract"), Stage("write_customers", "load")], tags=["t"],
+                 doc_md="x")
+    with pytest.raises(ConfigError, match="unknown flow 'contacts'"):
+        flow_dag("contacts", dag_id="x", schedule=None, params={}, stages=stages, tags=["t"], doc_md="x")

@@ -49,9 +49,9 @@ def run_flow(**params: Any) -> dict[str, Any]:
     from fxiaoke_k3cloud.flows import deliveries, steps
 
     ctx = context(**params)
-    extracted = deliveries.extract(ctx)
+    extracted = deliveries.extract("deliveries", ctx)
     ctx["ti"].xcom["extract_deliveries"] = extracted
-    loaded = deliveries.load(deliveries.transform(extracted, ctx), ctx)
+    loaded = deliveries.load("deliveries", deliveries.transform("deliveries", extracted, ctx), ctx)
     ctx["ti"].xcom["load_deliveries"] = loaded
     return {**steps.report("deliveries", ctx), "run_pk": extracted["run_pk"]}
 

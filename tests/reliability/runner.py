@@ -65,9 +65,9 @@ def _tasks(flow: str) -> list[tuple[str, Callable[[Any, dict[str, Any]], Any]]]:
     from fxiaoke_k3cloud.flows import deliveries, steps
 
     if flow == DELIVERIES:
-        return [("extract_deliveries", lambda up, ctx: deliveries.extract(ctx)),
-                ("transform_deliveries", lambda up, ctx: deliveries.transform(up, ctx)),
-                ("load_deliveries", lambda up, ctx: deliveries.load(up, ctx))]
+        return [("extract_deliveries", lambda up, ctx: deliveries.extract("deliveries", ctx)),
+                ("transform_deliveries", lambda up, ctx: deliveries.transform("deliveries", up, ctx)),
+                ("load_deliveries", lambda up, ctx: deliveries.load("deliveries", up, ctx))]
     chain: list[tuple[str, Callable[[Any, dict[str, Any]], Any]]] = [
         (f"extract_{flow}", lambda up, ctx: steps.extract(flow, ctx))]
     if flow == ORDERS:

@@ -31,9 +31,9 @@ def tasks(flow: str) -> list[tuple[str, Any]]:
     from fxiaoke_k3cloud.flows import deliveries, steps
 
     if flow == "deliveries":
-        return [("extract_deliveries", lambda up, ctx: deliveries.extract(ctx)),
-                ("transform_deliveries", lambda up, ctx: deliveries.transform(up, ctx)),
-                ("load_deliveries", lambda up, ctx: deliveries.load(up, ctx))]
+        return [("extract_deliveries", lambda up, ctx: deliveries.extract("deliveries", ctx)),
+                ("transform_deliveries", lambda up, ctx: deliveries.transform("deliveries", up, ctx)),
+                ("load_deliveries", lambda up, ctx: deliveries.load("deliveries", up, ctx))]
     chain = [(f"extract_{flow}", lambda up, ctx: steps.extract(flow, ctx))]
     if flow == "orders":
         chain.append(("sync_customers", lambda up, ctx: steps.sync_customers(flow, up, ctx)))

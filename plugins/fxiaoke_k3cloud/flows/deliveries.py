@@ -43,13 +43,13 @@ def _outcome(spec: FlowSpec, source_id: str, name: str | None, outcome: str, rea
 # --------------------------------------------------------------------------------------------------
 # extract
 # --------------------------------------------------------------------------------------------------
-def extract(context: Mapping[str, Any]) -> dict[str, Any]:
+def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Stage the window's audited notices and their orders' CRM ids; report reversals of synced notices."""
     from fxiaoke_k3cloud.flows.queries import failed_source_ids
     from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
     from fxiaoke_k3cloud.mapping import load_mapping
 
-    spec = flow_spec(FLOW)
+    spec = flow_spec(flow)
     params = _params(context)
     run_id, run_type, run_after = _run_meta(context)
     store = open_store()
@@ -142,12 +142,12 @@ def report_reversals(spec: FlowSpec, store: Any, hook: Any, run_pk: int, window:
 # --------------------------------------------------------------------------------------------------
 # transform
 # --------------------------------------------------------------------------------------------------
-def transform(extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+def transform(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Map staged notices to CRM delivery notes; report notices whose order the CRM never sent."""
     from fxiaoke_k3cloud.flows.deliveries_map import map_notices
     from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 
-    spec = flow_spec(FLOW)
+    spec = flow_spec(flow)
     store = open_store()
     counts = map_notices(spec, store, FxiaokeHook(), extracted["run_pk"])
     return {**extracted, **counts}
@@ -156,12 +156,12 @@ def transform(extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[
 # --------------------------------------------------------------------------------------------------
 # load
 # --------------------------------------------------------------------------------------------------
-def load(transformed: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+def load(flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Write the delivery notes, update the orders, message the owners; then move the watermark."""
     from fxiaoke_k3cloud.flows.deliveries_crm import DeliveryLoader, NotePackage
     from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 
-    spec = flow_spec(FLOW)
+    spec = flow_spec(flow)
     store = open_store()
     run_id, _, _ = _run_meta(context)
     run_pk = transformed["run_pk"]

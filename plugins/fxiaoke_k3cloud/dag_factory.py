@@ -1,0 +1,91 @@
+"""Build a sync flow's DAG from its registry entry and the stages its DAG file lists.
+
+A flow DAG file says what a user sees in the UI — the DAG id, schedule, params, and each task's id and pool — and
+this module wires the rest the same way for every flow: the stages run in order, each one calling
+``step(flow, <previous stage's result>, context)`` (the first stage gets no previous result), then ``report``
+runs whatever happened (``trigger_rule="all_done"``) with the alert callback.
+
+Contracts that used to be conventions are checked when the DAG file is parsed, so a mismatch is an import error
+in the UI instead of silently missing alerts or reports:
+
+* the DAG id must be the registry's (``FlowSpec.dag_id``) — alerts and re-drive find a flow's DAG by it;
+* the stages must include ``extract_<flow>`` and ``load_<flow>`` — ``report`` reads their XCom.
+
+Imported by DAG files at parse time: it must stay cheap (airflow.sdk, the standard library and the registry).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from airflow.sdk import DAG, task
+
+from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure
+from fxiaoke_k3cloud.errors import ConfigError
+from fxiaoke_k3cloud.flows.specs import flow_spec
+
+#: Where a stage's step lives when its name has no module: the shared pipeline.
+_DEFAULT_MODULE = "fxiaoke_k3cloud.flows.steps"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One task of a flow: its id in the UI, the step it runs (``module:function`` or a name in ``steps``)."""
+
+    task_id: str
+    step: str
+    pool: str | None = None
+
+
+def required_task_ids(flow: str) -> set[str]:
+    """The task ids the report reads XCom from (see ``steps.report``)."""
+    return {f"extract_{flow}", f"load_{flow}"}
+
+
+def _resolve(step: str) -> Callable[..., Any]:
+    module, _, name = step.rpartition(":")
+    # Imported when the task runs, not when the DAG file is parsed: the pipeline pulls in pandas and the hooks,
+    # and the dag-processor re-parses every DAG file every few minutes.
+    return getattr(importlib.import_module(module or _DEFAULT_MODULE), name)
+
+
+def _stage_task(flow: str, stage: Stage, first: bool):
+    @task(task_id=stage.task_id, **({"pool": stage.pool} if stage.pool else {}))
+    def run_stage(upstream: dict | None = None, **context) -> dict:
+        fn = _resolve(stage.step)
+        return fn(flow, context) if first else fn(flow, upstream, context)
+
+    return run_stage
+
+
+def _report_task(flow: str):
+    @task(task_id="report", retries=0, trigger_rule="all_done", on_failure_callback=alert_on_failure)
+    def report(**context) -> dict:
+        return _resolve("report")(flow, context)
+
+    return report
+
+
+def flow_dag(flow: str, *, dag_id: str, schedule: Any, params: dict, stages: list[Stage], tags: list[str],
+             doc_md: str | None, max_active_runs: int = 1) -> DAG:
+    """The DAG of registry flow ``flow``: ``stages`` in order, then ``report``."""
+    spec = flow_spec(flow)
+    if dag_id != spec.dag_id:
+        raise ConfigError(f"DAG {dag_id!r} runs flow {flow!r}, whose registry entry names DAG {spec.dag_id!r}; "
+                          f"make them agree (flows/specs.py) or alerts and re-drive will not find this DAG")
+    missing = required_task_ids(flow) - {s.task_id for s in stages}
+    if missing:
+        raise ConfigError(f"DAG {dag_id!r} lacks task(s) {', '.join(sorted(missing))}: the report reads their results")
+    if len({s.task_id for s in stages}) != len(stages):
+        raise ConfigError(f"DAG {dag_id!r} lists a task id twice")
+    with DAG(dag_id=dag_id, schedule=schedule, start_date=START_DATE, catchup=False,
+             max_active_runs=max_active_runs, default_args=DEFAULT_ARGS, params=params, tags=tags,
+             doc_md=doc_md) as dag:
+        result = None
+        for i, stage in enumerate(stages):
+            op = _stage_task(flow, stage, first=i == 0)
+            result = op() if i == 0 else op(result)
+        result >> _report_task(flow)()
+    return dag
