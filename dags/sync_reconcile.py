@@ -28,6 +28,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from fxiaoke_k3cloud.flows.specs import reconciled_flows  # the registry (cheap at parse time)
+
 
 @dag(
     dag_id="sync_reconcile",
@@ -43,8 +45,8 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
         "execution_timeout": timedelta(hours=2),
     },
     params={
-        "flows": Param(["customers", "orders"], type="array",
-                       items={"type": "string", "enum": ["customers", "orders"]}, description="Flows to compare"),
+        "flows": Param(reconciled_flows(), type="array",
+                       items={"type": "string", "enum": reconciled_flows()}, description="Flows to compare"),
         "threshold": Param(0, type="integer", minimum=0, description="Drifted records allowed before the report fails"),
         "sample_size": Param(50, type="integer", minimum=0, description="Records per flow whose fields are compared"),
     },

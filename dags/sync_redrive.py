@@ -38,6 +38,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from fxiaoke_k3cloud.flows.specs import redrive_flows  # the registry (cheap at parse time)
+
 
 @dag(
     dag_id="sync_redrive",
@@ -53,7 +55,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
         "execution_timeout": timedelta(minutes=50),
     },
     params={
-        "flow": Param("all", type="string", enum=["all", "customers", "orders"], description="Which flow"),
+        "flow": Param("all", type="string", enum=["all", *redrive_flows()], description="Which flow"),
         "ids": Param([], type="array", items={"type": "string"}, description="Only these CRM ids (needs a flow)"),
         "force": Param(False, type="boolean", description="With ids: rewrite even if the payload is unchanged"),
         "outcomes": Param(["failed", "parked"], type="array",

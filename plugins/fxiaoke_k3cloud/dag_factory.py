@@ -9,25 +9,22 @@ Contracts that used to be conventions are checked when the DAG file is parsed, s
 in the UI instead of silently missing alerts or reports:
 
 * the DAG id must be the registry's (``FlowSpec.dag_id``) — alerts and re-drive find a flow's DAG by it;
-* the stages must include ``extract_<flow>`` and ``load_<flow>`` — ``report`` reads their XCom.
+* the stages must include ``extract_<flow>`` and ``load_<flow>`` — ``report`` reads their XCom;
+* the stages run the registry's steps (``FlowSpec.steps``) — re-drive runs those same steps in-process.
 
 Imported by DAG files at parse time: it must stay cheap (airflow.sdk, the standard library and the registry).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from airflow.sdk import DAG, task
 
 from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure
 from fxiaoke_k3cloud.errors import ConfigError
-from fxiaoke_k3cloud.flows.specs import flow_spec
-
-#: Where a stage's step lives when its name has no module: the shared pipeline.
-_DEFAULT_MODULE = "fxiaoke_k3cloud.flows.steps"
+from fxiaoke_k3cloud.flows.specs import flow_spec, resolve_step
 
 
 @dataclass(frozen=True)
@@ -44,17 +41,10 @@ def required_task_ids(flow: str) -> set[str]:
     return {f"extract_{flow}", f"load_{flow}"}
 
 
-def _resolve(step: str) -> Callable[..., Any]:
-    module, _, name = step.rpartition(":")
-    # Imported when the task runs, not when the DAG file is parsed: the pipeline pulls in pandas and the hooks,
-    # and the dag-processor re-parses every DAG file every few minutes.
-    return getattr(importlib.import_module(module or _DEFAULT_MODULE), name)
-
-
 def _stage_task(flow: str, stage: Stage, first: bool):
     @task(task_id=stage.task_id, **({"pool": stage.pool} if stage.pool else {}))
     def run_stage(upstream: dict | None = None, **context) -> dict:
-        fn = _resolve(stage.step)
+        fn = resolve_step(stage.step)
         return fn(flow, context) if first else fn(flow, upstream, context)
 
     return run_stage
@@ -63,7 +53,7 @@ def _stage_task(flow: str, stage: Stage, first: bool):
 def _report_task(flow: str):
     @task(task_id="report", retries=0, trigger_rule="all_done", on_failure_callback=alert_on_failure)
     def report(**context) -> dict:
-        return _resolve("report")(flow, context)
+        return resolve_step("report")(flow, context)
 
     return report
 
@@ -78,6 +68,9 @@ def flow_dag(flow: str, *, dag_id: str, schedule: Any, params: dict, stages: lis
     missing = required_task_ids(flow) - {s.task_id for s in stages}
     if missing:
         raise ConfigError(f"DAG {dag_id!r} lacks task(s) {', '.join(sorted(missing))}: the report reads their results")
+    if tuple(s.step for s in stages) != spec.steps:
+        raise ConfigError(f"DAG {dag_id!r} runs steps {[s.step for s in stages]}, the registry's flow {flow!r} "
+                          f"{list(spec.steps)}; re-drive runs the registry's, so make them agree")
     if len({s.task_id for s in stages}) != len(stages):
         raise ConfigError(f"DAG {dag_id!r} lists a task id twice")
     with DAG(dag_id=dag_id, schedule=schedule, start_date=START_DATE, catchup=False,

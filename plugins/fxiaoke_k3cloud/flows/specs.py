@@ -1,7 +1,13 @@
-"""What each CRM → ERP flow is: its source object, target form, mapping file, audit entity and batch size."""
+"""The flow registry: what each flow is — source object, target form, mapping file, audit entity, batch size, the
+steps its DAG runs in order, the flows it depends on, and which operations (re-drive, reconciliation) apply to it.
+
+Re-drive, reconciliation and the DAG factory read this registry; a new flow gets them by its entry here.
+Imported at DAG parse time: standard library only (steps are named, and imported only when they run).
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,11 +42,22 @@ class FlowSpec:
     #: How long the source's search index may trail its writes: the watermark never passes now - index_lag.
     index_lag: timedelta = timedelta(seconds=5)
     batch_size: int = 50
+    #: The steps the flow's DAG runs in order (``module:function``, or a function of ``flows.steps``). The first
+    #: is called ``step(flow, context)``, each later one ``step(flow, previous_result, context)``.
+    steps: tuple[str, ...] = ("extract", "transform", "load")
+    #: Flows whose records this flow's records reference (synced first when re-driving everything).
+    depends_on: tuple[str, ...] = ()
+    #: Whether ``sync_redrive`` / ``sync_reconcile`` handle this flow (CRM → K3Cloud flows today).
+    redrive: bool = True
+    reconcile: bool = True
 
     @property
     def mapping_path(self) -> Path:
         return mappings_dir() / self.mapping_file
 
+
+_STEPS = "fxiaoke_k3cloud.flows.steps"
+_DELIVERIES = "fxiaoke_k3cloud.flows.deliveries"
 
 FLOWS: dict[str, FlowSpec] = {
     "customers": FlowSpec(
@@ -58,6 +75,8 @@ FLOWS: dict[str, FlowSpec] = {
         source_object="SalesOrderObj",
         mapping_file="sales_orders.yaml",
         target_form="SAL_SaleOrder",
+        steps=("extract", "sync_customers", "transform", "load"),
+        depends_on=("customers",),
     ),
     # K3Cloud → Fxiaoke: the source is K3Cloud (modified field FApproveDate, UTC+8 local), the target the CRM.
     "deliveries": FlowSpec(
@@ -69,6 +88,9 @@ FLOWS: dict[str, FlowSpec] = {
         target_form="DeliveryNoteObj",
         modified_field="FApproveDate",
         index_lag=timedelta(0),  # K3Cloud's query reads the database itself
+        steps=(f"{_DELIVERIES}:extract", f"{_DELIVERIES}:transform", f"{_DELIVERIES}:load"),
+        redrive=False,
+        reconcile=False,
     ),
 }
 
@@ -78,3 +100,41 @@ def flow_spec(name: str) -> FlowSpec:
         return FLOWS[name]
     except KeyError:
         raise ConfigError(f"unknown flow {name!r}; known: {', '.join(sorted(FLOWS))}") from None
+
+
+def resolve_step(step: str):
+    """The function a step name names (``module:function``, or a function of ``flows.steps``)."""
+    module, _, name = step.rpartition(":")
+    # Imported when the step runs, not at import of this module: the registry is read when DAG files are
+    # parsed, and the pipeline pulls in pandas and the hooks.
+    return getattr(importlib.import_module(module or _STEPS), name)
+
+
+def ordered(names) -> list[str]:
+    """``names`` with every flow after the flows it depends on (registry order otherwise)."""
+    asked = set(names)
+    wanted = [n for n in FLOWS if n in asked]
+    done: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in done:
+            return
+        if name in path:
+            raise ConfigError(f"flow dependencies form a cycle: {' → '.join(path + (name,))}")
+        for dep in flow_spec(name).depends_on:
+            if dep in wanted:
+                visit(dep, path + (name,))
+        done.append(name)
+
+    for name in wanted:
+        visit(name, ())
+    return done
+
+
+def redrive_flows() -> list[str]:
+    """Flows ``sync_redrive`` handles, dependencies first."""
+    return ordered(n for n, s in FLOWS.items() if s.redrive)
+
+
+def reconciled_flows() -> list[str]:
+    return ordered(n for n, s in FLOWS.items() if s.reconcile)

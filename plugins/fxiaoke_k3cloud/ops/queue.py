@@ -148,14 +148,15 @@ def plan_redrive(store: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
     asked.
     """
     from fxiaoke_k3cloud.errors import ConfigError
-    from fxiaoke_k3cloud.flows.specs import flow_spec
+    from fxiaoke_k3cloud.flows.specs import flow_spec, redrive_flows
     from fxiaoke_k3cloud.flows.window import parse_moment
 
     flow = params.get("flow") or "all"
-    flows = ["customers", "orders"] if flow == "all" else [flow]
+    known = redrive_flows()
+    flows = known if flow == "all" else [flow]
     for name in flows:
-        if name not in ("customers", "orders"):
-            raise ConfigError(f"param 'flow'={name!r}: choose customers, orders or all")
+        if name not in known:
+            raise ConfigError(f"param 'flow'={name!r}: choose {', '.join(known)} or all")
     ids = params.get("ids") or []
     if isinstance(ids, str):
         ids = [i.strip() for i in ids.split(",") if i.strip()]
@@ -176,7 +177,7 @@ def plan_redrive(store: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
         return items
     if ids:
         if flow == "all":
-            raise ConfigError("param 'ids' needs one flow: set 'flow' to customers or orders")
+            raise ConfigError(f"param 'ids' needs one flow: set 'flow' to one of {', '.join(known)}")
         force = bool(params.get("force"))
         return [{"flow": flow, "ids": ids, "source": "ids", "force_ids": ids if force else [], "capped": False}]
     since = parse_moment(params["since"], name="since") if params.get("since") else None

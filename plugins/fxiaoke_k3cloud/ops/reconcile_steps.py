@@ -6,9 +6,11 @@ import logging
 from collections import Counter
 from typing import Any, Mapping
 
+from fxiaoke_k3cloud.flows.specs import reconciled_flows
+
 log = logging.getLogger(__name__)
 
-RECONCILED_FLOWS = ("customers", "orders")
+RECONCILED_FLOWS = tuple(reconciled_flows())  # from the registry
 
 
 def _store() -> Any:

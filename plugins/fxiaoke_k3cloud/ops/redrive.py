@@ -31,12 +31,12 @@ from typing import Any, Mapping, Sequence
 import sqlalchemy as sa
 
 from fxiaoke_k3cloud.audit.schema import id_map
-from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
+from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec, redrive_flows, resolve_step
 from fxiaoke_k3cloud.ops.queue import REDRIVE_RUN_TYPE, redrive_attempts
 
 log = logging.getLogger(__name__)
 
-REDRIVE_FLOWS = ("customers", "orders")  # customers first: orders depend on them
+REDRIVE_FLOWS = tuple(redrive_flows())  # from the registry, dependencies first (customers before orders)
 QUARANTINE_CLASS = "Quarantined"
 STILL_BAD = ("failed", "parked")
 
@@ -154,12 +154,13 @@ def run_flow_steps(flow: str, ids: Sequence[str], *, run_id: str, dry_run: bool)
     }
     error: BaseException | None = None
     try:
-        extracted = steps.extract(flow, context)
-        results.values[f"extract_{flow}"] = extracted
-        if flow == "orders":
-            extracted = steps.sync_customers(flow, extracted, context)
-        transformed = steps.transform(flow, extracted, context)
-        results.values[f"load_{flow}"] = steps.load(flow, transformed, context)
+        # The registry's steps, as the flow's DAG runs them; the report reads the first's and the last's results.
+        first, *later = flow_spec(flow).steps
+        result = resolve_step(first)(flow, context)
+        results.values[f"extract_{flow}"] = result
+        for step in later:
+            result = resolve_step(step)(flow, result, context)
+        results.values[f"load_{flow}"] = result
     except Exception as exc:  # report below closes the run first; then it is raised again
         error = exc
     problem = None

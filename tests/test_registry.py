@@ -1,0 +1,41 @@
+"""The flow registry drives the DAG factory, re-drive and reconciliation: dependencies order, steps agree."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from fxiaoke_k3cloud.errors import ConfigError
+from fxiaoke_k3cloud.flows import specs
+
+
+def test_dependencies_come_first_whatever_order_they_are_asked_in():
+    assert specs.ordered(["orders", "customers"]) == ["customers", "orders"]
+    assert specs.ordered(["orders"]) == ["orders"]  # a dependency not asked for is not added
+    assert specs.redrive_flows() == ["customers", "orders"]
+    assert "deliveries" not in specs.reconciled_flows()
+
+
+def test_a_dependency_cycle_is_a_config_error(monkeypatch):
+    flows = dict(specs.FLOWS)
+    flows["customers"] = dataclasses.replace(flows["customers"], depends_on=("orders",))
+    monkeypatch.setattr(specs, "FLOWS", flows)
+    with pytest.raises(ConfigError, match="cycle: (customers → orders → customers|orders → customers → orders)"):
+        specs.ordered(["customers", "orders"])
+
+
+def test_every_registered_step_resolves_to_a_function():
+    for name, spec in specs.FLOWS.items():
+        for step in spec.steps:
+            assert callable(specs.resolve_step(step)), f"{name}: step {step!r}"
+
+
+def test_factory_refuses_stages_that_differ_from_the_registry_steps():
+    from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
+
+    stages = [Stage("extract_orders", "extract"), Stage("transform_orders", "transform"),
+              Stage("load_orders", "load")]  # sync_customers left out
+    with pytest.raises(ConfigError, match="registry's flow 'orders'"):
+        flow_dag("orders", dag_id="fxiaoke_orders_to_k3cloud", schedule=None, params={}, stages=stages,
+                 tags=["t"], doc_md="x")
