@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from . import crm, directory
+from .. import service_time
 from .admin import router as admin_router
 from .config import SimConfig
 from .envelope import (
@@ -125,6 +126,8 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             return JSONResponse(payload, status_code=404)
         payload = _serve(sim, path, route[0], route[1], raw)
         sim.stats.service_seconds += time.perf_counter() - started
+        await service_time.serve(lambda key: float(faults.profile.get(key, 0) or 0),
+                                 *service_time.fx_units(path, payload), sim.stats)
         log.info("%s errorCode=%s traceId=%s", path, payload["errorCode"], payload["traceId"])
         delay = faults.timeout_delay_s()
         if delay:

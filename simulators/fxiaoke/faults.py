@@ -29,7 +29,8 @@ from .envelope import (
 
 RATE_WINDOW_S = 20.0
 NUMERIC_KEYS = {"latency_ms", "error_rate", "timeout_rate", "timeout_delay_s", "token_expire_every",
-                "rate_limit_per_20s", "quota", "busy_rate", "index_lag_s", "token_calls_per_min"}
+                "rate_limit_per_20s", "quota", "busy_rate", "index_lag_s", "token_calls_per_min",
+                "per_record_ms", "per_row_ms"}  # the last two: ../service_time.py
 RATE_KEYS = {"error_rate", "timeout_rate", "busy_rate"}
 # Simulator extensions beyond simulators.md (spec §8.14): app authorisation state.
 BOOL_KEYS = {"app_unauthorised", "app_disabled"}

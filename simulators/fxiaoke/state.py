@@ -17,10 +17,11 @@ from .store import Store
 class Stats:
     calls: dict[str, int] = field(default_factory=dict)
     service_seconds: float = 0.0
+    modelled_seconds: float = 0.0  # the service-time model's per-record/per-row delays (../service_time.py)
 
     def as_json(self) -> dict[str, Any]:
         return {"calls": dict(self.calls), "total": sum(self.calls.values()),
-                "service_seconds": round(self.service_seconds, 6)}
+                "service_seconds": round(self.service_seconds, 6), "modelled_seconds": round(self.modelled_seconds, 6)}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from .. import service_time
 from .auth import Session, data_centers
 from .config import SimConfig
 from .faults import FaultConfigError
@@ -48,6 +49,7 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
     app = FastAPI(title="Kingdee K3Cloud Web API simulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sim = sim
     _add_admin_routes(app, sim)
+    in_flight = service_time.InFlight()
 
     @app.post("/{path:path}")
     async def call_service(path: str, request: Request) -> Response:
@@ -66,9 +68,17 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
         if faults.get("latency_ms"):
             await asyncio.sleep(faults.get("latency_ms") / 1000.0)
         raw = await request.body()
-        started = time.perf_counter()
-        response = _handle(sim, method, raw, request)
-        sim.stats.service_seconds += time.perf_counter() - started
+        gate = in_flight.gate("api-user", int(faults.get("max_in_flight")))
+        if gate is not None:
+            await gate.acquire()
+        try:
+            started = time.perf_counter()
+            response = _handle(sim, method, raw, request)
+            sim.stats.service_seconds += time.perf_counter() - started
+            await service_time.serve(faults.get, *service_time.k3_units(method, response.body), sim.stats)
+        finally:
+            if gate is not None:
+                gate.release()
         if faults.roll("timeout_rate"):
             # The work is done; the answer comes too late for a client with a normal read timeout.
             await asyncio.sleep(faults.get("timeout_delay_s", 30) or 30)

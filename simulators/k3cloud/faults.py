@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KNOWN_KEYS = {"seed", "latency_ms", "error_rate", "timeout_rate", "timeout_delay_s", "session_loss_every",
-              "rate_limit_per_20s", "lock_conflict_rate", "error_status", "response_error_rate", "waf_angle_brackets"}
+              "rate_limit_per_20s", "lock_conflict_rate", "error_status", "response_error_rate", "waf_angle_brackets",
+              "per_record_ms", "per_row_ms", "max_in_flight"}  # the last three: ../service_time.py
 RATE_WINDOW_S = 20.0
 
 
@@ -74,10 +75,11 @@ class Faults:
 class Stats:
     calls: dict[str, int] = field(default_factory=dict)
     service_seconds: float = 0.0
+    modelled_seconds: float = 0.0  # the service-time model's per-record/per-row delays (../service_time.py)
 
     def count(self, service: str) -> None:
         self.calls[service] = self.calls.get(service, 0) + 1
 
     def as_json(self) -> dict[str, Any]:
         return {"calls": dict(self.calls), "total": sum(self.calls.values()),
-                "service_seconds": round(self.service_seconds, 6)}
+                "service_seconds": round(self.service_seconds, 6), "modelled_seconds": round(self.modelled_seconds, 6)}
