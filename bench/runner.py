@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import realistic, report
 from bench.sims import Seeded, Simulators
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--transform-records", type=int, default=100_000, help="generated records for the mapping throughput")
     p.add_argument("--memory-sizes", default="10000,100000",
                    help="comma-separated customer counts for the memory-scaling runs (largest is the 100k target)")
+    p.add_argument("--profile", choices=["fast", "both"], default="both",
+                   help="fast: the bare simulators (+ L) only; both: also the realistic service-time profile (bench/realistic.py)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for latest.json / latest.md")
     args = p.parse_args(argv)
     if args.customers < 1 or args.orders < 0 or args.latency_ms < 0:
@@ -136,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         sims.set_latency(args.latency_ms)
         phases = PhaseRunner(sims, workdir)
         flows = run_flows(args, sims, phases, seeded, with_orders)
+        real = None
+        if args.profile == "both":
+            print("realistic profile", flush=True)
+            real = realistic.run(args, sims, phases, ["customers"] + (["orders"] if with_orders else []))
         transform = phases.run({"kind": "transform", "n": args.transform_records}, api=False)
         memory = [run_memory(phases, n) for n in args.memory_sizes]
     finally:
@@ -145,7 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         transform=transform, memory=memory, orders_note=orders_note, with_orders=with_orders,
         total_s=time.perf_counter() - started, workdir=str(workdir),
     )
+    if real is not None:
+        results["realistic"] = realistic.figures(real, seeded.lines)
+        results["targets"] += realistic.targets(results["realistic"])
+        results["raw_realistic"] = real
     markdown = report.markdown(results)
+    if real is not None:
+        marker = "## Targets"
+        section = "\n".join(realistic.markdown(results["realistic"], seeded.customers))
+        markdown = markdown.replace(marker, section + "\n" + marker, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     (args.out / "latest.md").write_text(markdown)

@@ -58,6 +58,11 @@ class Simulators:
         for sim in (self.fx, self.k3):
             sim.faults({"latency_ms": latency_ms} if latency_ms else {})
 
+    def set_profile(self, fx: dict[str, Any], k3: dict[str, Any]) -> None:
+        """Service-time profiles (simulators/service_time.py) for the Fxiaoke and the K3Cloud simulator."""
+        self.fx.faults(fx)
+        self.k3.faults(k3)
+
     def reset_stats(self) -> None:
         """Zero the call counters without touching data: the stats reset is a fault-profile-neutral read."""
         self._baseline = {"fx": self.fx.stats(), "k3": self.k3.stats()}
@@ -74,6 +79,7 @@ class Simulators:
                 "calls": calls,
                 "total": current["total"] - before["total"],
                 "service_seconds": round(current["service_seconds"] - before["service_seconds"], 4),
+                "modelled_seconds": round(current.get("modelled_seconds", 0.0) - before.get("modelled_seconds", 0.0), 4),
             }
         return out
 

@@ -50,5 +50,14 @@ def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
     assert {t["result"] for t in results["targets"]} <= {"PASS", "FAIL", "n/a"}
     if "not built yet" in results["orders"]:
         assert "orders" not in results["flows"]
-    for heading in ("## First sync", "## Second pass", "## Baseline", "## Mapping engine and memory", "## Targets"):
+    real = results["realistic"]  # the service-time profile: same flows, honest bound, both per-record baselines
+    assert real["flows"]["customers"]["written"] == 20 and real["flows"]["customers"]["status"] == "success"
+    raw = results["raw_realistic"]["flows"]["customers"]["first"]["api"]
+    assert raw["k3"]["modelled_seconds"] >= 20 * 0.040 - 1e-6  # 20 saved records × 40 ms were really served
+    bound = real["flows"]["customers"]["bound"]
+    assert bound["bound_s"] == max(bound["fx_s"], bound["k3_s"]) > 0
+    assert {b["threads"]: b["saved"] for b in real["baselines"].values()} == {1: 20, 4: 20}
+    assert any(t["target"].startswith("realistic customers: speed-up over a 4-thread") for t in results["targets"])
+    for heading in ("## First sync", "## Second pass", "## Baseline", "## Mapping engine and memory",
+                    "## Realistic profile: the honest bound", "## Targets"):
         assert heading in markdown
