@@ -3,7 +3,8 @@
 A flow DAG file says what a user sees in the UI — the DAG id, schedule, params, and each task's id and pool — and
 this module wires the rest the same way for every flow: the stages run in order, each one calling
 ``step(flow, <previous stage's result>, context)`` (the first stage gets no previous result), then ``report``
-runs whatever happened (``trigger_rule="all_done"``) with the alert callback.
+runs whatever happened (``trigger_rule="all_done"``) with the alert callback. When the first step's result says
+``nothing_to_do`` (an idle scheduled run), the later stages are skipped, so the run starts two task processes.
 
 Contracts that used to be conventions are checked when the DAG file is parsed, so a mismatch is an import error
 in the UI instead of silently missing alerts or reports:
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import DAG, task
+from airflow.sdk.exceptions import DownstreamTasksSkipped
 
 from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure
 from fxiaoke_k3cloud.errors import ConfigError
@@ -41,11 +43,20 @@ def required_task_ids(flow: str) -> set[str]:
     return {f"extract_{flow}", f"load_{flow}"}
 
 
-def _stage_task(flow: str, stage: Stage, first: bool):
+def _stage_task(flow: str, stage: Stage, *, first: bool, later: list[str]):
     @task(task_id=stage.task_id, **({"pool": stage.pool} if stage.pool else {}))
     def run_stage(upstream: dict | None = None, **context) -> dict:
         fn = resolve_step(stage.step)
-        return fn(flow, context) if first else fn(flow, upstream, context)
+        if first:
+            result = fn(flow, context)
+            if isinstance(result, dict) and result.get("nothing_to_do") and later:
+                # Short-circuit: the first step found nothing to do (and moved the watermark itself); the later
+                # steps are skipped without starting their task processes. The result is pushed by hand because
+                # Airflow pushes a return value only when the task returns.
+                context["ti"].xcom_push(key="return_value", value=result)
+                raise DownstreamTasksSkipped(tasks=later)
+            return result
+        return fn(flow, upstream, context)
 
     return run_stage
 
@@ -78,7 +89,7 @@ def flow_dag(flow: str, *, dag_id: str, schedule: Any, params: dict, stages: lis
              doc_md=doc_md) as dag:
         result = None
         for i, stage in enumerate(stages):
-            op = _stage_task(flow, stage, first=i == 0)
+            op = _stage_task(flow, stage, first=i == 0, later=[s.task_id for s in stages[1:]] if i == 0 else [])
             result = op() if i == 0 else op(result)
         result >> _report_task(flow)()
     return dag

@@ -118,6 +118,11 @@ class Stage:
             return int(conn.execute(sa.select(sa.func.count()).select_from(sync_stage)
                                     .where(sync_stage.c.run == run_pk, sync_stage.c.kind == kind)).scalar_one())
 
+    def is_empty(self, run_pk: int) -> bool:
+        """Whether the run staged nothing at all (no record, line, package or change of any kind)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sync_stage.c.seq).where(sync_stage.c.run == run_pk).limit(1)).first() is None
+
     def clear(self, run_pk: int) -> int:
         with self.engine.begin() as conn:
             return conn.execute(sa.delete(sync_stage).where(sync_stage.c.run == run_pk)).rowcount

@@ -126,7 +126,7 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
         report_future_records(spec, hook, store, run_pk, int(datetime.now(timezone.utc).timestamp() * 1000))
     log.info("%s: extracted %s records (%s earlier failures/parked retried), Fxiaoke calls: %s",
              spec.name, extracted, retried, hook.calls.as_dict())
-    return {
+    result = {
         "run_pk": run_pk,
         "window": window.as_xcom(),
         "extracted": extracted,
@@ -134,6 +134,20 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
         "move_watermark": not params["ids"] and not params.get("dry_run"),
         "dry_run": bool(params.get("dry_run")),
     }
+    if _nothing_to_do(stage, run_pk, window):
+        # The later steps would read an empty stage: move the watermark here and let the DAG skip them
+        # (dag_factory), so an idle 15-minute run starts two task processes (extract, report), not four or five.
+        advance_watermark(spec, store, result, run_id)
+        result["nothing_to_do"] = True
+        log.info("%s: nothing changed; the later steps are skipped", spec.name)
+    return result
+
+
+def _nothing_to_do(stage: Any, run_pk: int, window: Window) -> bool:
+    """Nothing staged (no record, retry, deletion or void) and not a run that checks every target (full resync)."""
+    from fxiaoke_k3cloud.flows.window import EPOCH
+
+    return window.start > EPOCH and stage.is_empty(run_pk)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,6 +225,8 @@ def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     counts["extracted"] = int(extracted.get("extracted", 0))
     problems = counts.get("rejected", 0) + counts.get("failed", 0)
     escalated = _escalate_parked(spec, store, context)
+    if loaded is None and extracted.get("nothing_to_do"):
+        loaded = {}  # extract found nothing to do and the DAG skipped the later steps
     if loaded is None:
         status, message = "failed", "load did not finish; records not written are retried by the next run"
     elif problems or escalated:
