@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
+from types import TracebackType
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -23,11 +25,13 @@ from fxiaoke_k3cloud.hooks.k3cloud_query import (
     check_page_size,
     form_keys,
     objects_as_dicts,
+    paginate,
     rows_as_dicts,
     stable_order,
 )
 from fxiaoke_k3cloud.hooks.k3cloud_response import (
     MSG_DATA_NOT_FOUND,
+    MSG_LOCK_CONFLICT,
     SYSTEM,
     BatchRowOutcome,
     OperationResult,
@@ -157,6 +161,22 @@ class K3CloudHook(BaseHook):
     def get_conn(self) -> K3CloudClient:
         return self.client
 
+    def close(self) -> None:
+        """Log out of the server session (if one was opened) and close the HTTP session; safe to call twice.
+
+        Every task that talks to K3Cloud calls this when it is done (also on failure), so a task costs one
+        login and gives its session back instead of leaving it to the server's idle timeout.
+        """
+        client = self.__dict__.pop("client", None)  # never built: nothing to log out of
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> "K3CloudHook":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
     def test_connection(self) -> tuple[bool, str]:
         """Log in and run the SDK's CheckAuthInfo query (BD_Currency PRE001 must be CNY)."""
         try:
@@ -197,7 +217,30 @@ class K3CloudHook(BaseHook):
         """
         if not models:
             return []
-        data = {**_options(options, BATCH_SAVE_OPTIONS, "BatchSave"), "Model": [dict(m) for m in models]}
+        opts = _options(options, BATCH_SAVE_OPTIONS, "BatchSave")
+        final: dict[int, BatchRowOutcome] = {}
+        pending = list(range(len(models)))
+
+        def send_pending() -> list[int]:
+            # Packages refused with a 网控 lock conflict were not saved (the lock is taken before the save):
+            # re-send only those, mapped back to their input index; the others keep their first outcome.
+            nonlocal pending
+            outcomes = self._batch_save_once(form_id, [models[i] for i in pending], opts)
+            for index, outcome in zip(pending, outcomes):
+                final[index] = replace(outcome, index=index)
+            pending = [i for i in pending if not final[i].ok and final[i].msg_code == MSG_LOCK_CONFLICT]
+            if pending:
+                self.log.info("k3cloud BatchSave %s: %s package(s) hit a lock conflict", form_id, len(pending))
+            return pending
+
+        self.client.retry_while_pending("BatchSave", send_pending)
+        result = [final[i] for i in range(len(models))]
+        failed = sum(not o.ok for o in result)
+        self.log.info("k3cloud BatchSave %s: %s saved, %s refused", form_id, len(result) - failed, failed)
+        return result
+
+    def _batch_save_once(self, form_id: str, models: Sequence[Mapping[str, Any]], opts: dict[str, Any]) -> list[BatchRowOutcome]:
+        data = {**opts, "Model": [dict(m) for m in models]}
         body = self.client.call("BatchSave", {"formid": form_id, "data": data}, write=True, record_errors=True)
         status = response_status(body)
         if status is None:
@@ -206,10 +249,7 @@ class K3CloudHook(BaseHook):
                 f"{self.client.creds.base_url} answered BatchSave {form_id} without a ResponseStatus "
                 f"({truncate(repr(body), 200)}); the batch may have been saved — read it back by number",
                 system=SYSTEM, endpoint="BatchSave")
-        outcomes = batch_outcomes(status, len(models))
-        failed = sum(not o.ok for o in outcomes)
-        self.log.info("k3cloud BatchSave %s: %s saved, %s refused", form_id, len(outcomes) - failed, failed)
-        return outcomes
+        return batch_outcomes(status, len(models))
 
     def submit(self, form_id: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any) -> OperationResult:
         """Submit documents (Z/A/D → B)."""
@@ -311,7 +351,9 @@ class K3CloudHook(BaseHook):
         """Yield pages of rows (dicts keyed by ``field_keys``) from ExecuteBillQuery.
 
         Ordered by ``order_by`` then the form's unique keys (PK, plus the entry PK when entry fields are
-        requested), paged with StartRow, stopping on a short page.
+        requested), paged with StartRow, stopping on a short page. ``page_size`` is at most 2000, the rows K3Cloud
+        returns per call whatever Limit says; a short page of a round length (a lower server cap) is followed
+        by one more call, so rows are never cut off silently.
 
         :param filter: an expression built with ``k3cloud_filter.F``; a plain string is refused.
         :param raw_filter: a trusted FilterString **constant** written in code (never data from users or the CRM);
@@ -364,20 +406,8 @@ class K3CloudHook(BaseHook):
             "SubSystemId": "",
         }
         shape = rows_as_dicts if service == "ExecuteBillQuery" else objects_as_dicts
-        start, total = 0, 0
-        while True:
-            body = self.client.call(service, {"data": {**query, "StartRow": start}}, write=False)
-            if not isinstance(body, list):
-                raise ValueError(f"{service} answered with {type(body).__name__}, expected a list of rows")
-            page = shape(body, keys)
-            total += len(page)
-            self.log.info("k3cloud %s %s: rows %s-%s", service, form_id, start, start + len(page))
-            if page:
-                yield page
-            if len(page) < page_size:
-                break
-            start += len(page)
-        self.log.info("k3cloud %s %s: %s row(s) in total", service, form_id, total)
+        call = lambda data: self.client.call(service, {"data": data}, write=False)  # noqa: E731
+        yield from paginate(call, service, query, lambda body: shape(body, keys), page_size, self.log)
 
     def find_by_number(
         self, form_id: str, number: str, field_keys: Sequence[str] | None = None, *, number_key: str | None = None
