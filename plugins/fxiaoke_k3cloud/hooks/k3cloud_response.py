@@ -229,8 +229,8 @@ def is_record_level_failure(status: Mapping[str, Any]) -> bool:
     """
     if is_session_lost(status):
         return False
-    if is_lock_conflict(status) and not success_entities(status):
-        return False  # nothing saved and only conflicts: the whole call is retried
+    if is_lock_conflict(status):
+        return True  # the caller re-sends the locked packages (BatchSave), whatever else the call did
     return msg_code(status) in _RECORD_MSG_CODES or bool(success_entities(status))
 
 
@@ -262,6 +262,10 @@ def batch_outcomes(status: Mapping[str, Any], count: int) -> list[BatchRowOutcom
     """
     code = msg_code(status)
     ok_by_index = {e.dindex: e for e in success_entities(status) if 0 <= e.dindex < count}
+    if not ok_by_index and is_lock_conflict(status):
+        # The whole call met a lock (one error, DIndex 0, or one per package): nothing was saved, all may go again.
+        return [BatchRowOutcome(index=i, ok=False, errors=errors_of(status), msg_code=MSG_LOCK_CONFLICT)
+                for i in range(count)]
     errors_by_index: dict[int, list[FieldError]] = {}
     unplaced: list[FieldError] = []
     for raw in status.get("Errors") or []:
