@@ -7,7 +7,6 @@ The request path (timeouts, session, retries, error mapping) lives in ``k3cloud_
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
@@ -20,6 +19,17 @@ from fxiaoke_k3cloud.errors import BusinessRuleError, ConfigError, OutcomeUnknow
 from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, truncate
 from fxiaoke_k3cloud.hooks.k3cloud_auth import K3Credentials
 from fxiaoke_k3cloud.hooks.k3cloud_filter import Expr, F
+from fxiaoke_k3cloud.hooks.k3cloud_options import (
+    BATCH_SAVE_OPTIONS,
+    OP_NUMBER_RE,
+    OPERATION_OPTIONS,
+    PUSH_OPTIONS,
+    SAVE_OPTIONS,
+    STATE_OPTIONS,
+    VIEW_OPTIONS,
+    check_options,
+    ids_or_numbers,
+)
 from fxiaoke_k3cloud.hooks.k3cloud_query import (
     check_field_keys,
     check_page_size,
@@ -44,43 +54,6 @@ from fxiaoke_k3cloud.hooks.k3cloud_response import (
     success_messages,
 )
 from fxiaoke_k3cloud.hooks.k3cloud_transport import RETRY_INITIAL_WAIT_S, RETRY_MAX_ATTEMPTS, K3CloudClient
-
-SAVE_OPTIONS = frozenset({
-    "NeedUpDateFields", "NeedReturnFields", "IsDeleteEntry", "SubSystemId", "IsVerifyBaseDataField",
-    "IsEntryBatchFill", "ValidateFlag", "NumberSearch", "IsAutoAdjustField", "InterationFlags",
-    "IgnoreInterationFlag", "IsControlPrecision", "ValidateRepeatJson", "IsAutoSubmitAndAudit", "Creator",
-})
-BATCH_SAVE_OPTIONS = SAVE_OPTIONS | {"BatchCount"}
-STATE_OPTIONS = frozenset({
-    "CreateOrgId", "UseOrgId", "NetworkCtrl", "IsVerifyProcInst", "InterationFlags", "IgnoreInterationFlag",
-    "UseBatControlTimes", "SelectedPostId",
-})
-VIEW_OPTIONS = frozenset({"CreateOrgId", "IsSortBySeq"})
-PUSH_OPTIONS = frozenset({"TargetBillTypeId", "TargetOrgId", "IsEnableDefaultRule", "IsDraftWhenSaveFail", "CustomParams"})
-_OP_NUMBER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-OPERATION_OPTIONS = frozenset({"CreateOrgId", "UseOrgId", "NetworkCtrl", "IgnoreInterationFlag", "PkEntryIds", "Parameters"})
-
-
-def _options(given: Mapping[str, Any], allowed: frozenset[str], service: str) -> dict[str, Any]:
-    """Request options by their K3Cloud names; a typo fails loudly instead of being ignored by the server."""
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise ValueError(f"unknown {service} option(s) {unknown}; allowed: {sorted(allowed)}")
-    return dict(given)
-
-
-def _ids_or_numbers(numbers: Sequence[str] | None, ids: Sequence[int] | None) -> dict[str, Any]:
-    """``Numbers`` as an array of strings, ``Ids`` as a comma string (an array for Ids fails, spec §7.10)."""
-    if (numbers is None) == (ids is None):
-        raise ValueError("pass exactly one of numbers= or ids=")
-    if numbers is not None:
-        if isinstance(numbers, str) or not all(isinstance(n, str) for n in numbers):
-            raise TypeError("numbers must be a list of strings (numbers keep their leading zeros)")
-        return {"Numbers": list(numbers), "Ids": ""}
-    if isinstance(ids, str) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids or ()):
-        raise TypeError("ids must be a list of ints")
-    return {"Numbers": [], "Ids": ",".join(str(i) for i in ids or ())}
-
 
 class K3CloudHook(BaseHook):
     """Talks to the Kingdee K3Cloud Web API with session login or the official SDK's signed headers.
@@ -196,7 +169,7 @@ class K3CloudHook(BaseHook):
         :raises BusinessRuleError: validation/duplicate/state refusal (``details`` lists ``FieldError``s).
         :raises OutcomeUnknownError: no answer after sending; read back before retrying.
         """
-        data = {**_options(options, SAVE_OPTIONS, "Save"), "Model": dict(model)}
+        data = {**check_options(options, SAVE_OPTIONS, "Save"), "Model": dict(model)}
         body = self.client.call("Save", {"formid": form_id, "data": data}, write=True)
         result = body.get("Result") or {}
         entities = success_entities(response_status(body) or {})
@@ -217,7 +190,7 @@ class K3CloudHook(BaseHook):
         """
         if not models:
             return []
-        opts = _options(options, BATCH_SAVE_OPTIONS, "BatchSave")
+        opts = check_options(options, BATCH_SAVE_OPTIONS, "BatchSave")
         final: dict[int, BatchRowOutcome] = {}
         pending = list(range(len(models)))
 
@@ -270,7 +243,7 @@ class K3CloudHook(BaseHook):
     def _state_change(
         self, service: str, form_id: str, numbers: Sequence[str] | None, ids: Sequence[int] | None, options: Mapping[str, Any]
     ) -> OperationResult:
-        data = {**_options(options, STATE_OPTIONS, service), **_ids_or_numbers(numbers, ids)}
+        data = {**check_options(options, STATE_OPTIONS, service), **ids_or_numbers(numbers, ids)}
         status = response_status(self.client.call(service, {"formid": form_id, "data": data}, write=True)) or {}
         result = OperationResult(success_entities(status), success_messages(status), errors_of(status))
         self.log.info("k3cloud %s %s: %s document(s)", service, form_id, len(result.successes))
@@ -292,8 +265,8 @@ class K3CloudHook(BaseHook):
         :param entry_ids: push only these source entry lines.
         """
         data: dict[str, Any] = {
-            **_options(options, PUSH_OPTIONS, "Push"),
-            **_ids_or_numbers(numbers, ids),
+            **check_options(options, PUSH_OPTIONS, "Push"),
+            **ids_or_numbers(numbers, ids),
             "RuleId": rule_id,
             "TargetFormId": target_form_id,
         }
@@ -314,9 +287,9 @@ class K3CloudHook(BaseHook):
         self, form_id: str, op_number: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any
     ) -> OperationResult:
         """Run a form operation (``ExcuteOperation``): ``Forbid``, ``Enable``, ``Cancel``, ``CloseBill`` …"""
-        if not isinstance(op_number, str) or not _OP_NUMBER_RE.match(op_number):
+        if not isinstance(op_number, str) or not OP_NUMBER_RE.match(op_number):
             raise ValueError(f"invalid operation number {op_number!r}: expected an identifier such as 'Forbid'")
-        data = {**_options(options, OPERATION_OPTIONS, "ExcuteOperation"), **_ids_or_numbers(numbers, ids)}
+        data = {**check_options(options, OPERATION_OPTIONS, "ExcuteOperation"), **ids_or_numbers(numbers, ids)}
         body = self.client.call("ExcuteOperation", {"formid": form_id, "opNumber": op_number, "data": data}, write=True)
         status = response_status(body) or {}
         result = OperationResult(success_entities(status), success_messages(status), errors_of(status))
@@ -328,7 +301,7 @@ class K3CloudHook(BaseHook):
         """One document in View shape (ORM names, not Save keys), or None when it does not exist."""
         if (number is None) == (id is None):
             raise ValueError("pass exactly one of number= or id=")
-        data = {**_options(options, VIEW_OPTIONS, "View"), "Number": number or "", "Id": "" if id is None else str(int(id))}
+        data = {**check_options(options, VIEW_OPTIONS, "View"), "Number": number or "", "Id": "" if id is None else str(int(id))}
         try:
             body = self.client.call("View", {"formid": form_id, "data": data}, write=False)
         except BusinessRuleError as exc:
