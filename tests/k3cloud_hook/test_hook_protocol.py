@@ -194,3 +194,9 @@ def test_the_hook_accepts_success_answers_without_empty_keys(k3cloud):
         assert hook.audit("SAL_SaleOrder", numbers=[saved.number]).successes
         assert hook.view("SAL_SaleOrder", number=saved.number)["DocumentStatus"] == "C"
         assert [r["FNumber"] for r in hook.find_by_number("BD_Customer", "OE2")] == ["OE2"]
+
+
+def test_the_ui_connection_check_leaves_no_session_behind(k3cloud):
+    ok, message = make_hook().test_connection()
+    assert ok, message
+    assert k3cloud.stats()["sessions"] == {"live": 0, "opened": 1, "logged_out": 1}

@@ -73,6 +73,10 @@ class K3CloudHook(BaseHook):
 
     The password, app secret and session ids are registered with Airflow's log masker and never logged.
 
+    One server session per hook in every auth mode (signed mode replays the ``kdservice-sessionid`` cookie like
+    the official SDK). Use it as a context manager, or call ``close()``, so the session is logged out when the
+    task is done: ``with K3CloudHook() as k3: ...``.
+
     :param k3cloud_conn_id: the Airflow connection id.
     :param max_attempts: attempts per call for the retryable cases (1 = no retry).
     :param retry_wait_s: base of the capped exponential backoff with jitter; 0 retries immediately (tests).
@@ -155,9 +159,12 @@ class K3CloudHook(BaseHook):
         try:
             rows = next(self.execute_bill_query("BD_Currency", ["FCODE"], F("FNUMBER") == "PRE001", page_size=1), [])
         except Exception as exc:  # the UI shows the message; the type tells what to fix
+            self.close()
             return False, f"{type(exc).__name__}: {exc}"
+        acct_id, auth_mode = self.client.creds.acct_id, self.client.creds.auth_mode
+        self.close()  # the UI's check must not keep a server session
         if any(str(r.get("FCODE")).upper() == "CNY" for r in rows):
-            return True, f"Connected to K3Cloud data center {self.client.creds.acct_id} ({self.client.creds.auth_mode})"
+            return True, f"Connected to K3Cloud data center {acct_id} ({auth_mode})"
         return False, "Logged in, but currency PRE001 (CNY) was not found; is acct_id the right data center?"
 
     # --- writes --------------------------------------------------------------------------------------------
