@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import uvicorn
 
@@ -31,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="ExecuteBillQuery Limit > 10000: reject with an error (default) or clamp to 10000")
     p.add_argument("--query-pending-polls", type=int, default=0,
                    help="QUERY invoke mode: answer this many polls with Status 1 before the result")
+    p.add_argument("--protocol", default=os.environ.get("K3SIM_PROTOCOL", ""),
+                   help="protocol switches as JSON, e.g. '{\"omit_empty_keys\": true}' (README; env K3SIM_PROTOCOL)")
     return p.parse_args(argv)
 
 
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
                        app_secret=args.app_secret, lcid=args.lcid, verify_api_signature=args.verify_api_signature,
                        limit_policy=args.limit_policy, query_pending_polls=args.query_pending_polls,
                        seed_demo=args.seed_demo, faults=json.loads(args.faults) if args.faults else {})
+    config.set_protocol(json.loads(args.protocol) if args.protocol else {})
     app = create_app(config)
     base = f"http://{args.host}:{args.port}/k3cloud/"
     # Development credentials of a local simulator (simulators/README.md), printed on purpose.

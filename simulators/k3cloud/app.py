@@ -11,13 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from .. import service_time
-from .auth import Session, data_centers
+from .auth import Session, SessionLimitReached, data_centers
 from .config import SimConfig
 from .faults import FaultConfigError
 from .forms import get_form
 from .save import Rejected, SaveOptions
 from .services import CANONICAL, WRITES, Simulator
-from .wire import SESSION_LOST, BadRequest, K3Error, dumps, error_body, parse_body
+from .wire import (BadRequest, K3Error, dumps, error_body, lock_conflict_error, omit_empty, parse_body,
+                   session_lost_body)
 
 # Anything ending in a ``k3cloud`` segment, then ``Namespace.Class.Method.common.kdsvc`` (IIS is case-insensitive).
 SERVICE_PATH = re.compile(r"^/(?:[^?]*/)?k3cloud/(?P<service>[A-Za-z0-9_.]+)\.common\.kdsvc$", re.IGNORECASE)
@@ -28,10 +29,12 @@ JSON_TYPE = "application/json; charset=utf-8"
 # A cloud tenant's WAF answers a request whose data contains "<" with this body (HTTP 200, §6).
 WAF_BODY = [{"actionname": "showConfirm", "params": [{"msg": "请求参数存在可疑数据,当前请求已经被拦截规则"
                                                      "[caller_in_less_Point_Bracket]阻止!", "title": "", "type": 0}]}]
-LOCK_MESSAGE = "“{user}”使用业务单据：“{form}”业务操作-“[{form}-修改]”冲突，请稍候再使用。"
+QUERY_METHODS = ("executebillquery", "billquery")
 
 
-def k3_response(body: Any, session: Session | None = None) -> Response:
+def k3_response(body: Any, session: Session | None = None, *, config: SimConfig | None = None) -> Response:
+    if config is not None and config.omit_empty_keys:
+        body = omit_empty(body)
     response = Response(content=dumps(body).encode("utf-8"), media_type=JSON_TYPE)
     if session is not None:
         # No Expires and no commas: SDK-Py splits the Set-Cookie header on commas (§2.6).
@@ -48,6 +51,7 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
         sim.faults.set(config.faults)
     app = FastAPI(title="Kingdee K3Cloud Web API simulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sim = sim
+    app.state.startup_protocol = config.protocol()  # /_sim/reset restores the switches the simulator started with
     _add_admin_routes(app, sim)
     in_flight = service_time.InFlight()
 
@@ -115,18 +119,23 @@ def _business(sim: Simulator, method: str, call: Any, request: Request, raw_text
         return k3_response(WAF_BODY)  # the gateway blocks before the application sees the call
     if faults.rate_limited(CANONICAL.get(method, method)):
         return k3_response(error_body(method, K3Error("接口调用频率超过限制，请稍后再试。", 14)))
+    cfg = sim.config
     session = sim.auth.from_request(request.headers, request.cookies)
     new_session = None
     if session is None:
-        session = new_session = sim.auth.from_signature(request.headers, request.url.path)
+        try:
+            session = new_session = sim.auth.from_signature(request.headers, request.url.path)
+        except SessionLimitReached as exc:  # a signed call needs a server session too (MsgCode 7 许可错误)
+            return k3_response(error_body(method, K3Error(str(exc), 7)))
     if session is None:
-        return k3_response(error_body(method, K3Error(SESSION_LOST, 1)))
+        return k3_response(session_lost_body(method, cfg.session_lost_shape))
     if faults.session_lost():
-        sim.auth.logout(session)
-        return k3_response(error_body(method, K3Error(SESSION_LOST, 1)))
+        sim.auth.drop(session)
+        return k3_response(session_lost_body(method, cfg.session_lost_shape))
     if method in WRITES and faults.roll("lock_conflict_rate"):
-        form = str(call.get("formid") or "单据")
-        return k3_response(error_body(method, K3Error(LOCK_MESSAGE.format(user="administrator", form=form), 13)), new_session)
+        error = lock_conflict_error(str(call.get("formid") or "单据"), cfg.lock_conflict_shape)
+        body = error_body(method, error, msg_code=cfg.lock_conflict_shape != "no_msgcode")
+        return k3_response(body, new_session)
     if faults.roll("response_error_rate"):
         return PlainTextResponse('response_error:{"Message":"模拟的服务器异常","InnerExWrapper":null,"InnerException":null}')
     try:
@@ -143,7 +152,10 @@ def _business(sim: Simulator, method: str, call: Any, request: Request, raw_text
     except Exception as exc:  # noqa: BLE001 - the real server reports unhandled exceptions this way (§1.5)
         detail = {"Message": f"{type(exc).__name__}: {exc}", "InnerExWrapper": None, "InnerException": None}
         return PlainTextResponse("response_error:" + dumps(detail))
-    return k3_response(body, new_session)
+    if method in QUERY_METHODS and cfg.query_row_cap and isinstance(body, list) and len(body) > cfg.query_row_cap:
+        if not (body and isinstance(body[0], list) and body[0] and isinstance(body[0][0], dict)):  # not an error
+            body = body[:cfg.query_row_cap]  # at most N rows per call whatever Limit says (production notes)
+    return k3_response(body, new_session, config=cfg)
 
 
 def _add_admin_routes(app: FastAPI, sim: Simulator) -> None:
@@ -154,7 +166,22 @@ def _add_admin_routes(app: FastAPI, sim: Simulator) -> None:
     @app.post("/_sim/reset")
     async def reset() -> dict[str, Any]:
         sim.reset()
+        sim.config.set_protocol(app.state.startup_protocol)
         return {"ok": True}
+
+    @app.get("/_sim/protocol")
+    async def get_protocol() -> dict[str, Any]:
+        return sim.config.protocol()
+
+    @app.post("/_sim/protocol")
+    async def set_protocol(request: Request) -> Response:
+        """Switch wire shapes (README "Protocol switches") until the next reset."""
+        raw = await request.body()
+        try:
+            sim.config.set_protocol((await request.json()) if raw.strip() else {})
+        except ValueError as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
+        return JSONResponse({"ok": True, "protocol": sim.config.protocol()})
 
     @app.post("/_sim/seed")
     async def seed(request: Request) -> Response:
@@ -199,7 +226,9 @@ def _add_admin_routes(app: FastAPI, sim: Simulator) -> None:
 
     @app.get("/_sim/stats")
     async def stats() -> dict[str, Any]:
-        return sim.stats.as_json()
+        auth = sim.auth
+        return {**sim.stats.as_json(),
+                "sessions": {"live": len(auth.sessions), "opened": auth.logins, "logged_out": auth.logouts}}
 
     @app.post("/_sim/expire")
     async def expire() -> dict[str, Any]:

@@ -15,6 +15,13 @@ from .config import SimConfig
 
 XOR_KEY = b"0054f397c6234378b09ca7d3e5debce7"
 DISPLAY_VERSION = "9.0.553.10"
+# Our wording (no public body of the real refusal was found; README "Sessions"): the login-failure shape of §2.5.
+SESSION_LIMIT_MESSAGE = ("用户“{user}”的在线会话数已达到上限（{limit}个），不能再登录。"
+                         "请注销（Logout）不再使用的会话，或等待会话超时后再试。")
+
+
+class SessionLimitReached(Exception):
+    """A new session would exceed ``max_sessions_per_user``."""
 
 
 def kdsign(key: str, msg: str) -> str:
@@ -59,11 +66,16 @@ class Auth:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.sessions: dict[str, Session] = {}
-        # Signed-header callers that never replay the cookie reuse one session per identity instead of piling up.
-        self._signed: dict[tuple[str, int, str], str] = {}
+        self.logins = 0  # sessions opened (password/app-secret/sign logins and cookieless signed calls)
+        self.logouts = 0  # sessions closed by Logout
 
     # --- session carriage ----------------------------------------------------------------------
     def new_session(self, username: str, lcid: int, org_number: str = "0") -> Session:
+        """Open a session; refuse beyond the per-user limit (real servers limit online users / licences)."""
+        limit = self.config.max_sessions_per_user
+        if limit and sum(1 for s in self.sessions.values() if s.username.lower() == username.lower()) >= limit:
+            raise SessionLimitReached(SESSION_LIMIT_MESSAGE.format(user=username, limit=limit))
+        self.logins += 1
         aspnet = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz012345") for _ in range(24))
         session = Session(sid=str(uuid.uuid4()), aspnet_id=aspnet, username=username, lcid=lcid, org_number=org_number)
         self.sessions[session.sid] = session
@@ -95,13 +107,9 @@ class Auth:
             return None
         lcid = int(parts[2]) if parts[2].isdigit() else cfg.lcid
         org = parts[3] if len(parts) > 3 and parts[3] not in ("", "null") else "0"
-        identity = (cfg.username, lcid, org)
-        reused = self.sessions.get(self._signed.get(identity, ""))
-        if reused is not None:
-            return reused
-        session = self.new_session(cfg.username, lcid, org)
-        self._signed[identity] = session.sid
-        return session
+        # Every signed call without a live session cookie opens a new server session (the SDK replays the cookie
+        # it gets back for exactly that reason); a caller that drops the cookie piles sessions up to the limit.
+        return self.new_session(cfg.username, lcid, org)
 
     def _api_signature_ok(self, headers: Mapping[str, str], path: str) -> bool:
         # Timestamps may be seconds (SDK-Py) or milliseconds (SDK-Java); no window is enforced (unknown on real servers).
@@ -133,16 +141,25 @@ class Auth:
             expected = login_sign(acct, user, cfg.app_id, cfg.app_secret, str(p.get("timestamp") or ""))
             if str(p.get("appid") or "") != cfg.app_id or not hmac.compare_digest(str(p.get("sign") or "").lower(), expected):
                 return failure(-1, "签名校验失败，请检查应用ID、应用密钥和时间戳。", "002005000003016"), None
-        session = self.new_session(cfg.username, lcid)
-        return success_body(session, cfg), session
+        try:
+            session = self.new_session(cfg.username, lcid)
+        except SessionLimitReached as exc:
+            return failure(-1, str(exc)), None
+        body = success_body(session, cfg)
+        if method.startswith("loginbyappsecret") and cfg.app_secret_null_session_id:
+            body["KDSVCSessionId"] = None  # some servers: only the kdservice-sessionid cookie carries it
+        return body, session
 
     def logout(self, session: Session | None) -> None:
-        if session is not None:
-            self.sessions.pop(session.sid, None)
+        if session is not None and self.sessions.pop(session.sid, None) is not None:
+            self.logouts += 1
+
+    def drop(self, session: Session) -> None:
+        """Lose a session (fault injection), not counted as a logout."""
+        self.sessions.pop(session.sid, None)
 
     def expire_all(self) -> None:
         self.sessions.clear()
-        self._signed.clear()
 
 
 def _int(value: Any, default: int) -> int:

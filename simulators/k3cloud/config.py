@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 MAX_LIMIT = 10000  # ExecuteBillQuery "Limit 不能超过10000"
+QUERY_ROW_CAP = 2000  # rows one ExecuteBillQuery/BillQuery call returns at most, whatever Limit says (production notes)
+
+# Wire shapes that differ between real servers (README "Protocol switches"); settable at start and by /_sim/protocol.
+LOCK_CONFLICT_SHAPES = ("msgcode0", "no_msgcode", "msgcode13")
+SESSION_LOST_SHAPES = ("msgcode1", "text_only", "bare_list")
+PROTOCOL_CHOICES: dict[str, tuple[str, ...]] = {
+    "lock_conflict_shape": LOCK_CONFLICT_SHAPES,
+    "session_lost_shape": SESSION_LOST_SHAPES,
+}
 
 
 @dataclass
@@ -26,3 +35,43 @@ class SimConfig:
     query_pending_polls: int = 0
     seed_demo: int = 0
     faults: dict[str, Any] = field(default_factory=dict)
+    # --- protocol switches (both shapes exist in the wild; see README) -------------------------------------
+    # Lock / network-control conflict (网控): MsgCode 0 with the text (default), no MsgCode key, or the documented 13.
+    lock_conflict_shape: str = "msgcode0"
+    # Session loss: MsgCode 1 (default), the text without MsgCode, or a bare [{"FieldName","Message","DIndex"}] list.
+    session_lost_shape: str = "msgcode1"
+    # LoginByAppSecret answers "KDSVCSessionId": null; only the kdservice-sessionid cookie carries the session.
+    app_secret_null_session_id: bool = False
+    # Newer servers omit empty keys (Errors, SuccessMessages, MsgCode 0, NeedReturnData) in success answers.
+    omit_empty_keys: bool = False
+    # Rows one query call returns at most (0 = no cap).
+    query_row_cap: int = QUERY_ROW_CAP
+    # Live sessions one user may hold (licences / online users); a login beyond it is refused (0 = unlimited).
+    max_sessions_per_user: int = 20
+
+    def protocol(self) -> dict[str, Any]:
+        """The current protocol switches (what /_sim/protocol reads and writes)."""
+        return {name: getattr(self, name) for name in PROTOCOL_KEYS}
+
+    def set_protocol(self, values: dict[str, Any]) -> None:
+        """Validate and apply protocol switches; unknown keys and bad values fail without changing anything."""
+        unknown = set(values) - set(PROTOCOL_KEYS)
+        if unknown:
+            raise ValueError(f"unknown protocol keys: {sorted(unknown)}; allowed: {sorted(PROTOCOL_KEYS)}")
+        for key, value in values.items():
+            kind = PROTOCOL_KEYS[key]
+            if key in PROTOCOL_CHOICES and value not in PROTOCOL_CHOICES[key]:
+                raise ValueError(f"protocol {key!r} must be one of {PROTOCOL_CHOICES[key]}, got {value!r}")
+            if kind is bool and not isinstance(value, bool):
+                raise ValueError(f"protocol {key!r} must be true or false, got {value!r}")
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"protocol {key!r} must be a non-negative integer, got {value!r}")
+        for key, value in values.items():
+            setattr(self, key, value)
+
+
+PROTOCOL_KEYS: dict[str, type] = {
+    f.name: {"str": str, "bool": bool, "int": int}[f.type] for f in fields(SimConfig)
+    if f.name in ("lock_conflict_shape", "session_lost_shape", "app_secret_null_session_id", "omit_empty_keys",
+                  "query_row_cap", "max_sessions_per_user")
+}

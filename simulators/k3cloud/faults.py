@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KNOWN_KEYS = {"seed", "latency_ms", "error_rate", "timeout_rate", "timeout_delay_s", "session_loss_every",
-              "rate_limit_per_20s", "lock_conflict_rate", "error_status", "response_error_rate", "waf_angle_brackets",
+              "rate_limit_per_20s", "lock_conflict_rate", "lock_conflict_record_rate", "error_status",
+              "response_error_rate", "waf_angle_brackets",
               "per_record_ms", "per_row_ms", "max_in_flight"}  # the last three: ../service_time.py
 RATE_WINDOW_S = 20.0
 
@@ -34,7 +35,7 @@ class Faults:
         for key, value in profile.items():
             if key != "seed" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise FaultConfigError(f"fault {key!r} must be a non-negative number, got {value!r}")
-        for key in ("error_rate", "timeout_rate", "lock_conflict_rate", "response_error_rate"):
+        for key in ("error_rate", "timeout_rate", "lock_conflict_rate", "lock_conflict_record_rate", "response_error_rate"):
             if profile.get(key, 0) > 1:
                 raise FaultConfigError(f"fault {key!r} is a share between 0 and 1")
         if "error_status" in profile and not 500 <= profile["error_status"] <= 599:

@@ -18,7 +18,7 @@ from .query import run_query
 from .save import Rejected, SaveOptions, Saver
 from .store import Store
 from .view import need_return_data, view_document
-from .wire import Call, K3Error, response_status, result_body
+from .wire import Call, K3Error, lock_conflict_error, response_status, result_body
 
 # Canonical service names for statistics (the URL's method segment is case-insensitive).
 CANONICAL = {n.lower(): n for n in [
@@ -135,6 +135,9 @@ class Simulator:
         opts = SaveOptions.from_data(data)
         successes, errors, returned = [], [], []
         for n, model in enumerate(models):
+            if self.faults.roll("lock_conflict_record_rate"):  # this package's document is locked (网控): not saved
+                errors.append(lock_conflict_error(form.caption, self.config.lock_conflict_shape, dindex=n))
+                continue
             try:
                 doc = self.saver.save(form, model, opts, dindex=n)
             except Rejected as rej:

@@ -10,6 +10,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 SESSION_LOST = "会话信息已丢失，请重新登录"
+# 网控 (network control): another user or session holds the document (real text, spec §6).
+LOCK_MESSAGE = "“{user}”使用业务单据：“{form}”业务操作-“[{form}-修改]”冲突，请稍候再使用。"
+_QUERY_SERVICES = ("executebillquery", "billquery")
 
 # Ordered parameter names of each service (positional ``parameters`` arrays bind in this order).
 SERVICE_PARAMS: dict[str, list[str]] = {
@@ -84,10 +87,43 @@ def result_body(status: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"Result": {"ResponseStatus": status, **extra}}
 
 
-def error_body(service: str, error: K3Error) -> Any:
-    """A failure as the service reports it: query services wrap the object in two arrays."""
-    body = result_body(response_status([error]))
-    return [[body]] if service.lower() in ("executebillquery", "billquery") else body
+def error_body(service: str, error: K3Error, *, msg_code: bool = True) -> Any:
+    """A failure as the service reports it: query services wrap the object in two arrays.
+
+    :param msg_code: False drops the ``MsgCode`` key, as some servers answer session loss and lock conflicts.
+    """
+    status = response_status([error])
+    if not msg_code:
+        del status["MsgCode"]
+    body = result_body(status)
+    return [[body]] if service.lower() in _QUERY_SERVICES else body
+
+
+def session_lost_body(service: str, shape: str) -> Any:
+    """Session loss in one of the shapes real servers use (config ``session_lost_shape``)."""
+    if shape == "bare_list":
+        return [K3Error(SESSION_LOST, 1).item()]
+    return error_body(service, K3Error(SESSION_LOST, 1), msg_code=shape != "text_only")
+
+
+def lock_conflict_error(form: str, shape: str, user: str = "administrator", dindex: int = 0) -> K3Error:
+    """A 网控 conflict: MsgCode 0 on real servers (``msgcode0``/``no_msgcode``), 13 in the docs (``msgcode13``)."""
+    return K3Error(LOCK_MESSAGE.format(user=user, form=form), 13 if shape == "msgcode13" else 0, None, dindex)
+
+
+def omit_empty(body: Any) -> Any:
+    """A success answer as newer servers write it: no empty ``Errors``/``SuccessMessages``/``SuccessEntitys``,
+    no ``MsgCode`` 0, no ``NeedReturnData`` made only of empty objects. Failures keep every key."""
+    result = body.get("Result") if isinstance(body, dict) else None
+    status = result.get("ResponseStatus") if isinstance(result, dict) else None
+    if not isinstance(status, dict) or status.get("IsSuccess") is not True:
+        return body
+    slim = {k: v for k, v in status.items()
+            if not (k in ("Errors", "SuccessMessages", "SuccessEntitys") and not v) and not (k == "MsgCode" and not v)}
+    out = {k: v for k, v in result.items()
+           if not (k == "NeedReturnData" and (not v or (isinstance(v, list) and all(x == {} for x in v))))}
+    out["ResponseStatus"] = slim
+    return {**body, "Result": out}
 
 
 @dataclass

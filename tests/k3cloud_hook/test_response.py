@@ -122,8 +122,15 @@ def test_batch_error_without_dindex_reaches_every_failed_row():
 
 
 def test_whole_call_failures_are_not_record_level():
-    for code in (1, 2, 13, 14, 15):
+    for code in (1, 2, 14, 15):
         assert not is_record_level_failure(response_status(failed(code))), code
+
+
+def test_a_lock_conflict_in_a_batch_is_left_to_batch_save_which_resends_the_packages():
+    # Changed with issue 14: BatchSave re-sends only the locked packages instead of failing the whole call.
+    assert is_record_level_failure(response_status(failed(13)))
+    rows = batch_outcomes(response_status(failed(13)), 3)
+    assert [(r.ok, r.msg_code) for r in rows] == [(False, 13)] * 3
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ from .k3sim_helpers import AUTH, K3Http
 
 def test_command_line_options_and_initial_faults() -> None:
     sim = SimulatorProcess("k3cloud", "--seed-demo", "3", "--password", "other-pass", "--acct-id", "acct2",
-                           "--faults", json.dumps({"lock_conflict_rate": 1.0})).start()
+                           "--faults", json.dumps({"lock_conflict_rate": 1.0}),
+                           "--protocol", json.dumps({"lock_conflict_shape": "msgcode13"})).start()
     try:
         banner = sim.log_path.read_text(encoding="utf-8")
         assert f"http://127.0.0.1:{sim.port}/k3cloud/" in banner and "other-pass" in banner
@@ -25,7 +26,8 @@ def test_command_line_options_and_initial_faults() -> None:
         assert body["LoginResultType"] == 1
         client.sid = body["KDSVCSessionId"]
         save = client.post("Save", {"formid": "BD_UNIT", "data": {"Model": {"FNumber": "X", "FName": "x"}}}).json()
-        assert save["Result"]["ResponseStatus"]["MsgCode"] == 13  # the --faults profile is active from the start
+        # the --faults profile is active from the start, with the --protocol switch's documented MsgCode 13 shape
+        assert save["Result"]["ResponseStatus"]["MsgCode"] == 13
         assert len(sim.records("BD_MATERIAL")) == 20
         assert requests.get(f"{sim.base_url}/k3cloud/anything", timeout=5).status_code == 404
     finally:

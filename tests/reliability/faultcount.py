@@ -38,6 +38,8 @@ def classify(response: requests.Response) -> str | None:
     if status and not status.get("IsSuccess", True):
         codes = {e.get("MsgCode") if isinstance(e, dict) else None for e in [status]}
         code = status.get("MsgCode")
+        if any("冲突，请稍候再使用" in str(e.get("Message")) for e in status.get("Errors") or [] if isinstance(e, dict)):
+            return K3_CODES[13]  # real servers answer 网控 conflicts with MsgCode 0 or none (simulators/k3cloud/README.md)
         if code is None:
             errors = status.get("Errors") or []
             codes = {e.get("MsgCode") for e in errors if isinstance(e, dict)}

@@ -45,7 +45,6 @@ def _outcome(spec: FlowSpec, source_id: str, name: str | None, outcome: str, rea
 # --------------------------------------------------------------------------------------------------
 def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Stage the window's audited notices and their orders' CRM ids; report reversals of synced notices."""
-    from fxiaoke_k3cloud.flows.queries import failed_source_ids
     from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
     from fxiaoke_k3cloud.mapping import load_mapping
 
@@ -58,7 +57,14 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     close_abandoned(spec, store, context, run_pk)
     log.info("%s run %s: window %s → %s (%s)", spec.name, run_pk, window.start, window.end, window.source)
     keys = load_mapping(spec.mapping_path).source.fields or []
-    hook = K3CloudHook()
+    with K3CloudHook() as hook:  # one K3Cloud session for the task, logged out when it ends (also on failure)
+        return _extract(spec, store, params, window, run_pk, keys, hook)
+
+
+def _extract(spec: Any, store: Any, params: Mapping[str, Any], window: Any, run_pk: int, keys: list[str],
+             hook: Any) -> dict[str, Any]:
+    from fxiaoke_k3cloud.flows.queries import failed_source_ids
+
     rows = k3.audited_in_window(hook, keys, window)
     seen = {str(r["FID"]) for r in rows}
     again = [*failed_source_ids(store, spec.name, spec.entity),

@@ -166,11 +166,12 @@ def sync_customers(flow: str, extracted: Mapping[str, Any], context: Mapping[str
     run_id, _, _ = _run_meta(context)
     fx, k3 = FxiaokeHook(), K3CloudHook()
     total: dict[str, int] = {}
-    for n, orders in enumerate(Stage(store).chunks(extracted["run_pk"], "raw", 2000)):
-        counts = sync_missing_customers(store, fx, k3, orders, run_id=f"{run_id}" + (f":{n}" if n else ""),
-                                        window=Window.from_xcom(extracted["window"]))
-        for key, value in counts.items():
-            total[key] = total.get(key, 0) + value
+    with k3:  # one K3Cloud session for the task, logged out when it ends (also on failure)
+        for n, orders in enumerate(Stage(store).chunks(extracted["run_pk"], "raw", 2000)):
+            counts = sync_missing_customers(store, fx, k3, orders, run_id=f"{run_id}" + (f":{n}" if n else ""),
+                                            window=Window.from_xcom(extracted["window"]))
+            for key, value in counts.items():
+                total[key] = total.get(key, 0) + value
     return {**extracted, "customers_synced": total}
 
 
@@ -199,8 +200,9 @@ def load(flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) 
     store = open_store()
     run_id, _, _ = _run_meta(context)
     run_pk = transformed["run_pk"]
-    counts = load_staged(spec, store, K3CloudHook(), run_pk, dry_run=transformed.get("dry_run", False),
-                         void_action=str(_params(context).get("void_action") or "report"))
+    with K3CloudHook() as k3:  # one K3Cloud session for the task, logged out when it ends (also on failure)
+        counts = load_staged(spec, store, k3, run_pk, dry_run=transformed.get("dry_run", False),
+                             void_action=str(_params(context).get("void_action") or "report"))
     advance_watermark(spec, store, transformed, run_id)
     return {**transformed, **counts}
 

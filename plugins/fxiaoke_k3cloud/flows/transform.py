@@ -85,6 +85,15 @@ TRANSFORM_CHUNK = 5000  # records mapped at a time: the vectorised work stays ef
 
 def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
     """Map the run's staged records chunk by chunk; stage the packages and audit everything else."""
+    hooks: list[Any] = []
+    try:
+        return _transform_staged(spec, store, run_pk, hooks)
+    finally:  # the K3Cloud session opened for the lookups is logged out when the task ends, also on failure
+        for hook in hooks:
+            hook.close()
+
+
+def _transform_staged(spec: FlowSpec, store: Any, run_pk: int, hooks: list[Any]) -> dict[str, int]:
     import pandas as pd
 
     from fxiaoke_k3cloud.flows.entry_rows import known_entry_ids
@@ -103,7 +112,8 @@ def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
             from fxiaoke_k3cloud.flows.orders import build_lookups, staged_lines
             from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
-            k3_hook = k3_hook or K3CloudHook()
+            if k3_hook is None:
+                hooks.append(k3_hook := K3CloudHook())
             lines = staged_lines(stage, run_pk, [str(r["_id"]) for r in records])
             lines_frame = pd.DataFrame.from_records(lines) if lines else None
             lookups = build_lookups(store, k3_hook, records, lines)

@@ -7,9 +7,10 @@ The request path (timeouts, session, retries, error mapping) lives in ``k3cloud_
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
+from types import TracebackType
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -18,16 +19,29 @@ from fxiaoke_k3cloud.errors import BusinessRuleError, ConfigError, OutcomeUnknow
 from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, truncate
 from fxiaoke_k3cloud.hooks.k3cloud_auth import K3Credentials
 from fxiaoke_k3cloud.hooks.k3cloud_filter import Expr, F
+from fxiaoke_k3cloud.hooks.k3cloud_options import (
+    BATCH_SAVE_OPTIONS,
+    OP_NUMBER_RE,
+    OPERATION_OPTIONS,
+    PUSH_OPTIONS,
+    SAVE_OPTIONS,
+    STATE_OPTIONS,
+    VIEW_OPTIONS,
+    check_options,
+    ids_or_numbers,
+)
 from fxiaoke_k3cloud.hooks.k3cloud_query import (
     check_field_keys,
     check_page_size,
     form_keys,
     objects_as_dicts,
+    paginate,
     rows_as_dicts,
     stable_order,
 )
 from fxiaoke_k3cloud.hooks.k3cloud_response import (
     MSG_DATA_NOT_FOUND,
+    MSG_LOCK_CONFLICT,
     SYSTEM,
     BatchRowOutcome,
     OperationResult,
@@ -40,43 +54,6 @@ from fxiaoke_k3cloud.hooks.k3cloud_response import (
     success_messages,
 )
 from fxiaoke_k3cloud.hooks.k3cloud_transport import RETRY_INITIAL_WAIT_S, RETRY_MAX_ATTEMPTS, K3CloudClient
-
-SAVE_OPTIONS = frozenset({
-    "NeedUpDateFields", "NeedReturnFields", "IsDeleteEntry", "SubSystemId", "IsVerifyBaseDataField",
-    "IsEntryBatchFill", "ValidateFlag", "NumberSearch", "IsAutoAdjustField", "InterationFlags",
-    "IgnoreInterationFlag", "IsControlPrecision", "ValidateRepeatJson", "IsAutoSubmitAndAudit", "Creator",
-})
-BATCH_SAVE_OPTIONS = SAVE_OPTIONS | {"BatchCount"}
-STATE_OPTIONS = frozenset({
-    "CreateOrgId", "UseOrgId", "NetworkCtrl", "IsVerifyProcInst", "InterationFlags", "IgnoreInterationFlag",
-    "UseBatControlTimes", "SelectedPostId",
-})
-VIEW_OPTIONS = frozenset({"CreateOrgId", "IsSortBySeq"})
-PUSH_OPTIONS = frozenset({"TargetBillTypeId", "TargetOrgId", "IsEnableDefaultRule", "IsDraftWhenSaveFail", "CustomParams"})
-_OP_NUMBER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-OPERATION_OPTIONS = frozenset({"CreateOrgId", "UseOrgId", "NetworkCtrl", "IgnoreInterationFlag", "PkEntryIds", "Parameters"})
-
-
-def _options(given: Mapping[str, Any], allowed: frozenset[str], service: str) -> dict[str, Any]:
-    """Request options by their K3Cloud names; a typo fails loudly instead of being ignored by the server."""
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise ValueError(f"unknown {service} option(s) {unknown}; allowed: {sorted(allowed)}")
-    return dict(given)
-
-
-def _ids_or_numbers(numbers: Sequence[str] | None, ids: Sequence[int] | None) -> dict[str, Any]:
-    """``Numbers`` as an array of strings, ``Ids`` as a comma string (an array for Ids fails, spec §7.10)."""
-    if (numbers is None) == (ids is None):
-        raise ValueError("pass exactly one of numbers= or ids=")
-    if numbers is not None:
-        if isinstance(numbers, str) or not all(isinstance(n, str) for n in numbers):
-            raise TypeError("numbers must be a list of strings (numbers keep their leading zeros)")
-        return {"Numbers": list(numbers), "Ids": ""}
-    if isinstance(ids, str) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids or ()):
-        raise TypeError("ids must be a list of ints")
-    return {"Numbers": [], "Ids": ",".join(str(i) for i in ids or ())}
-
 
 class K3CloudHook(BaseHook):
     """Talks to the Kingdee K3Cloud Web API with session login or the official SDK's signed headers.
@@ -95,6 +72,10 @@ class K3CloudHook(BaseHook):
       ``ca_bundle`` (PEM file for a private CA).
 
     The password, app secret and session ids are registered with Airflow's log masker and never logged.
+
+    One server session per hook in every auth mode (signed mode replays the ``kdservice-sessionid`` cookie like
+    the official SDK). Use it as a context manager, or call ``close()``, so the session is logged out when the
+    task is done: ``with K3CloudHook() as k3: ...``.
 
     :param k3cloud_conn_id: the Airflow connection id.
     :param max_attempts: attempts per call for the retryable cases (1 = no retry).
@@ -157,14 +138,33 @@ class K3CloudHook(BaseHook):
     def get_conn(self) -> K3CloudClient:
         return self.client
 
+    def close(self) -> None:
+        """Log out of the server session (if one was opened) and close the HTTP session; safe to call twice.
+
+        Every task that talks to K3Cloud calls this when it is done (also on failure), so a task costs one
+        login and gives its session back instead of leaving it to the server's idle timeout.
+        """
+        client = self.__dict__.pop("client", None)  # never built: nothing to log out of
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> "K3CloudHook":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
     def test_connection(self) -> tuple[bool, str]:
         """Log in and run the SDK's CheckAuthInfo query (BD_Currency PRE001 must be CNY)."""
         try:
             rows = next(self.execute_bill_query("BD_Currency", ["FCODE"], F("FNUMBER") == "PRE001", page_size=1), [])
         except Exception as exc:  # the UI shows the message; the type tells what to fix
+            self.close()
             return False, f"{type(exc).__name__}: {exc}"
+        acct_id, auth_mode = self.client.creds.acct_id, self.client.creds.auth_mode
+        self.close()  # the UI's check must not keep a server session
         if any(str(r.get("FCODE")).upper() == "CNY" for r in rows):
-            return True, f"Connected to K3Cloud data center {self.client.creds.acct_id} ({self.client.creds.auth_mode})"
+            return True, f"Connected to K3Cloud data center {acct_id} ({auth_mode})"
         return False, "Logged in, but currency PRE001 (CNY) was not found; is acct_id the right data center?"
 
     # --- writes --------------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ class K3CloudHook(BaseHook):
         :raises BusinessRuleError: validation/duplicate/state refusal (``details`` lists ``FieldError``s).
         :raises OutcomeUnknownError: no answer after sending; read back before retrying.
         """
-        data = {**_options(options, SAVE_OPTIONS, "Save"), "Model": dict(model)}
+        data = {**check_options(options, SAVE_OPTIONS, "Save"), "Model": dict(model)}
         body = self.client.call("Save", {"formid": form_id, "data": data}, write=True)
         result = body.get("Result") or {}
         entities = success_entities(response_status(body) or {})
@@ -197,7 +197,30 @@ class K3CloudHook(BaseHook):
         """
         if not models:
             return []
-        data = {**_options(options, BATCH_SAVE_OPTIONS, "BatchSave"), "Model": [dict(m) for m in models]}
+        opts = check_options(options, BATCH_SAVE_OPTIONS, "BatchSave")
+        final: dict[int, BatchRowOutcome] = {}
+        pending = list(range(len(models)))
+
+        def send_pending() -> list[int]:
+            # Packages refused with a 网控 lock conflict were not saved (the lock is taken before the save):
+            # re-send only those, mapped back to their input index; the others keep their first outcome.
+            nonlocal pending
+            outcomes = self._batch_save_once(form_id, [models[i] for i in pending], opts)
+            for index, outcome in zip(pending, outcomes):
+                final[index] = replace(outcome, index=index)
+            pending = [i for i in pending if not final[i].ok and final[i].msg_code == MSG_LOCK_CONFLICT]
+            if pending:
+                self.log.info("k3cloud BatchSave %s: %s package(s) hit a lock conflict", form_id, len(pending))
+            return pending
+
+        self.client.retry_while_pending("BatchSave", send_pending)
+        result = [final[i] for i in range(len(models))]
+        failed = sum(not o.ok for o in result)
+        self.log.info("k3cloud BatchSave %s: %s saved, %s refused", form_id, len(result) - failed, failed)
+        return result
+
+    def _batch_save_once(self, form_id: str, models: Sequence[Mapping[str, Any]], opts: dict[str, Any]) -> list[BatchRowOutcome]:
+        data = {**opts, "Model": [dict(m) for m in models]}
         body = self.client.call("BatchSave", {"formid": form_id, "data": data}, write=True, record_errors=True)
         status = response_status(body)
         if status is None:
@@ -206,10 +229,7 @@ class K3CloudHook(BaseHook):
                 f"{self.client.creds.base_url} answered BatchSave {form_id} without a ResponseStatus "
                 f"({truncate(repr(body), 200)}); the batch may have been saved — read it back by number",
                 system=SYSTEM, endpoint="BatchSave")
-        outcomes = batch_outcomes(status, len(models))
-        failed = sum(not o.ok for o in outcomes)
-        self.log.info("k3cloud BatchSave %s: %s saved, %s refused", form_id, len(outcomes) - failed, failed)
-        return outcomes
+        return batch_outcomes(status, len(models))
 
     def submit(self, form_id: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any) -> OperationResult:
         """Submit documents (Z/A/D → B)."""
@@ -230,7 +250,7 @@ class K3CloudHook(BaseHook):
     def _state_change(
         self, service: str, form_id: str, numbers: Sequence[str] | None, ids: Sequence[int] | None, options: Mapping[str, Any]
     ) -> OperationResult:
-        data = {**_options(options, STATE_OPTIONS, service), **_ids_or_numbers(numbers, ids)}
+        data = {**check_options(options, STATE_OPTIONS, service), **ids_or_numbers(numbers, ids)}
         status = response_status(self.client.call(service, {"formid": form_id, "data": data}, write=True)) or {}
         result = OperationResult(success_entities(status), success_messages(status), errors_of(status))
         self.log.info("k3cloud %s %s: %s document(s)", service, form_id, len(result.successes))
@@ -252,8 +272,8 @@ class K3CloudHook(BaseHook):
         :param entry_ids: push only these source entry lines.
         """
         data: dict[str, Any] = {
-            **_options(options, PUSH_OPTIONS, "Push"),
-            **_ids_or_numbers(numbers, ids),
+            **check_options(options, PUSH_OPTIONS, "Push"),
+            **ids_or_numbers(numbers, ids),
             "RuleId": rule_id,
             "TargetFormId": target_form_id,
         }
@@ -274,9 +294,9 @@ class K3CloudHook(BaseHook):
         self, form_id: str, op_number: str, *, numbers: Sequence[str] | None = None, ids: Sequence[int] | None = None, **options: Any
     ) -> OperationResult:
         """Run a form operation (``ExcuteOperation``): ``Forbid``, ``Enable``, ``Cancel``, ``CloseBill`` …"""
-        if not isinstance(op_number, str) or not _OP_NUMBER_RE.match(op_number):
+        if not isinstance(op_number, str) or not OP_NUMBER_RE.match(op_number):
             raise ValueError(f"invalid operation number {op_number!r}: expected an identifier such as 'Forbid'")
-        data = {**_options(options, OPERATION_OPTIONS, "ExcuteOperation"), **_ids_or_numbers(numbers, ids)}
+        data = {**check_options(options, OPERATION_OPTIONS, "ExcuteOperation"), **ids_or_numbers(numbers, ids)}
         body = self.client.call("ExcuteOperation", {"formid": form_id, "opNumber": op_number, "data": data}, write=True)
         status = response_status(body) or {}
         result = OperationResult(success_entities(status), success_messages(status), errors_of(status))
@@ -288,7 +308,7 @@ class K3CloudHook(BaseHook):
         """One document in View shape (ORM names, not Save keys), or None when it does not exist."""
         if (number is None) == (id is None):
             raise ValueError("pass exactly one of number= or id=")
-        data = {**_options(options, VIEW_OPTIONS, "View"), "Number": number or "", "Id": "" if id is None else str(int(id))}
+        data = {**check_options(options, VIEW_OPTIONS, "View"), "Number": number or "", "Id": "" if id is None else str(int(id))}
         try:
             body = self.client.call("View", {"formid": form_id, "data": data}, write=False)
         except BusinessRuleError as exc:
@@ -311,7 +331,9 @@ class K3CloudHook(BaseHook):
         """Yield pages of rows (dicts keyed by ``field_keys``) from ExecuteBillQuery.
 
         Ordered by ``order_by`` then the form's unique keys (PK, plus the entry PK when entry fields are
-        requested), paged with StartRow, stopping on a short page.
+        requested), paged with StartRow, stopping on a short page. ``page_size`` is at most 2000, the rows K3Cloud
+        returns per call whatever Limit says; a short page of a round length (a lower server cap) is followed
+        by one more call, so rows are never cut off silently.
 
         :param filter: an expression built with ``k3cloud_filter.F``; a plain string is refused.
         :param raw_filter: a trusted FilterString **constant** written in code (never data from users or the CRM);
@@ -364,20 +386,8 @@ class K3CloudHook(BaseHook):
             "SubSystemId": "",
         }
         shape = rows_as_dicts if service == "ExecuteBillQuery" else objects_as_dicts
-        start, total = 0, 0
-        while True:
-            body = self.client.call(service, {"data": {**query, "StartRow": start}}, write=False)
-            if not isinstance(body, list):
-                raise ValueError(f"{service} answered with {type(body).__name__}, expected a list of rows")
-            page = shape(body, keys)
-            total += len(page)
-            self.log.info("k3cloud %s %s: rows %s-%s", service, form_id, start, start + len(page))
-            if page:
-                yield page
-            if len(page) < page_size:
-                break
-            start += len(page)
-        self.log.info("k3cloud %s %s: %s row(s) in total", service, form_id, total)
+        call = lambda data: self.client.call(service, {"data": data}, write=False)  # noqa: E731
+        yield from paginate(call, service, query, lambda body: shape(body, keys), page_size, self.log)
 
     def find_by_number(
         self, form_id: str, number: str, field_keys: Sequence[str] | None = None, *, number_key: str | None = None

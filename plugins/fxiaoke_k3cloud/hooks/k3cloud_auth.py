@@ -19,6 +19,7 @@ SYSTEM = "k3cloud"
 AUTH_MODES = ("password", "app_secret", "signed")
 VALIDATE_USER = "Kingdee.BOS.WebApi.ServicesStub.AuthService.ValidateUser"
 LOGIN_BY_APP_SECRET = "Kingdee.BOS.WebApi.ServicesStub.AuthService.LoginByAppSecret"
+LOGOUT = "Kingdee.BOS.WebApi.ServicesStub.AuthService.Logout"
 SESSION_COOKIE = "kdservice-sessionid"
 
 # The official SDKs XOR the AppId's secret part with this constant to get the gateway client secret (§2.7).

@@ -7,14 +7,19 @@ one row per entry line (header × entry) and the header key alone repeats.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fxiaoke_k3cloud.errors import ConfigError
 from fxiaoke_k3cloud.hooks.k3cloud_filter import check_field_name
 
-MAX_PAGE_SIZE = 10_000  # ExecuteBillQuery rejects a Limit above this (older servers: 2000)
+# ExecuteBillQuery returns at most 2000 rows per call whatever Limit says (production notes; the docs allow a
+# Limit up to 10000). A larger page size would come back short and look like the last page: refused, not clamped.
+MAX_PAGE_SIZE = 2000
+# A short page whose length is a multiple of this may be a lower server cap rather than the end: look once more.
+CAP_PROBE_MULTIPLE = 500
 
 
 @dataclass(frozen=True)
@@ -126,8 +131,53 @@ def stable_order(form_id: str, field_keys: Sequence[str], order_by: Sequence[str
 
 def check_page_size(page_size: int) -> int:
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise ValueError(f"page_size must be an int in 1..{MAX_PAGE_SIZE}, got {page_size!r}")
+        raise ValueError(
+            f"page_size must be an int in 1..{MAX_PAGE_SIZE}, got {page_size!r}: K3Cloud returns at most "
+            f"{MAX_PAGE_SIZE} rows per query call whatever Limit says, so a larger page would be cut short; "
+            "the hook pages with StartRow, ask for ≤ 2000")
     return page_size
+
+
+def maybe_capped(page_len: int, page_size: int) -> bool:
+    """A short, non-empty page of a round length: possibly the server's own row cap, not the end of the rows."""
+    return 0 < page_len < page_size and page_len % CAP_PROBE_MULTIPLE == 0
+
+
+def paginate(
+    call: Callable[[dict[str, Any]], Any],
+    service: str,
+    query: dict[str, Any],
+    shape: Callable[[list[Any]], list[dict[str, Any]]],
+    page_size: int,
+    log: logging.Logger,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield pages of ``query`` with StartRow/Limit until a short page; ``call`` posts one page's ``data``.
+
+    A short page of a round length may be a server cap below ``page_size`` (2000 on most servers, lower on
+    some): one more call tells the end from a cap, and paging goes on with the cap — never a silent cut.
+    """
+    form_id = query.get("FormId")
+    start, total, size, probing = 0, 0, page_size, False
+    while True:
+        body = call({**query, "StartRow": start, "Limit": size})
+        if not isinstance(body, list):
+            raise ValueError(f"{service} answered with {type(body).__name__}, expected a list of rows")
+        page = shape(body)
+        total += len(page)
+        log.info("k3cloud %s %s: rows %s-%s", service, form_id, start, start + len(page))
+        if probing and page:
+            log.warning("k3cloud %s %s: the server caps pages at %s rows (asked %s); paging on with %s",
+                        service, form_id, size, page_size, size)
+        if page:
+            yield page
+        start += len(page)
+        if maybe_capped(len(page), size):
+            size, probing = len(page), True  # look once more: the end, or a cap lower than page_size
+            continue
+        if len(page) < size:
+            break
+        probing = False
+    log.info("k3cloud %s %s: %s row(s) in total", service, form_id, total)
 
 
 def rows_as_dicts(rows: Sequence[Any], field_keys: Sequence[str]) -> list[dict[str, Any]]:

@@ -47,6 +47,13 @@ SESSION_LOST_TEXTS = (
     "session information has been lost", "session information is lost", "session has expired", "please log in again",
 )
 
+# 网控 (network-control) lock conflicts: real servers answer MsgCode 0 (or no MsgCode) with this text, rarely the
+# documented 13; full- and half-width punctuation both occur. zh-CN, zh-TW, en-US.
+LOCK_CONFLICT_TEXTS = (
+    "冲突，请稍候再使用", "冲突,请稍候再使用", "冲突，请稍后再使用", "衝突，請稍候再使用", "衝突,請稍候再使用",
+    "conflict, please try again later", "conflict,please try again later",
+)
+
 _RECORD_MSG_CODES = {0, MSG_FIELD_NOT_FOUND, MSG_DATA_NOT_FOUND, MSG_VALIDATION, MSG_NOT_ALLOWED}
 
 
@@ -131,7 +138,8 @@ def response_status(body: Any) -> Mapping[str, Any] | None:
             return response_status(first)  # BillQuery failure (shape unconfirmed; accept it once-wrapped)
         if isinstance(first, Mapping) and set(first) >= {"Message", "DIndex"} and not any(k.startswith("F") for k in first if k != "FieldName"):
             messages = [str(e.get("Message") or "") for e in body if isinstance(e, Mapping)]
-            code = MSG_SESSION_LOST if any(is_session_lost_text(m) for m in messages) else 4
+            code = (MSG_SESSION_LOST if any(is_session_lost_text(m) for m in messages)
+                    else MSG_LOCK_CONFLICT if messages and all(is_lock_conflict_text(m) for m in messages) else 4)
             return {"IsSuccess": False, "Errors": list(body), "MsgCode": code}
     return None
 
@@ -139,6 +147,19 @@ def response_status(body: Any) -> Mapping[str, Any] | None:
 def is_session_lost_text(message: str) -> bool:
     lowered = message.lower()
     return any(text in lowered for text in SESSION_LOST_TEXTS)
+
+
+def is_lock_conflict_text(message: str) -> bool:
+    lowered = message.lower()
+    return any(text in lowered for text in LOCK_CONFLICT_TEXTS)
+
+
+def is_lock_conflict(status: Mapping[str, Any]) -> bool:
+    """A failed status that is a 网控 lock conflict: MsgCode 13, or every error carries the conflict text."""
+    if is_true(status.get("IsSuccess")):
+        return False
+    errors = errors_of(status)
+    return msg_code(status) == MSG_LOCK_CONFLICT or (bool(errors) and all(is_lock_conflict_text(e.message) for e in errors))
 
 
 def errors_of(status: Mapping[str, Any]) -> list[FieldError]:
@@ -179,10 +200,10 @@ def api_error_for(status: Mapping[str, Any], endpoint: str) -> ApiError:
     kwargs: dict[str, Any] = {"system": SYSTEM, "endpoint": endpoint, "code": code, "details": errors}
     if is_session_lost(status):
         return SessionExpiredError(f"session lost: {text}", **{**kwargs, "code": MSG_SESSION_LOST})
+    if is_lock_conflict(status):  # by text too: MsgCode 0 or absent on real servers; retried like 13
+        return RetryableApiError(f"network-control lock conflict: {text}", **{**kwargs, "code": MSG_LOCK_CONFLICT})
     if code == MSG_NO_PERMISSION:
         return PermissionDeniedError(f"{text} (grant the integration user this right in K3Cloud)", **kwargs)
-    if code == MSG_LOCK_CONFLICT:
-        return RetryableApiError(f"network-control lock conflict: {text}", **kwargs)
     if code == MSG_CALL_LIMIT:
         return RateLimitedError(f"call limit reached: {text}", **kwargs)
     if code == MSG_ADMIN_FORBIDDEN:
@@ -208,6 +229,8 @@ def is_record_level_failure(status: Mapping[str, Any]) -> bool:
     """
     if is_session_lost(status):
         return False
+    if is_lock_conflict(status):
+        return True  # the caller re-sends the locked packages (BatchSave), whatever else the call did
     return msg_code(status) in _RECORD_MSG_CODES or bool(success_entities(status))
 
 
@@ -239,6 +262,10 @@ def batch_outcomes(status: Mapping[str, Any], count: int) -> list[BatchRowOutcom
     """
     code = msg_code(status)
     ok_by_index = {e.dindex: e for e in success_entities(status) if 0 <= e.dindex < count}
+    if not ok_by_index and is_lock_conflict(status):
+        # The whole call met a lock (one error, DIndex 0, or one per package): nothing was saved, all may go again.
+        return [BatchRowOutcome(index=i, ok=False, errors=errors_of(status), msg_code=MSG_LOCK_CONFLICT)
+                for i in range(count)]
     errors_by_index: dict[int, list[FieldError]] = {}
     unplaced: list[FieldError] = []
     for raw in status.get("Errors") or []:
@@ -261,5 +288,6 @@ def batch_outcomes(status: Mapping[str, Any], count: int) -> list[BatchRowOutcom
             outcomes.append(BatchRowOutcome(index=index, ok=True))
             continue
         errors = errors_by_index.get(index) or unplaced or [FieldError(None, "not saved; the server gave no reason")]
-        outcomes.append(BatchRowOutcome(index=index, ok=False, errors=list(errors), msg_code=code))
+        row_code = MSG_LOCK_CONFLICT if all(is_lock_conflict_text(e.message) for e in errors) else code
+        outcomes.append(BatchRowOutcome(index=index, ok=False, errors=list(errors), msg_code=row_code))
     return outcomes

@@ -10,7 +10,14 @@ Retry policy (spec §6, §9.5), capped exponential backoff with jitter:
   raises ``OutcomeUnknownError`` and is never replayed: the caller reads back first. A connection refused before
   the request left is safe and retried like a read.
 
-Session loss (MsgCode 1 or the session-lost text) is not a retry: the client logs in again under a lock and
+Lock conflicts are recognised by MsgCode 13 *or* their text (real servers answer "…冲突，请稍候再使用" with MsgCode
+0 or none); a BatchSave whose packages partly hit a conflict re-sends only those packages (``retry_while_pending``).
+
+Sessions: one per client in every auth mode. Session logins keep the id they got; signed mode keeps the
+``kdservice-sessionid`` cookie the first signed answer sets and sends it back with the signature, as the official
+SDK does (without it every signed call opens a new server session). ``close()`` logs out.
+
+Session loss (MsgCode 1, or the session-lost text without MsgCode, or a bare error list) is not a retry: the client logs in again under a lock and
 replays the request once — safe for writes because the server checks the context before the business call —
 and raises ``SessionExpiredError`` if the fresh session is refused too.
 """
@@ -26,7 +33,14 @@ from urllib.parse import urlsplit
 
 import msgspec
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 from urllib3.exceptions import NewConnectionError
 
 from fxiaoke_k3cloud.errors import (
@@ -39,7 +53,14 @@ from fxiaoke_k3cloud.errors import (
     TransportError,
 )
 from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, new_session, truncate
-from fxiaoke_k3cloud.hooks.k3cloud_auth import SESSION_COOKIE, K3Credentials, login_request, session_id_from_login, signed_headers
+from fxiaoke_k3cloud.hooks.k3cloud_auth import (
+    LOGOUT,
+    SESSION_COOKIE,
+    K3Credentials,
+    login_request,
+    session_id_from_login,
+    signed_headers,
+)
 from fxiaoke_k3cloud.hooks.k3cloud_response import (
     MSG_CALL_LIMIT,
     MSG_LOCK_CONFLICT,
@@ -115,18 +136,58 @@ class K3CloudClient:
         self._session_id: str | None = None
         self._login_lock = threading.Lock()
 
+        self.logins = 0  # sessions this client opened (logins; signed: cookies received)
+        self.logouts = 0
+
     def close(self) -> None:
-        self.session.close()
+        """Log out (best effort: the task's work is done whatever the answer) and close the HTTP session."""
+        try:
+            self.logout()
+        finally:
+            self.session.close()
 
     # --- session -----------------------------------------------------------------------------------------
     def ensure_session(self) -> str | None:
-        """The current session id, logging in first if there is none (signed mode has no session)."""
-        if self.creds.auth_mode == "signed":
-            return None
+        """The current session id, logging in first if there is none.
+
+        Signed mode never logs in: the id is the cookie the server set on an earlier signed call (None at first).
+        """
         with self._login_lock:
-            if self._session_id is None:
+            if self._session_id is None and self.creds.auth_mode != "signed":
                 self._session_id = self._login()
+                self.logins += 1
             return self._session_id
+
+    def logout(self) -> None:
+        """Give the server session back (``AuthService.Logout``); a no-op without one. Never raises."""
+        with self._login_lock:
+            session_id, self._session_id = self._session_id, None
+        if session_id is None:
+            return
+        url = f"{self.creds.base_url}{LOGOUT}.common.kdsvc"
+        headers = {"Content-Type": "application/json; charset=utf-8", "Cookie": f"{SESSION_COOKIE}={session_id}"}
+        try:
+            response = self.session.post(url, data=b"{}", headers=headers, timeout=self.settings.timeout)
+        except requests.exceptions.RequestException as exc:
+            self.log.warning("k3cloud: logout failed (%s); the session ends at the server's idle timeout", type(exc).__name__)
+            return
+        if response.status_code != 200:
+            self.log.warning("k3cloud: logout answered HTTP %s; the session ends at the server's idle timeout",
+                             response.status_code)
+            return
+        self.logouts += 1
+        self.log.info("k3cloud: logged out of data center %s", self.creds.acct_id)
+
+    def _keep_signed_cookie(self, response: requests.Response, sent: str | None) -> None:
+        # The official SDK replays the kdservice-sessionid it receives; a new one replaces a lost one.
+        received = response.cookies.get(SESSION_COOKIE)
+        if self.creds.auth_mode != "signed" or not received or received == sent:
+            return
+        mask_secrets(received)
+        with self._login_lock:
+            if self._session_id in (None, sent):
+                self._session_id = received
+                self.logins += 1
 
     def _login(self) -> str:
         service, body = login_request(self.creds)
@@ -171,10 +232,28 @@ class K3CloudClient:
         )
         retrying(self.ensure_session)
 
+    def retry_while_pending(self, service: str, attempt: Any) -> Any:
+        """Run ``attempt`` until it returns an empty result (nothing left to re-send) or attempts run out.
+
+        Used for per-record lock conflicts inside a BatchSave: capped exponential backoff with jitter, like
+        every other retry; after the last attempt the still-pending records keep their conflict outcome.
+        """
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_random_exponential(multiplier=self.retry_wait_s, max=RETRY_MAX_WAIT_S),
+            retry=retry_if_result(bool),
+            before_sleep=lambda state: self.log.warning(
+                "k3cloud %s: %s record(s) still locked after attempt %s/%s; retrying", service,
+                len(state.outcome.result()) if state.outcome else 0, state.attempt_number, self.max_attempts),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        return retrying(attempt)
+
     def _call_once(self, service: str, payload: dict[str, Any], write: bool, record_errors: bool) -> Any:
         for replay in (False, True):
             session_id = self.ensure_session()
             response = self._post(DYNAMIC_FORM + service, payload, write=write, session_id=session_id)
+            self._keep_signed_cookie(response, session_id)
             body = self._decode(response, service, write=write)
             status = response_status(body)
             if status is not None and is_session_lost(status):
@@ -204,7 +283,7 @@ class K3CloudClient:
         headers = {"Content-Type": "application/json; charset=utf-8"}
         if self.creds.auth_mode == "signed":
             headers.update(signed_headers(self.creds, url))
-        elif session_id:
+        if session_id:
             headers["Cookie"] = f"{SESSION_COOKIE}={session_id}"
         data = encode_body(payload)
         name = service.rsplit(".", 1)[-1]
