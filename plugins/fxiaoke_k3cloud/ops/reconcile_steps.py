@@ -50,8 +50,9 @@ def compare(flow: str, opened: Mapping[str, Any], context: Mapping[str, Any]) ->
     if flow not in opened["flows"]:
         return {"flow": flow, "skipped": True}
     store = _store()
-    result = reconcile_flow(flow_spec(flow), store, FxiaokeHook(), K3CloudHook(),
-                            sample_size=int(opened["sample_size"]), seed=f"{opened['drift_run']}")
+    with K3CloudHook() as k3:  # one K3Cloud session for the task, logged out at its end
+        result = reconcile_flow(flow_spec(flow), store, FxiaokeHook(), k3,
+                                sample_size=int(opened["sample_size"]), seed=f"{opened['drift_run']}")
     written = write_drift(store, int(opened["drift_run"]), flow, result.drifts)
     return {"flow": flow, "counts": result.counts, "drift_rows": written}
 

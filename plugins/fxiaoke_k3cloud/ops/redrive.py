@@ -269,19 +269,19 @@ def redrive(selection: Mapping[str, Any], context: Mapping[str, Any]) -> dict[st
     from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
     store = _open_store()
-    hook = K3CloudHook()
     dag_run = context.get("dag_run")
     run_id = getattr(dag_run, "run_id", None) or str(context.get("run_id") or "manual")
     done = []
-    for item in sorted(selection["plan"], key=lambda i: REDRIVE_FLOWS.index(i["flow"])):
-        if not item["ids"]:
-            done.append(FlowRedrive(flow=item["flow"]).as_xcom())
-            continue
-        result = redrive_flow(store, hook, item["flow"], item["ids"], run_id=run_id,
-                              dry_run=bool(selection.get("dry_run")), chunk_size=int(selection["chunk_size"]),
-                              max_attempts=int(selection["max_attempts"]) if item["capped"] else None,
-                              force_ids=item.get("force_ids") or [])
-        done.append({**result.as_xcom(), "source": item["source"]})
+    with K3CloudHook() as hook:  # this task's K3Cloud session (the flow steps it runs open and close their own)
+        for item in sorted(selection["plan"], key=lambda i: REDRIVE_FLOWS.index(i["flow"])):
+            if not item["ids"]:
+                done.append(FlowRedrive(flow=item["flow"]).as_xcom())
+                continue
+            result = redrive_flow(store, hook, item["flow"], item["ids"], run_id=run_id,
+                                  dry_run=bool(selection.get("dry_run")), chunk_size=int(selection["chunk_size"]),
+                                  max_attempts=int(selection["max_attempts"]) if item["capped"] else None,
+                                  force_ids=item.get("force_ids") or [])
+            done.append({**result.as_xcom(), "source": item["source"]})
     return {"flows": done, "dry_run": bool(selection.get("dry_run"))}
 
 
