@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError
+from fxiaoke_k3cloud.flows.base_data import STATE_LABEL, org_filter, states_by_ids, states_by_number
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.numbers import number_key
 
@@ -106,10 +107,13 @@ class Loader:
     def __init__(self, spec: FlowSpec, hook: Any, store: Any, run_pk: int, options: dict[str, Any], *,
                  pk_key: str, number_key: str, unaudit_before_update: bool, verify_presence: bool = False,
                  on_target_missing: str = "recreate", on_renumber: str = "renumber",
-                 claimed: dict[str, tuple[str, str]] | None = None) -> None:
+                 claimed: dict[str, tuple[str, str]] | None = None, org_filter: tuple[str, str] | None = None) -> None:
         """:param verify_presence: check in K3Cloud that documents the id map calls unchanged still exist.
         :param claimed: number key → (source id, raw number) of the records this run already planned; shared
             by the loaders of one run so a collision across chunks is found too.
+        :param org_filter: (field key, org number) of the org the flow writes to (see
+            :func:`.base_data.org_filter`): base data allocated to several orgs is a row per use org, and a
+            lookup by number must take this org's row.
         """
         self.spec = spec
         self.hook = hook
@@ -123,6 +127,7 @@ class Loader:
         self.on_target_missing = on_target_missing
         self.on_renumber = on_renumber
         self.claimed = {} if claimed is None else claimed
+        self.org_filter = org_filter
         self.result = LoadResult()
         self._owners: dict[str, Any] = {}
         self._created_reason: dict[str, str] = {}  # source id → why a create happens (a vanished document)
@@ -159,6 +164,8 @@ class Loader:
         wanted = list(dict.fromkeys(str(n).strip() for n in numbers if n and str(n).strip()))
         for chunk in chunks(wanted, 200):
             flt = F(self.number_key).isin(list(chunk))
+            if self.org_filter is not None:  # allocated base data: one row per use org; ours is the flow's org
+                flt = flt & (F(self.org_filter[0]) == self.org_filter[1])
             for page in self.hook.execute_bill_query(self.spec.target_form, [self.pk_key, self.number_key], filter=flt):
                 for row in page:
                     found[number_key(row[self.number_key])] = Target(str(row[self.pk_key]), str(row[self.number_key]))
@@ -319,7 +326,7 @@ class Loader:
         locked = audited_targets(self.hook, self.spec.target_form, numbers) if numbers else {}
         keep = []
         for pkg, target in updates:
-            status = locked.get(target.number or "")
+            status = locked.get(number_key(target.number or ""))
             if status is None:
                 keep.append((pkg, target))
                 continue
@@ -344,6 +351,7 @@ class Loader:
             return []
         existing: list[tuple[Package, Target]] = []
         duplicates: list[Package] = []
+        refused: list[tuple[Package, Any]] = []
         for pkg, row in zip(chunk, rows):
             if row.ok:
                 target = Target(str(row.id), row.number or pkg.number)
@@ -352,6 +360,14 @@ class Loader:
                 self._link(pkg, target, synced=True)
             elif is_duplicate_number(row, self.number_key):
                 duplicates.append(pkg)
+            else:
+                refused.append((pkg, row))
+        half_done = self._saved_not_audited_by_number([p.number for p, _ in refused])
+        for pkg, row in refused:
+            state = half_done.get(number_key(pkg.number))
+            if state is not None:
+                self._half_done(pkg, Target(state.id, state.number), state.status, row, attempt, synced=True,
+                                request=pkg.model)
             else:
                 self._fail_row(pkg, row, attempt, request=pkg.model)
         if duplicates:
@@ -415,6 +431,8 @@ class Loader:
                               attempt=attempt, error=exc)
             return None
         failed_numbers = []
+        half_done = self._saved_not_audited_by_id(
+            [t.id for (_, t), row in zip(chunk, rows) if not row.ok and not any(e.field_name for e in row.errors)])
         for (pkg, target), row, model in zip(chunk, rows, models):
             if row.ok:
                 now = Target(target.id, pkg.number)  # the save set the CRM's number (the number is a mapped field)
@@ -432,6 +450,12 @@ class Loader:
                                      "document in K3Cloud, or give the CRM record another number",
                               request=model, response={"errors": [e._asdict() for e in row.errors]})
                 failed_numbers.append(target.number)
+            elif str(target.id) in half_done:
+                # Not synced: whether the save went through before the workflow stopped it is not known, so the
+                # next run sends the change again (harmless if it landed).
+                state = half_done[str(target.id)]
+                self._half_done(pkg, Target(target.id, state.number), state.status, row, attempt, synced=False,
+                                request=model)
             else:
                 self._fail_row(pkg, row, attempt, target=target, request=model)
                 failed_numbers.append(target.number)
@@ -452,6 +476,49 @@ class Loader:
                 getattr(self.hook, op)(self.spec.target_form, numbers=numbers)
             except SyncError as exc:
                 log.warning("%s: re-%s after a failed update answered: %s", self.spec.name, op, exc)
+
+    # ---- saves IsAutoSubmitAndAudit left half done (a workflow is bound to the form) -------------------------
+    def _auto_audits(self) -> bool:
+        return str(self.options.get("IsAutoSubmitAndAudit", "")).lower() in ("true", "1")
+
+    def _saved_not_audited_by_number(self, numbers: list[str]) -> dict[str, Any]:
+        """After refused creates with IsAutoSubmitAndAudit: those that were saved all the same (found by number in
+        the flow's org, not audited) — the audit failed after the save, e.g. because a workflow is bound."""
+        if not numbers or not self._auto_audits():
+            return {}
+        try:
+            found = states_by_number(self.hook, self.spec.target_form, numbers, pk_key=self.pk_key,
+                                     number_field=self.number_key, org=self.org_filter, base_data=False)
+        except (ApiError, TransportError) as exc:
+            log.warning("%s: reading back refused creates failed (%s); they count as failed", self.spec.name, exc)
+            return {}
+        return {k: s for k, s in found.items() if s.status != "C"}
+
+    def _saved_not_audited_by_id(self, ids: list[str | None]) -> dict[str, Any]:
+        ids = [i for i in ids if i]
+        if not ids or not self._auto_audits():
+            return {}
+        try:
+            found = states_by_ids(self.hook, self.spec.target_form, ids, pk_key=self.pk_key,
+                                  number_field=self.number_key)
+        except (ApiError, TransportError) as exc:
+            log.warning("%s: reading back refused updates failed (%s); they count as failed", self.spec.name, exc)
+            return {}
+        return {k: s for k, s in found.items() if s.status != "C"}
+
+    def _half_done(self, pkg: Package, target: Target, status: str, row: Any, attempt: int, *, synced: bool,
+                   request: Any) -> None:
+        """Saved in K3Cloud but not audited: linked (a re-run does not create it twice), ``reported`` with the
+        document's status; what references it (orders) waits until it is audited in K3Cloud."""
+        said = "; ".join(e.message for e in row.errors) or f"MsgCode {row.msg_code}"
+        self._outcome(pkg, "reported", target=target, attempt=attempt, error="AuditBlocked",
+                      reason=f"{self.spec.target_form} {target.number} (id {target.id}) is in K3Cloud but not audited: "
+                             f"status {status} ({STATE_LABEL.get(status, status)}); K3Cloud said: {said}. A workflow "
+                             "(审批流) is probably bound to the form: approve it there. It is linked (no duplicate on "
+                             "a re-run); documents that reference it wait (parked) until it is audited",
+                      request=request, response={"errors": [e._asdict() for e in row.errors], "msg_code": row.msg_code,
+                                                 "document_status": status})
+        self._link(pkg, target, synced=synced)
 
     def _fail_row(self, pkg: Package, row: Any, attempt: int, *, target: Target | None = None,
                   request: Any = None) -> None:
@@ -482,7 +549,7 @@ def new_loader(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
     return Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk, number_key=mapping.target.number,
                   unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")), verify_presence=verify_presence,
                   on_target_missing=mapping.target.on_target_missing, on_renumber=mapping.target.on_renumber,
-                  claimed=claimed)
+                  claimed=claimed, org_filter=org_filter(mapping))
 
 
 def persist(spec: FlowSpec, store: Any, run_pk: int, result: LoadResult) -> Counter:
