@@ -121,3 +121,40 @@ def usable_numbers(hook: Any, form_id: str, pk_key: str, numbers: Iterable[str],
             log.warning("%s %s in org %s is %s%s: documents wait until it is audited and enabled", form_id, n, org,
                         STATE_LABEL.get(state.status, state.status), ", forbidden" if state.forbid == "B" else "")
     return {k for k, s in states.items() if s.usable}
+
+
+def reference_fields(mapping: Any) -> list[str]:
+    """Header reference keys a mapping fills (``FGroup.FNumber`` …) whose save K3Cloud does not verify: without
+    ``IsVerifyBaseDataField`` (false by default on real servers) a value K3Cloud cannot resolve is left empty
+    and the save succeeds. Empty when the mapping asks K3Cloud to verify."""
+    verify = mapping.save_options.as_dict().get("IsVerifyBaseDataField")
+    if str(verify).lower() in ("true", "1"):
+        return []
+    return [f.target for f in mapping.fields
+            if f.target.lower().endswith(".fnumber") and "[" not in f.target and f.target.count(".") == 1]
+
+
+def sent_value(model: dict[str, Any], field_key: str) -> Any:
+    head, _, sub = field_key.partition(".")
+    value = model.get(head)
+    return value.get(sub) if isinstance(value, dict) and sub else value
+
+
+def empty_references(hook: Any, form_id: str, pk_key: str, sent: dict[str, dict[str, Any]],
+                     fields: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
+    """Read back the reference fields of documents just saved (one ExecuteBillQuery per 500 documents): id →
+    [(field key, value sent)] for the references K3Cloud left empty or set to something else."""
+    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
+
+    ids = [i for i in sent if str(i).isdigit()]
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for chunk in _chunks(ids, QUERY_CHUNK):
+        for page in hook.execute_bill_query(form_id, [pk_key, *fields], filter=F(pk_key).isin([int(i) for i in chunk])):
+            for row in page:
+                doc_id = str(row[pk_key])
+                for key in fields:
+                    want = sent.get(doc_id, {}).get(key)
+                    if want in (None, "") or number_key(row.get(key) or "") == number_key(want):
+                        continue
+                    out.setdefault(doc_id, []).append((key, want))
+    return out

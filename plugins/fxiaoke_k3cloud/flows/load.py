@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError
-from fxiaoke_k3cloud.flows.base_data import STATE_LABEL, org_filter, states_by_ids, states_by_number
+from fxiaoke_k3cloud.flows.base_data import (STATE_LABEL, empty_references, org_filter, reference_fields,
+                                             sent_value, states_by_ids, states_by_number)
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.numbers import number_key
 
@@ -107,13 +108,16 @@ class Loader:
     def __init__(self, spec: FlowSpec, hook: Any, store: Any, run_pk: int, options: dict[str, Any], *,
                  pk_key: str, number_key: str, unaudit_before_update: bool, verify_presence: bool = False,
                  on_target_missing: str = "recreate", on_renumber: str = "renumber",
-                 claimed: dict[str, tuple[str, str]] | None = None, org_filter: tuple[str, str] | None = None) -> None:
+                 claimed: dict[str, tuple[str, str]] | None = None, org_filter: tuple[str, str] | None = None,
+                 reference_fields: Sequence[str] = ()) -> None:
         """:param verify_presence: check in K3Cloud that documents the id map calls unchanged still exist.
         :param claimed: number key → (source id, raw number) of the records this run already planned; shared
             by the loaders of one run so a collision across chunks is found too.
         :param org_filter: (field key, org number) of the org the flow writes to (see
             :func:`.base_data.org_filter`): base data allocated to several orgs is a row per use org, and a
             lookup by number must take this org's row.
+        :param reference_fields: header reference keys to read back after a save that K3Cloud did not verify
+            (no ``IsVerifyBaseDataField``): a reference it left empty makes the record ``reported``.
         """
         self.spec = spec
         self.hook = hook
@@ -128,6 +132,7 @@ class Loader:
         self.on_renumber = on_renumber
         self.claimed = {} if claimed is None else claimed
         self.org_filter = org_filter
+        self.reference_fields = list(reference_fields)
         self.result = LoadResult()
         self._owners: dict[str, Any] = {}
         self._created_reason: dict[str, str] = {}  # source id → why a create happens (a vanished document)
@@ -269,7 +274,48 @@ class Loader:
             updates = self._skip_audited(updates)
         for chunk in chunks(updates, self.spec.batch_size):
             self._update_chunk(list(chunk))
+        if self.reference_fields:
+            self._check_references(plan)
         return self.result
+
+    def _check_references(self, plan: LoadPlan) -> None:
+        """Without IsVerifyBaseDataField K3Cloud saves a reference it cannot resolve as empty: read the saved
+        documents' references back and report the records whose values did not land (id map left unsynced, so
+        the next run sends them again — once the base data exists in K3Cloud they land)."""
+        import dataclasses
+
+        sent_models = {p.source_id: p.model for p in plan.creates}
+        sent_models.update({p.source_id: p.update_model for p, _ in plan.updates + plan.renumbers})
+        saved = {i: o for i, o in enumerate(self.result.outcomes)
+                 if o.outcome in ("created", "updated") and o.target_id and o.source_id in sent_models}
+        if not saved:
+            return
+        sent = {str(o.target_id): {k: sent_value(sent_models[o.source_id], k) for k in self.reference_fields}
+                for o in saved.values()}
+        try:
+            empty = empty_references(self.hook, self.spec.target_form, self.pk_key, sent, self.reference_fields)
+        except (ApiError, TransportError) as exc:
+            log.warning("%s: reading back references failed (%s); not checked this run", self.spec.name, exc)
+            return
+        if not empty:
+            return
+        unsynced = set()
+        for index, o in saved.items():
+            lost = empty.get(str(o.target_id))
+            if not lost:
+                continue
+            what = ", ".join(f"{key} {value!r}" for key, value in lost)
+            self.result.counts[o.outcome] -= 1
+            self.result.counts["reported"] += 1
+            self.result.outcomes[index] = dataclasses.replace(
+                o, outcome="reported", error_class="ReferenceLeftEmpty",
+                reason=f"{self.spec.target_form} {o.target_number} was {o.outcome} but K3Cloud left {what} empty: "
+                       "no usable base data with that number (the mapping does not set IsVerifyBaseDataField, so "
+                       "K3Cloud saved without it) — create or enable it in K3Cloud, or fix the value in the CRM; "
+                       "the record is sent again by the next run")
+            unsynced.add(o.source_id)
+        self.result.id_map = [dataclasses.replace(e, payload_hash=None) if e.source_id in unsynced else e
+                              for e in self.result.id_map]
 
     def _check_presence(self, plan: LoadPlan, creates: list[Package]
                         ) -> tuple[list[tuple[Package, Target]], list[tuple[Package, Target]]]:
@@ -549,7 +595,7 @@ def new_loader(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
     return Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk, number_key=mapping.target.number,
                   unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")), verify_presence=verify_presence,
                   on_target_missing=mapping.target.on_target_missing, on_renumber=mapping.target.on_renumber,
-                  claimed=claimed, org_filter=org_filter(mapping))
+                  claimed=claimed, org_filter=org_filter(mapping), reference_fields=reference_fields(mapping))
 
 
 def persist(spec: FlowSpec, store: Any, run_pk: int, result: LoadResult) -> Counter:
