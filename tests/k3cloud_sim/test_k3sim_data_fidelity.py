@@ -179,3 +179,13 @@ def test_batch_save_on_a_workflow_form_lists_the_saved_rows_as_successes_and_err
 def test_without_auto_audit_a_workflow_form_saves_normally(wk3: K3Http) -> None:
     ok(wk3.save("BD_Customer", customer_model("C0002", org="100")))
     assert rows(wk3, "BD_Customer", "FDocumentStatus", "FNumber = 'C0002'") == [["A"]]
+
+
+def test_a_document_references_the_row_of_its_own_org_in_queries_and_view(k3: K3Http) -> None:
+    ids = {org: pk for pk, org in k3.query("BD_MATERIAL", "FMATERIALID,FUseOrgId.FNumber", "FNumber = 'MAT-0001'")}
+    ok(k3.save("BD_Customer", customer_model("C0603", org="603"), IsAutoSubmitAndAudit=True))
+    so = k3.save("SAL_SaleOrder", {**order_model("C0603", org="603")})
+    ok(so)
+    assert k3.query("SAL_SaleOrder", "FMaterialId", f"FID = {so['Id']}") == [[ids["603"]]]
+    view = k3.call("View", "SAL_SaleOrder", {"Id": str(so["Id"])})["Result"]["Result"]
+    assert view["SaleOrderEntry"][0]["MaterialId_Id"] == ids["603"] and ids["603"] != ids["100"]
