@@ -196,3 +196,28 @@ def test_voiding_one_line_then_all_lines_leaves_the_k3cloud_order_with_the_rows_
     assert [e["FMaterialId"]["FNumber"] for e in rows] == ["MAT-0001"]  # K3Cloud needs a line: left as it was
     row = run_rows(store, "orders")[o["_id"]]
     assert row["outcome"] == "rejected" and "at least 1 required" in row["reason"]
+
+
+# --- 10. numbers compare as K3Cloud compares them ----------------------------------------------------------------------
+
+def test_an_order_numbered_in_other_case_links_the_k3cloud_order_and_records_its_entry_ids(dagbag, sims, store):
+    p = products(sims.fx)
+    acc = account(98)
+    o = order(98, acc["_id"], name="so000098")  # K3Cloud already has SO000098: the same number to SQL Server
+    ln = line(o["_id"], 1, p["MAT-0003"])
+    k3 = k3_client(sims.k3)
+    assert k3.save("BD_Customer", {"FCreateOrgId": {"FNumber": "100"}, "FNumber": "CUST-000098", "FName": "x"},
+                   IsAutoSubmitAndAudit=True)["ResponseStatus"]["IsSuccess"]
+    made = k3.save("SAL_SaleOrder", {"FBillNo": "SO000098", "FDate": "2025-01-02", "FSaleOrgId": {"FNumber": "100"},
+                                     "FCustId": {"FNumber": "CUST-000098"},
+                                     "FSaleOrderEntry": [{"FMaterialId": {"FNumber": "MAT-0001"}, "FQty": 1}]})
+    assert made["ResponseStatus"]["IsSuccess"], made
+    seed(sims.fx, [acc], [o], [ln])
+    dr, states = run_dag(dagbag, DAG_ID, FULL)
+    assert dr.state == "success", states
+    [so] = sims.k3.records("SAL_SaleOrder")  # linked and updated, not a second order
+    assert so["FID"] == made["Id"] and [e["FMaterialId"]["FNumber"] for e in so["FSaleOrderEntry"]] == ["MAT-0003"]
+    assert outcomes_of(store, "orders") == {o["_id"]: "updated"}
+    assert store.get_id_map("order", [o["_id"]])[o["_id"]].target_id == str(made["Id"])
+    lines = store.get_id_map("order_line", [ln["_id"]])
+    assert lines[ln["_id"]].target_id == str(so["FSaleOrderEntry"][0]["FEntryID"])
