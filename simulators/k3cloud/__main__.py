@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="QUERY invoke mode: answer this many polls with Status 1 before the result")
     p.add_argument("--protocol", default=os.environ.get("K3SIM_PROTOCOL", ""),
                    help="protocol switches as JSON, e.g. '{\"omit_empty_keys\": true}' (README; env K3SIM_PROTOCOL)")
+    p.add_argument("--workflow-forms", default="",
+                   help='forms with a bound workflow as JSON, e.g. \'{"BD_Customer": "submitted"}\' (or "saved")')
     return p.parse_args(argv)
 
 
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     config = SimConfig(acct_id=args.acct_id, username=args.username, password=args.password, app_id=args.app_id,
                        app_secret=args.app_secret, lcid=args.lcid, verify_api_signature=args.verify_api_signature,
                        limit_policy=args.limit_policy, query_pending_polls=args.query_pending_polls,
+                       workflow_forms=json.loads(args.workflow_forms) if args.workflow_forms else {},
                        seed_demo=args.seed_demo, faults=json.loads(args.faults) if args.faults else {})
     config.set_protocol(json.loads(args.protocol) if args.protocol else {})
     app = create_app(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from .forms import get_form
@@ -83,8 +84,23 @@ BASE_DATA: dict[str, list[dict[str, Any]]] = {
 }
 
 
+def allocated_copy(store: Store, master: Doc, org: str, status: str, stamp: str) -> Doc:
+    """A master's copy for use org ``org`` (what Allocate creates): same number and data, its own id and state."""
+    data = copy.deepcopy(master.data)
+    form = master.form
+    data[form.pk] = store.new_id()
+    for ent in form.entities.values():
+        if not ent.multi and isinstance(data.get(ent.key), dict):
+            data[ent.key][ent.pk] = store.new_entry_id()
+    data.update(FMasterId=master.id, FUseOrgId={"FNumber": org}, FDocumentStatus=status, FForbidStatus="A",
+                FForbidDate=None, FCreateDate=stamp, FModifyDate=stamp,
+                FApproveDate=stamp if status == "C" else None)
+    return Doc(form=form, data=data)
+
+
 def load_base_data(store: Store, api_username: str) -> None:
-    """Insert the base data as audited, not forbidden, allocated to every org (org-controlled forms)."""
+    """Insert the base data as audited and not forbidden; org-controlled forms get a master in org 100 and an
+    allocated copy (a row of its own) for every other org."""
     stamp = now_local()
     users = BASE_DATA["SEC_User"] + [_number_model(api_username, api_username, FUserAccount=api_username)]
     for form_id, models in {**BASE_DATA, "SEC_User": users}.items():
@@ -99,4 +115,8 @@ def load_base_data(store: Store, api_username: str) -> None:
             if form.org_controlled:
                 data.setdefault("FCreateOrgId", {"FNumber": "100"})
                 data.setdefault("FUseOrgId", {"FNumber": "100"})
-            store.put(Doc(form=form, data=data, orgs=set(ALL_ORGS) if form.org_controlled else set()))
+            master = Doc(form=form, data=data)
+            store.put(master)
+            if form.org_controlled:
+                for org in sorted(ALL_ORGS - {"100"}):
+                    store.put(allocated_copy(store, master, org, "C", stamp))

@@ -33,6 +33,9 @@ class SimConfig:
     limit_policy: str = "reject"
     # QUERY invoke mode: number of QueryAsyncResult polls answered with Status 1 before the result (0 = immediate).
     query_pending_polls: int = 0
+    # Forms with a bound workflow (审批流): form id -> "saved" | "submitted", where IsAutoSubmitAndAudit leaves
+    # their documents (the audit fails; see README "Workflows").
+    workflow_forms: dict[str, str] = field(default_factory=dict)
     seed_demo: int = 0
     faults: dict[str, Any] = field(default_factory=dict)
     # --- protocol switches (both shapes exist in the wild; see README) -------------------------------------

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .basedata import allocated_copy
+from .forms import get_form
 from .metadata import Form
 from .store import Doc, Store, now_local
+from .values import to_bool
 from .wire import K3Error
 
 
@@ -14,6 +17,7 @@ def select(store: Store, form: Form, data: dict[str, Any]) -> tuple[list[Doc], l
     """Documents named by ``Ids`` (comma string; wins) or ``Numbers`` (array); unknown ones become errors."""
     low = {k.lower(): v for k, v in data.items()}
     ids, numbers = low.get("ids"), low.get("numbers")
+    use_org = org_number(store, low.get("useorgid")) if form.org_controlled else None
     if isinstance(ids, list):
         raise K3Error("参数Ids的格式不正确：Ids应为以逗号分隔的字符串。", 8, "Ids")
     found: list[Doc] = []
@@ -29,7 +33,8 @@ def select(store: Store, form: Form, data: dict[str, Any]) -> tuple[list[Doc], l
         if isinstance(numbers, str):
             numbers = [x for x in numbers.split(",") if x.strip()]
         for n, number in enumerate(numbers or []):
-            doc = store.by_number(form, str(number))
+            # Allocated base data: UseOrgId picks the use org's copy; without it, the master (create org).
+            doc = store.by_number(form, str(number), use_org)
             if doc is None:
                 missing.append(K3Error(f"编码为“{number}”的{form.caption}不存在。", 10, None, n))
             else:
@@ -39,12 +44,25 @@ def select(store: Store, form: Form, data: dict[str, Any]) -> tuple[list[Doc], l
     return found, missing
 
 
+def org_number(store: Store, value: Any) -> str | None:
+    """An org given as internal id (``UseOrgId: 100001``), number or ``{"FNumber": …}``; None for 0/empty."""
+    if isinstance(value, dict):
+        value = value.get("FNumber") or value.get("FNUMBER")
+    text = str(value or "").strip()
+    if text in ("", "0"):
+        return None
+    org_form = get_form("ORG_Organizations")
+    by_id = {str(d.id): d.number for d in store.all(org_form)} if org_form else {}
+    return by_id.get(text, text)
+
+
 class Operations:
     """State transitions on stored documents (statuses Z/A/B/C/D, §5.7)."""
 
-    def __init__(self, store: Store, username: str) -> None:
+    def __init__(self, store: Store, username: str, workflow_forms: dict[str, str] | None = None) -> None:
         self.store = store
         self.username = username
+        self.workflow = {k.lower() for k in (workflow_forms or {})}
 
     def run(self, op: str, form: Form, data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[K3Error], list[dict[str, Any]]]:
         """Apply ``op`` to each selected document; returns (successes, errors, success messages)."""
@@ -54,8 +72,14 @@ class Operations:
         docs, errors = select(self.store, form, data)
         successes: list[dict[str, Any]] = []
         messages: list[dict[str, Any]] = []
+        low = {k.lower(): v for k, v in data.items()}
+        # A form with a bound workflow refuses a direct Audit unless IsVerifyProcInst is false (§3.6).
+        by_workflow = (op.lower() == "audit" and form.form_id.lower() in self.workflow
+                       and to_bool(low.get("isverifyprocinst", True)))
         for n, doc in enumerate(docs):
             try:
+                if by_workflow:
+                    raise self._fail(form, doc, "该单据已启用审批流，不能直接审核，请通过审批流审核！")
                 message = handler(form, doc)
             except K3Error as exc:
                 exc.dindex = n
@@ -178,24 +202,35 @@ class Operations:
         self._touch(doc, FCancelStatus="A")
         return None
 
-    def allocate(self, form: Form, data: dict[str, Any]) -> list[dict[str, Any]]:
-        """Allocate base data (``PkIds``) to orgs (``TOrgIds``, org ids or numbers)."""
+    def allocate(self, form: Form, data: dict[str, Any], cancel: bool = False
+                 ) -> tuple[list[dict[str, Any]], list[K3Error]]:
+        """Allocate base data (``PkIds``) to orgs (``TOrgIds``, org ids or numbers): a copy per use org, with the
+        master's number and data and its own id, audited with ``IsAutoSubmitAndAudit`` else created (A).
+        ``cancel`` (CancelAllocate) removes those copies. Only audited masters can be allocated."""
         if not form.org_controlled:
             raise K3Error(f"{form.caption}不是分配型基础资料。", 12, None)
         low = {k.lower(): v for k, v in data.items()}
-        from .forms import get_form
-
-        org_form = get_form("ORG_Organizations")
-        org_form_docs = {str(d.id): d.number for d in self.store.all(org_form)} if org_form else {}
-        orgs = [org_form_docs.get(o.strip(), o.strip()) for o in str(low.get("torgids") or "").split(",") if o.strip()]
-        done = []
+        orgs = [o for o in (org_number(self.store, p) for p in str(low.get("torgids") or "").split(",")) if o]
+        audited = to_bool(low.get("isautosubmitandaudit", False))
+        done, errors = [], []
         for n, pk in enumerate(p.strip() for p in str(low.get("pkids") or "").split(",") if p.strip()):
             doc = self.store.get(form, int(pk)) if pk.isdigit() else None
             if doc is None:
-                raise K3Error(f"内码为“{pk}”的{form.caption}不存在。", 10, None, n)
-            doc.orgs |= set(orgs)
-            done.append({"Id": doc.id, "Number": doc.number, "DIndex": n})
-        return done
+                errors.append(K3Error(f"内码为“{pk}”的{form.caption}不存在。", 10, None, n))
+                continue
+            master = self.store.get(form, doc.master_id) or doc
+            if not cancel and master.status != "C":
+                errors.append(self._fail(form, master, "数据未审核，不能分配！"))
+                errors[-1].dindex = n
+                continue
+            for org in orgs:
+                have = self.store.by_number(form, master.number, org)
+                if cancel and have is not None and have.id != master.id:
+                    self.store.remove(have)
+                elif not cancel and have is None:
+                    self.store.put(allocated_copy(self.store, master, org, "C" if audited else "A", now_local()))
+            done.append({"Id": master.id, "Number": master.number, "DIndex": n})
+        return done, errors
 
 
 # --- execution quantities (write-back from downstream bills) ------------------------------------------

@@ -11,7 +11,7 @@ from . import filterstring
 from .config import MAX_LIMIT
 from .forms import get_form
 from .metadata import Entity, Field, Form
-from .store import Doc, Store
+from .store import Doc, Store, ref_number
 from .wire import K3Error
 
 Context = dict[str, tuple[dict[str, Any], int]]  # multi-entity key -> (row, seq)
@@ -79,8 +79,16 @@ class Resolver:
         store = self.store
         ref_form = get_form(f.ref or "")
 
+        org_ref = ref_form is not None and ref_form.org_controlled
+
         def ref(d: Doc, c: Context) -> Doc | None:
-            return store.ref_doc(f.ref, getter(d, c), f.ref_category)
+            # Allocated base data is a row per use org: a document references the copy of its own org.
+            org = None
+            if org_ref:
+                row = c[owner.key][0] if owner is not None and owner.key in c else {}
+                org = ref_number(row.get("FStockOrgId")) or (ref_number(d.data.get(d.form.org_key))
+                                                             if d.form.org_key else None)
+            return store.ref_doc(f.ref, getter(d, c), f.ref_category, org)
 
         if not sub:  # a base-data field alone returns its internal id
             return Column(owner, lambda d, c: (r.id if (r := ref(d, c)) else 0), "i")

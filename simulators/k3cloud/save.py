@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .metadata import Entity, Field, Form
-from .store import Doc, Store, now_local, today_local
+from .forms import get_form
+from .store import Doc, Store, now_local, ref_number, today_local
 from .values import is_empty, normalize, to_bool
 from .wire import K3Error
 
@@ -25,11 +26,36 @@ class Rejected(Exception):
         self.errors = errors
 
 
+class AuditBlocked(Exception):
+    """``IsAutoSubmitAndAudit`` on a form with a bound workflow: the document is saved (or submitted) but not
+    audited. The answer lists it in ``SuccessEntitys`` *and* carries the audit error (IsSuccess false)."""
+
+    def __init__(self, doc: Doc, error: K3Error) -> None:
+        super().__init__(error.message)
+        self.doc = doc
+        self.error = error
+
+
+WORKFLOW_STATES = {"saved": "A", "submitted": "B"}
+
+
+def workflow_error(form: Form, doc: Doc, state: str, dindex: int = 0) -> K3Error:
+    """The failure of the automatic submit/audit of a workflow-bound form (审批流)."""
+    if state == "A":
+        what = "提交失败：该单据已启用审批流，须由工作流发起提交，未能自动提交和审核。"
+    else:
+        what = "审核失败：该单据已启用审批流，已提交到工作流，须通过审批流审核，不能直接审核。"
+    return K3Error(f"单据编号为“{doc.number}”的{form.caption}，{what}", 11, None, dindex)
+
+
 @dataclass
 class SaveOptions:
     need_update_fields: set[str] = field(default_factory=set)  # lower-case keys
     is_delete_entry: bool = True
     auto_submit_audit: bool = False
+    # IsVerifyBaseDataField: real servers default to false (a reference that does not resolve is left empty).
+    # Constructed directly (the /_sim/seed admin API) the simulator checks strictly, so a bad seed fails loudly.
+    verify_base_data: bool = True
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> "SaveOptions":
@@ -41,6 +67,7 @@ class SaveOptions:
             need_update_fields={str(x).strip().lower() for x in need},
             is_delete_entry=to_bool(low["isdeleteentry"]) if "isdeleteentry" in low else True,
             auto_submit_audit=to_bool(low.get("isautosubmitandaudit", False)),
+            verify_base_data=to_bool(low.get("isverifybasedatafield", False)),
         )
 
 
@@ -55,10 +82,14 @@ def state_error(form: Form, doc: Doc, what: str) -> K3Error:
 class Saver:
     """Applies Save/Draft packages to a store. ``on_audit`` runs the audit side effects (e.g. SO quantities)."""
 
-    def __init__(self, store: Store, username: str, on_audit: Callable[[Doc], None]) -> None:
+    def __init__(self, store: Store, username: str, on_audit: Callable[[Doc], None],
+                 workflow_forms: dict[str, str] | None = None) -> None:
+        """:param workflow_forms: form id → ``saved`` / ``submitted``: forms with a bound workflow (审批流), and
+            where ``IsAutoSubmitAndAudit`` leaves their documents."""
         self.store = store
         self.username = username
         self.on_audit = on_audit
+        self.workflow = {k.lower(): WORKFLOW_STATES[str(v).lower()] for k, v in (workflow_forms or {}).items()}
 
     # --- entry point -------------------------------------------------------------------------------
     def save(self, form: Form, model: Any, opts: SaveOptions, dindex: int = 0, draft: bool = False,
@@ -79,11 +110,15 @@ class Saver:
         if existing is None and not draft:
             self._apply_defaults(form, data)
         if not draft:
-            self._validate(form, data, errors)
+            self._validate(form, data, errors, opts.verify_base_data)
         self._check_unique(form, data, existing, errors)
         if errors:
             raise Rejected(_indexed(errors, dindex))
-        return self._persist(form, existing, data, opts, draft, seed_status)
+        doc = self._persist(form, existing, data, opts, draft, seed_status)
+        state = self.workflow.get(form.form_id.lower())
+        if state and opts.auto_submit_audit and not draft and seed_status is None:
+            raise AuditBlocked(doc, workflow_error(form, doc, state, dindex))
+        return doc
 
     # --- steps --------------------------------------------------------------------------------------
     def _existing(self, form: Form, model: dict[str, Any], dindex: int) -> Doc | None:
@@ -176,6 +211,8 @@ class Saver:
         by_id = {row.get(ent.pk): row for row in old}
         result: list[dict[str, Any]] = []
         seen: set[int] = set()
+        if not new and old:
+            return old  # IsDeleteEntry with an empty list leaves the rows (only explicit rows, or [{}], replace them)
         for row in new:
             row_id = row.get(ent.pk) or 0
             if row_id and row_id in by_id:
@@ -209,23 +246,24 @@ class Saver:
                 target[key] = copy.deepcopy(value)
         if "FDate" in {f.key for f in form.header.values()} and not data.get("FDate"):
             data["FDate"] = today_local()
-        if form.form_id == "BD_Customer" and data.get("FUseOrgId") is None:
-            data["FUseOrgId"] = copy.deepcopy(data.get("FCreateOrgId"))
-        if form.form_id == "BD_MATERIAL" and data.get("FUseOrgId") is None:
+        if form.org_controlled and data.get("FCreateOrgId") is not None:
+            # A new record is used by the org that creates it; other orgs get it by allocation (a copy each).
             data["FUseOrgId"] = copy.deepcopy(data.get("FCreateOrgId"))
 
-    def _validate(self, form: Form, data: dict[str, Any], errors: list[K3Error]) -> None:
+    def _validate(self, form: Form, data: dict[str, Any], errors: list[K3Error], verify: bool = True) -> None:
         org = _org_number(form, data)
         for f in form.header.values():
-            self._check_field(form, f, data.get(f.key), org, "", errors)
+            if not self._check_field(form, f, data.get(f.key), org, "", errors, verify):
+                data[f.key] = None
         for ent in form.entities.values():
             if ent.loose:
                 continue
             rows = data.get(ent.key)
             if not ent.multi:
                 for f in ent.fields.values():
-                    if f.key != ent.pk:
-                        self._check_field(form, f, (rows or {}).get(f.key), org, "", errors)
+                    if f.key != ent.pk and not self._check_field(form, f, (rows or {}).get(f.key), org, "", errors,
+                                                                 verify):
+                        rows[f.key] = None
                 continue
             if not form.base_data and ent is next(iter(form.entities.values())) and not rows:
                 errors.append(K3Error(f"单据体“{ent.caption}”至少要录入一行分录！", 11, ent.key))
@@ -234,36 +272,49 @@ class Saver:
                 for f in ent.fields.values():
                     if f.key != ent.pk:
                         where = f"单据体实体【{ent.caption}】第【{n}】行分录，"
-                        self._check_field(form, f, row.get(f.key), row_org, where, errors)
+                        if not self._check_field(form, f, row.get(f.key), row_org, where, errors, verify):
+                            row[f.key] = None
                 if ent.key.lower() in ("fsaleorderentry", "fentity"):
                     self._default_unit(row)
 
-    def _check_field(self, form: Form, f: Field, value: Any, org: str | None, where: str, errors: list[K3Error]) -> None:
+    def _check_field(self, form: Form, f: Field, value: Any, org: str | None, where: str, errors: list[K3Error],
+                     verify: bool = True) -> bool:
+        """Check one value; False when a reference does not resolve and is to be left empty (no
+        ``IsVerifyBaseDataField``: the real server then saves without it, or fails only if it is required)."""
         empty = value is None or (f.kind in "tm" and str(value).strip() == "")
         if f.required and empty:
             msg = f"{where}【{f.caption}】字段必录" if where else f"字段“{f.caption}”是必填项"
             errors.append(K3Error(msg, 11, f.key))
-            return
+            return True
         if f.kind != "r" or value is None:
-            return
+            return True
         (lookup, v), = value.items()
-        doc = self.store.find_ref(f.ref or "", lookup, v, f.ref_category)
+        ref_form = get_form(f.ref or "")
+        in_org = org if ref_form is not None and ref_form.org_controlled else None
+        doc = self.store.find_ref(f.ref or "", lookup, v, f.ref_category, in_org)
         problem = None
         if doc is None:
-            problem = "不存在"
+            anywhere = self.store.find_ref(f.ref or "", lookup, v, f.ref_category) if in_org else None
+            problem = f"未分配到组织“{org}”" if anywhere is not None else "不存在"
         elif doc.status != "C":
             problem = "未审核"
         elif doc.data.get("FForbidStatus") == "B":
             problem = "已禁用"
-        elif doc.form.org_controlled and org and org not in doc.orgs:
-            problem = f"未分配到组织“{org}”"
         elif f.ref == "BOS_BillType" and str(doc.data.get("FBillFormID", "")).lower() != form.form_id.lower():
-            problem = f"不是{form.caption}的单据类型"
+            errors.append(K3Error(f"{where}字段“{f.caption}”的值“{v}”不是{form.caption}的单据类型。", 11, f.key))
+            return True
+        if problem and not verify:
+            if f.required:
+                msg = f"{where}【{f.caption}】字段必录" if where else f"字段“{f.caption}”是必填项"
+                errors.append(K3Error(msg, 11, f.key))
+                return True
+            return False
         if problem:
             errors.append(K3Error(f"{where}字段“{f.caption}”的值“{v}”对应的基础资料{problem}。", 11, f.key))
-            return
+            return True
         value.clear()
         value["FNumber"] = doc.number  # canonical lookup, whatever key the client used
+        return True
 
     def _default_unit(self, row: dict[str, Any]) -> None:
         """Sales lines default their unit to the material's base unit, as the form's change events do."""
@@ -276,8 +327,11 @@ class Saver:
 
     def _check_unique(self, form: Form, data: dict[str, Any], existing: Doc | None, errors: list[K3Error]) -> None:
         number = str(data.get(form.number_key) or "").strip()
-        other = self.store.by_number(form, number) if number else None
-        if other is not None and (existing is None or other.id != existing.id):
+        # Allocated copies share their master's number; any other document with it is a duplicate.
+        group = existing.master_id if existing is not None else None
+        other = next((d for d in self.store.all_by_number(form, number) if d.master_id != group), None) \
+            if number else None
+        if other is not None:
             errors.append(K3Error(f"违反字段唯一性要求：编码唯一。[{number}]在当前系统中已经被使用。", 11, form.number_key))
 
     def _persist(self, form: Form, existing: Doc | None, data: dict[str, Any], opts: SaveOptions, draft: bool,
@@ -303,15 +357,17 @@ class Saver:
         _compute_lines(form, data)
         doc = existing or Doc(form=form, data=data)
         doc.data = data
-        if form.org_controlled:
-            doc.orgs |= {o for o in (_ref_number(data.get("FCreateOrgId")), _ref_number(data.get("FUseOrgId"))) if o}
         self.store.put(doc)
+        if form.org_controlled and existing is not None and doc.master_id == doc.id:
+            self._propagate(doc)
         if seed_status:
             data["FDocumentStatus"] = seed_status
             if seed_status == "C":
                 data["FApproveDate"] = stamp
                 data["FApproverId"] = user
                 self.on_audit(doc)
+        elif opts.auto_submit_audit and not draft and form.form_id.lower() in self.workflow:
+            data["FDocumentStatus"] = self.workflow[form.form_id.lower()]  # the workflow stops it there
         elif opts.auto_submit_audit and not draft:
             data["FDocumentStatus"] = "C"
             data["FApproveDate"] = stamp
@@ -320,14 +376,24 @@ class Saver:
         return doc
 
 
+    def _propagate(self, master: Doc) -> None:
+        """Master-controlled data (all but the use org's own state) follows the master into its copies."""
+        for copy_doc in self.store.copies(master):
+            own = {k: copy_doc.data.get(k) for k in (*_PER_ORG, master.form.pk)}
+            copy_doc.data = {**copy.deepcopy(master.data), **own}
+            self.store.put(copy_doc)
+
+
+_PER_ORG = ("FMasterId", "FUseOrgId", "FDocumentStatus", "FForbidStatus", "FForbidDate", "FApproveDate", "FApproverId", "FCreateDate")
+
+
 def _indexed(errors: list[K3Error], dindex: int) -> list[K3Error]:
     for e in errors:
         e.dindex = dindex
     return errors
 
 
-def _ref_number(value: Any) -> str | None:
-    return str(value.get("FNumber")) if isinstance(value, dict) and value.get("FNumber") is not None else None
+_ref_number = ref_number
 
 
 def _org_number(form: Form, data: dict[str, Any]) -> str | None:

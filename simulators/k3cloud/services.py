@@ -15,7 +15,7 @@ from .metadata import Form
 from .operations import Operations, apply_execution
 from .push import Pusher
 from .query import run_query
-from .save import Rejected, SaveOptions, Saver
+from .save import AuditBlocked, Rejected, SaveOptions, Saver
 from .store import Store
 from .view import need_return_data, view_document
 from .wire import Call, K3Error, lock_conflict_error, response_status, result_body
@@ -25,9 +25,9 @@ CANONICAL = {n.lower(): n for n in [
     "ValidateUser", "ValidateUser2", "LoginByAppSecret", "LoginByAppSecret2", "LoginBySign", "Logout",
     "GetDataCenterList", "Save", "BatchSave", "Draft", "Submit", "Audit", "UnAudit", "Delete", "View",
     "ExecuteBillQuery", "BillQuery", "Push", "ExcuteOperation", "ExecuteOperation", "Allocate", "CancelAllocate",
-    "CancelAssign", "QueryBusinessInfo", "QueryAsyncResult", "SwitchOrg"]}
+    "CancelAssign", "QueryBusinessInfo", "QueryAsyncResult", "SwitchOrg", "WorkflowAudit"]}
 WRITES = {"save", "batchsave", "draft", "submit", "audit", "unaudit", "delete", "push", "excuteoperation",
-          "executeoperation", "allocate", "cancelallocate", "cancelassign"}
+          "executeoperation", "allocate", "cancelallocate", "cancelassign", "workflowaudit"}
 
 
 class Simulator:
@@ -44,8 +44,10 @@ class Simulator:
         self.faults = Faults()
         self.stats = Stats()
         self.tasks: dict[str, dict[str, Any]] = {}
-        self.saver = Saver(self.store, self.config.username, on_audit=lambda doc: apply_execution(self.store, doc, +1))
-        self.ops = Operations(self.store, self.config.username)
+        workflow = getattr(self.config, "workflow_forms", None) or {}
+        self.saver = Saver(self.store, self.config.username, on_audit=lambda doc: apply_execution(self.store, doc, +1),
+                           workflow_forms=workflow)
+        self.ops = Operations(self.store, self.config.username, workflow_forms=workflow)
         self.pusher = Pusher(self.store, self.saver)
         self._handlers = self._build_handlers()
 
@@ -64,7 +66,7 @@ class Simulator:
             "view": self.view, "executebillquery": self.execute_bill_query, "billquery": self.bill_query,
             "push": self.push, "allocate": lambda c: self.allocate(c, cancel=False),
             "cancelallocate": lambda c: self.allocate(c, cancel=True), "querybusinessinfo": self.query_business_info,
-            "switchorg": lambda c: result_body(response_status()),
+            "switchorg": lambda c: result_body(response_status()), "workflowaudit": self.workflow_audit,
         }
 
     def business(self, method: str, call: Call) -> Any:
@@ -117,13 +119,17 @@ class Simulator:
         low = {k.lower(): v for k, v in data.items()}
         if "model" not in low:
             raise K3Error("参数Model不能为空。", 8, "Model")
+        blocked: list[K3Error] = []
         try:
             doc = self.saver.save(form, low["model"], SaveOptions.from_data(data), draft=draft)
         except Rejected as rej:
             return result_body(response_status(rej.errors))
+        except AuditBlocked as blk:  # saved, not audited: listed as saved, and the call fails with the audit error
+            doc, blocked = blk.doc, [blk.error]
         success = {"Id": doc.id, "Number": doc.number, "DIndex": 0}
         returned = need_return_data(form, doc, low.get("needreturnfields") or [])
-        return result_body(response_status(successes=[success]), Id=doc.id, Number=doc.number, NeedReturnData=[returned])
+        return result_body(response_status(blocked, successes=[success]), Id=doc.id, Number=doc.number,
+                           NeedReturnData=[returned])
 
     def batch_save(self, call: Call) -> Any:
         data = call.data()
@@ -143,6 +149,9 @@ class Simulator:
             except Rejected as rej:
                 errors.extend(rej.errors)
                 continue
+            except AuditBlocked as blk:
+                doc = blk.doc
+                errors.append(blk.error)
             successes.append({"Id": doc.id, "Number": doc.number, "DIndex": n})
             returned.append(need_return_data(form, doc, low.get("needreturnfields") or []))
         return result_body(response_status(errors, successes), NeedReturnData=returned or [{}])
@@ -198,15 +207,27 @@ class Simulator:
     def allocate(self, call: Call, cancel: bool) -> Any:
         data = call.data()
         form = self.form_of(call, data)
-        if cancel:
-            low = {k.lower(): v for k, v in data.items()}
-            orgs = {o.strip() for o in str(low.get("torgids") or "").split(",") if o.strip()}
-            for pk in str(low.get("pkids") or "").split(","):
-                doc = self.store.get(form, int(pk)) if pk.strip().isdigit() else None
+        done, errors = self.ops.allocate(form, data, cancel=cancel)
+        if done:
+            errors = [e for e in errors if e.msg_code != 10]
+        return result_body(response_status(errors, successes=done))
+
+    def workflow_audit(self, call: Call) -> Any:
+        """WorkflowAudit (§3.10): approve (ApprovalType 1) submitted documents of a workflow-bound form; reject
+        (2) / terminate (3) send them back to re-audit (D)."""
+        data = call.data()
+        form = self.form_of(call, data)
+        low = {k.lower(): v for k, v in data.items()}
+        approval = str(low.get("approvaltype") or "1").strip()
+        op = "Audit" if approval == "1" else "CancelAssign"
+        ops = Operations(self.store, self.config.username)  # the workflow itself may audit
+        successes, errors, messages = ops.run(op, form, {k: v for k, v in data.items() if k.lower() != "formid"})
+        if op == "CancelAssign":
+            for item in successes:
+                doc = self.store.get(form, int(item["Id"]))
                 if doc is not None:
-                    doc.orgs -= orgs
-            return result_body(response_status())
-        return result_body(response_status(successes=self.ops.allocate(form, data)))
+                    doc.data["FDocumentStatus"] = "D"
+        return result_body(response_status(errors, successes, messages))
 
     def query_business_info(self, call: Call) -> Any:
         form = self.form_of(call, call.data())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -30,17 +30,34 @@ def today_local() -> str:
     return datetime.now(SERVER_TZ).strftime("%Y-%m-%dT00:00:00")
 
 
+def ref_number(value: Any) -> str | None:
+    """The number of a stored reference ``{"FNumber": …}`` (None when empty)."""
+    return str(value.get("FNumber")) if isinstance(value, dict) and value.get("FNumber") is not None else None
+
+
 @dataclass
 class Doc:
-    """One stored document in Save-model shape (canonical keys), plus the orgs base data is allocated to."""
+    """One stored document in Save-model shape (canonical keys).
+
+    Org-controlled base data is one document per use org, as in K3Cloud: the one created (its ``FUseOrgId`` is
+    its ``FCreateOrgId``) is the master; Allocate adds a copy per use org with the same number, its own id,
+    ``FMasterId`` = the master's id, and its own ``FDocumentStatus`` / ``FForbidStatus``.
+    """
 
     form: Form
     data: dict[str, Any]
-    orgs: set[str] = field(default_factory=set)
 
     @property
     def id(self) -> int:
         return int(self.data[self.form.pk])
+
+    @property
+    def master_id(self) -> int:
+        return int(self.data.get("FMasterId") or self.id)
+
+    @property
+    def use_org(self) -> str | None:
+        return ref_number(self.data.get("FUseOrgId")) if self.form.org_controlled else None
 
     @property
     def number(self) -> str:
@@ -66,8 +83,9 @@ class Store:
         self._next_id = 100001
         self._next_entry_id = 100001
         self._number_seq: dict[str, int] = {}
-        # form id -> lower-case number -> doc id, so reference lookups stay O(1) with thousands of documents
-        self._numbers: dict[str, dict[str, int]] = {}
+        # form id -> number key -> doc ids (one per use org for allocated base data; the master first), so
+        # reference lookups stay O(1) with thousands of documents
+        self._numbers: dict[str, dict[str, list[int]]] = {}
         self._number_of: dict[tuple[str, int], str] = {}
 
     # --- ids and numbers -------------------------------------------------------------------
@@ -99,18 +117,33 @@ class Store:
     def get(self, form: Form, doc_id: int) -> Doc | None:
         return self.table(form).get(doc_id)
 
-    def by_number(self, form: Form, number: str) -> Doc | None:
+    def all_by_number(self, form: Form, number: str) -> list[Doc]:
+        """Every document with this number: one per use org for allocated base data, the master first."""
         # SQL Server's default collation compares numbers without regard to case and width.
         wanted = number_key(number)
-        doc_id = self._numbers.get(form.form_id, {}).get(wanted) if wanted else None
-        return self.table(form).get(doc_id) if doc_id is not None else None
+        ids = self._numbers.get(form.form_id, {}).get(wanted, []) if wanted else []
+        table = self.table(form)
+        return sorted((table[i] for i in ids if i in table), key=lambda d: (d.master_id != d.id, d.id))
+
+    def by_number(self, form: Form, number: str, org: str | None = None) -> Doc | None:
+        """The document with this number; for allocated base data the copy used by ``org`` (None if the number
+        is not allocated to it), or without an org the master (the create org's)."""
+        docs = self.all_by_number(form, number)
+        if org and form.org_controlled:
+            return next((d for d in docs if d.use_org == str(org)), None)
+        return docs[0] if docs else None
+
+    def copies(self, doc: Doc) -> list[Doc]:
+        """The allocated copies of a master (other use orgs)."""
+        return [d for d in self.all_by_number(doc.form, doc.number) if d.id != doc.id and d.master_id == doc.id]
 
     def put(self, doc: Doc) -> None:
         self.table(doc.form)[doc.id] = doc
         self._unindex(doc)
         if doc.number.strip():
             key = number_key(doc.number)
-            self._numbers.setdefault(doc.form.form_id, {})[key] = doc.id
+            ids = self._numbers.setdefault(doc.form.form_id, {}).setdefault(key, [])
+            ids.append(doc.id)
             self._number_of[(doc.form.form_id, doc.id)] = key
 
     def remove(self, doc: Doc) -> None:
@@ -119,31 +152,43 @@ class Store:
 
     def _unindex(self, doc: Doc) -> None:
         old = self._number_of.pop((doc.form.form_id, doc.id), None)
-        if old is not None and self._numbers.get(doc.form.form_id, {}).get(old) == doc.id:
-            del self._numbers[doc.form.form_id][old]
+        ids = self._numbers.get(doc.form.form_id, {}).get(old or "")
+        if ids and doc.id in ids:
+            ids.remove(doc.id)
+            if not ids:
+                del self._numbers[doc.form.form_id][old]
 
-    def find_ref(self, form_id: str, lookup: str, value: Any, category: str | None = None) -> Doc | None:
-        """Resolve a base-data reference ``{"<lookup>": value}``: by number, name, or internal id."""
+    def find_ref(self, form_id: str, lookup: str, value: Any, category: str | None = None,
+                 org: str | None = None) -> Doc | None:
+        """Resolve a base-data reference ``{"<lookup>": value}``: by number, name, or internal id. For allocated
+        base data ``org`` picks the use org's copy (None when not allocated to it); without an org, the master."""
         form = get_form(form_id)
         if form is None:
             return None
         key = lookup.lower()
         text = str(value).strip().lower()
         if key in ("fnumber", "fstaffnumber"):
-            doc = self.by_number(form, str(value))
+            doc = self.by_number(form, str(value), org)
             return doc if doc is not None and (not category or str(doc.data.get("FId", "")) == category) else None
+        hits = []
         for doc in self.table(form).values():
             if category and str(doc.data.get("FId", "")) != category:
                 continue
             # FName by name; FID, FUserID or the form's PK by internal id
-            hit = doc.name.lower() == text if key == "fname" else str(doc.id) == text
-            if hit:
-                return doc
-        return None
+            if doc.name.lower() == text if key == "fname" else str(doc.id) == text:
+                hits.append(doc)
+        if key != "fname" or not form.org_controlled:
+            return hits[0] if hits else None
+        if org:
+            return next((d for d in hits if d.use_org == str(org)), None)
+        return next((d for d in hits if d.master_id == d.id), hits[0] if hits else None)
 
-    def ref_doc(self, form_id: str | None, value: Any, category: str | None = None) -> Doc | None:
-        """The base document a stored reference (``{"FNumber": …}`` or None) points at."""
+    def ref_doc(self, form_id: str | None, value: Any, category: str | None = None,
+                org: str | None = None) -> Doc | None:
+        """The base document a stored reference (``{"FNumber": …}`` or None) points at (in ``org`` if given and
+        allocated there, else the master)."""
         if not form_id or not isinstance(value, dict) or not value:
             return None
         (lookup, v), = list(value.items())[:1]
-        return self.find_ref(form_id, lookup, v, category)
+        doc = self.find_ref(form_id, lookup, v, category, org)
+        return doc if doc is not None or not org else self.find_ref(form_id, lookup, v, category)

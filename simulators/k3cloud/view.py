@@ -5,27 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from .metadata import Entity, Field, Form
-from .store import Doc, Store
+from .store import Doc, Store, ref_number
 
 
 def _ml(text: Any, lcid: int) -> list[dict[str, Any]]:
     return [{"Key": lcid, "Value": "" if text is None else str(text)}]
 
 
-def _ref_object(store: Store, f: Field, value: Any, lcid: int) -> tuple[int, dict[str, Any] | None]:
-    doc = store.ref_doc(f.ref, value, f.ref_category)
+def _ref_object(store: Store, f: Field, value: Any, lcid: int, org: str | None = None
+                ) -> tuple[int, dict[str, Any] | None]:
+    doc = store.ref_doc(f.ref, value, f.ref_category, org)  # allocated base data: the org's own row
     if doc is None:
         return 0, None
     return doc.id, {"Id": doc.id, "msterID": doc.id, "Number": doc.number, "Name": _ml(doc.name, lcid)}
 
 
-def _orm_fields(store: Store, fields: dict[str, Field], pk: str, row: dict[str, Any], lcid: int) -> dict[str, Any]:
+def _orm_fields(store: Store, fields: dict[str, Field], pk: str, row: dict[str, Any], lcid: int,
+                org: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields.values():
         if f.key == pk:
             out["Id"] = row.get(pk, 0)
         elif f.kind == "r":
-            ref_id, obj = _ref_object(store, f, row.get(f.key), lcid)
+            ref_id, obj = _ref_object(store, f, row.get(f.key), lcid, org)
             out[f"{f.orm}_Id"] = ref_id
             out[f.orm] = obj
         elif f.kind == "m":
@@ -38,20 +40,22 @@ def _orm_fields(store: Store, fields: dict[str, Field], pk: str, row: dict[str, 
 
 def view_document(store: Store, doc: Doc, lcid: int = 2052) -> dict[str, Any]:
     form = doc.form
-    out = _orm_fields(store, form.header, form.pk, doc.data, lcid)
+    org = ref_number(doc.data.get(form.org_key)) if form.org_key else None
+    out = _orm_fields(store, form.header, form.pk, doc.data, lcid, org)
     if form.number_key == "FNumber":
         out["Number"] = doc.number
     for ent in form.entities.values():
         rows = doc.data.get(ent.key)
         rows = rows if isinstance(rows, list) else ([rows] if rows else [])
-        out[ent.orm] = [_entity_row(store, ent, row, n, lcid) for n, row in enumerate(rows, start=1)]
+        out[ent.orm] = [_entity_row(store, ent, row, n, lcid, org) for n, row in enumerate(rows, start=1)]
     return out
 
 
-def _entity_row(store: Store, ent: Entity, row: dict[str, Any], seq: int, lcid: int) -> dict[str, Any]:
+def _entity_row(store: Store, ent: Entity, row: dict[str, Any], seq: int, lcid: int,
+                org: str | None = None) -> dict[str, Any]:
     if ent.loose:
         return {"Id": row.get(ent.pk, 0), "Seq": seq, **{k: v for k, v in row.items() if k != ent.pk}}
-    return {"Seq": seq, **_orm_fields(store, ent.fields, ent.pk, row, lcid)}
+    return {"Seq": seq, **_orm_fields(store, ent.fields, ent.pk, row, lcid, ref_number(row.get("FStockOrgId")) or org)}
 
 
 def need_return_data(form: Form, doc: Doc, fields: list[str]) -> dict[str, Any]:

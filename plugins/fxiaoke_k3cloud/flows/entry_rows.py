@@ -2,7 +2,10 @@
 
 An order update sends the full remaining line set (``IsDeleteEntry`` true, K3Cloud's default): kept lines carry
 their entry id and are updated in place (links from delivery notices stay intact), new lines go without one and
-are added, lines voided or deleted in the CRM are not sent and K3Cloud removes their rows.
+are added, lines voided or deleted in the CRM are not sent and K3Cloud removes their rows. Real servers ignore an
+*empty* list (``[]`` keeps every row), so an update left without rows sends ``[{}]`` (see
+:func:`.transform.package_from_mapping`); the shipped orders mapping rejects an order without lines
+(``min_rows: 1``) before that, and its K3Cloud rows stay as they were.
 
 The line → entry id pairs live in the id map under the entity ``<flow entity>_line`` (source id = CRM line id,
 target id = FEntryID; no number, so the id map's unique number key is not involved). They are read back after
@@ -15,6 +18,7 @@ import logging
 from typing import Any
 
 from fxiaoke_k3cloud.flows.specs import FlowSpec
+from fxiaoke_k3cloud.numbers import number_key as key_of
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +63,16 @@ def record_entry_ids(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping
     number_key = mapping.target.number
     entry_pk = entries.entry_pk or "FEntryID"
     pk_key, seq_key = f"{entries.entity}_{entry_pk}", f"{entries.entity}_FSeq"
-    by_number = {written[sid]: sid for sid in lines_of}
+    # K3Cloud compares numbers without regard to case/width: match its answer to the id map the same way.
+    by_number = {key_of(written[sid]): sid for sid in lines_of}
+    raw_numbers = {written[sid] for sid in lines_of}
     rows: dict[str, list[tuple[int, int]]] = {}
-    for chunk in chunks(sorted(by_number), READ_BACK_CHUNK):
+    for chunk in chunks(sorted(raw_numbers), READ_BACK_CHUNK):
         flt = F(number_key).isin(list(chunk))
         for page in hook.execute_bill_query(spec.target_form, [number_key, pk_key, seq_key], filter=flt):
             for row in page:
                 if row.get(pk_key):
-                    rows.setdefault(str(row[number_key]), []).append((int(row.get(seq_key) or 0), int(row[pk_key])))
+                    rows.setdefault(key_of(row[number_key]), []).append((int(row.get(seq_key) or 0), int(row[pk_key])))
     out = []
     for number, found in rows.items():
         sid = by_number.get(number)

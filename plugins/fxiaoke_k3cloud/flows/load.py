@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError
+from fxiaoke_k3cloud.flows.base_data import org_filter, reference_fields
+from fxiaoke_k3cloud.flows.load_checks import SaveChecks
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.numbers import number_key
 
@@ -97,7 +99,7 @@ def is_duplicate_number(row: Any, number_key: str) -> bool:
     )
 
 
-class Loader:
+class Loader(SaveChecks):
     """Writes one run's packages for one flow. Collects outcomes; the caller persists them.
 
     :meth:`plan` reads the store (the id map), :meth:`execute` only talks to K3Cloud; ``run`` does both.
@@ -106,10 +108,16 @@ class Loader:
     def __init__(self, spec: FlowSpec, hook: Any, store: Any, run_pk: int, options: dict[str, Any], *,
                  pk_key: str, number_key: str, unaudit_before_update: bool, verify_presence: bool = False,
                  on_target_missing: str = "recreate", on_renumber: str = "renumber",
-                 claimed: dict[str, tuple[str, str]] | None = None) -> None:
+                 claimed: dict[str, tuple[str, str]] | None = None, org_filter: tuple[str, str] | None = None,
+                 reference_fields: Sequence[str] = ()) -> None:
         """:param verify_presence: check in K3Cloud that documents the id map calls unchanged still exist.
         :param claimed: number key → (source id, raw number) of the records this run already planned; shared
             by the loaders of one run so a collision across chunks is found too.
+        :param org_filter: (field key, org number) of the org the flow writes to (see
+            :func:`.base_data.org_filter`): base data allocated to several orgs is a row per use org, and a
+            lookup by number must take this org's row.
+        :param reference_fields: header reference keys to read back after a save that K3Cloud did not verify
+            (no ``IsVerifyBaseDataField``): a reference it left empty makes the record ``reported``.
         """
         self.spec = spec
         self.hook = hook
@@ -123,6 +131,8 @@ class Loader:
         self.on_target_missing = on_target_missing
         self.on_renumber = on_renumber
         self.claimed = {} if claimed is None else claimed
+        self.org_filter = org_filter
+        self.reference_fields = list(reference_fields)
         self.result = LoadResult()
         self._owners: dict[str, Any] = {}
         self._created_reason: dict[str, str] = {}  # source id → why a create happens (a vanished document)
@@ -159,6 +169,8 @@ class Loader:
         wanted = list(dict.fromkeys(str(n).strip() for n in numbers if n and str(n).strip()))
         for chunk in chunks(wanted, 200):
             flt = F(self.number_key).isin(list(chunk))
+            if self.org_filter is not None:  # allocated base data: one row per use org; ours is the flow's org
+                flt = flt & (F(self.org_filter[0]) == self.org_filter[1])
             for page in self.hook.execute_bill_query(self.spec.target_form, [self.pk_key, self.number_key], filter=flt):
                 for row in page:
                     found[number_key(row[self.number_key])] = Target(str(row[self.pk_key]), str(row[self.number_key]))
@@ -262,6 +274,8 @@ class Loader:
             updates = self._skip_audited(updates)
         for chunk in chunks(updates, self.spec.batch_size):
             self._update_chunk(list(chunk))
+        if self.reference_fields:
+            self._check_references(plan)
         return self.result
 
     def _check_presence(self, plan: LoadPlan, creates: list[Package]
@@ -319,7 +333,7 @@ class Loader:
         locked = audited_targets(self.hook, self.spec.target_form, numbers) if numbers else {}
         keep = []
         for pkg, target in updates:
-            status = locked.get(target.number or "")
+            status = locked.get(number_key(target.number or ""))
             if status is None:
                 keep.append((pkg, target))
                 continue
@@ -344,6 +358,7 @@ class Loader:
             return []
         existing: list[tuple[Package, Target]] = []
         duplicates: list[Package] = []
+        refused: list[tuple[Package, Any]] = []
         for pkg, row in zip(chunk, rows):
             if row.ok:
                 target = Target(str(row.id), row.number or pkg.number)
@@ -352,6 +367,14 @@ class Loader:
                 self._link(pkg, target, synced=True)
             elif is_duplicate_number(row, self.number_key):
                 duplicates.append(pkg)
+            else:
+                refused.append((pkg, row))
+        half_done = self._saved_not_audited_by_number([p.number for p, _ in refused])
+        for pkg, row in refused:
+            state = half_done.get(number_key(pkg.number))
+            if state is not None:
+                self._half_done(pkg, Target(state.id, state.number), state.status, row, attempt, synced=True,
+                                request=pkg.model)
             else:
                 self._fail_row(pkg, row, attempt, request=pkg.model)
         if duplicates:
@@ -415,6 +438,8 @@ class Loader:
                               attempt=attempt, error=exc)
             return None
         failed_numbers = []
+        half_done = self._saved_not_audited_by_id(
+            [t.id for (_, t), row in zip(chunk, rows) if not row.ok and not any(e.field_name for e in row.errors)])
         for (pkg, target), row, model in zip(chunk, rows, models):
             if row.ok:
                 now = Target(target.id, pkg.number)  # the save set the CRM's number (the number is a mapped field)
@@ -432,6 +457,12 @@ class Loader:
                                      "document in K3Cloud, or give the CRM record another number",
                               request=model, response={"errors": [e._asdict() for e in row.errors]})
                 failed_numbers.append(target.number)
+            elif str(target.id) in half_done:
+                # Not synced: whether the save went through before the workflow stopped it is not known, so the
+                # next run sends the change again (harmless if it landed).
+                state = half_done[str(target.id)]
+                self._half_done(pkg, Target(target.id, state.number), state.status, row, attempt, synced=False,
+                                request=model)
             else:
                 self._fail_row(pkg, row, attempt, target=target, request=model)
                 failed_numbers.append(target.number)
@@ -482,7 +513,7 @@ def new_loader(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
     return Loader(spec, hook, store, run_pk, options, pk_key=mapping.target.pk, number_key=mapping.target.number,
                   unaudit_before_update=bool(options.get("IsAutoSubmitAndAudit")), verify_presence=verify_presence,
                   on_target_missing=mapping.target.on_target_missing, on_renumber=mapping.target.on_renumber,
-                  claimed=claimed)
+                  claimed=claimed, org_filter=org_filter(mapping), reference_fields=reference_fields(mapping))
 
 
 def persist(spec: FlowSpec, store: Any, run_pk: int, result: LoadResult) -> Counter:

@@ -6,8 +6,10 @@
   :func:`extract_orders` for how lines are read in full pages.
 * Customers first: an order whose CRM customer is not in the id map yet gets that customer synced in the
   same run (a ``customers`` run of type ``dependency``), through the customers flow's own code.
-* Lookups for the mapping: CRM account → K3 customer number (id map), CRM product → K3 material number
-  (only materials that exist, are audited and not forbidden in K3Cloud). Anything missing parks the order.
+* Lookups for the mapping: CRM account → K3 customer number (id map), CRM product → K3 material number. Both
+  only when usable in the selling org (the mapping's ``FSaleOrgId``): allocated to it, audited and not forbidden
+  there — K3Cloud keeps a row per use org, each with its own state (see :mod:`.base_data`). A customer a workflow
+  left unaudited is not usable yet. Anything missing or unusable parks the order; a later run releases it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
+from fxiaoke_k3cloud.flows.base_data import usable_numbers
 from fxiaoke_k3cloud.flows.extract import check_presence, new_records, pages_in, prefetched
 from fxiaoke_k3cloud.flows.queries import failed_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.window import Window
+from fxiaoke_k3cloud.numbers import number_key
 
 log = logging.getLogger(__name__)
 
@@ -168,34 +172,31 @@ def sync_missing_customers(store: Any, fx_hook: Any, k3_hook: Any, orders: list[
     return counts
 
 
-def build_lookups(store: Any, k3_hook: Any, orders: list[dict[str, Any]], lines: list[dict[str, Any]]) -> dict:
-    """The mapping's lookup tables: account _id → customer number, product _id → material number."""
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-
+def build_lookups(store: Any, k3_hook: Any, orders: list[dict[str, Any]], lines: list[dict[str, Any]], *,
+                  org: str = "100") -> dict:
+    """The mapping's lookup tables: account _id → customer number, product _id → material number; only base data
+    usable in ``org`` (the selling org): allocated to it, audited and not forbidden there."""
     account_ids = {str(o["account_id"]) for o in orders if o.get("account_id")}
-    customers = {sid: e.target_number for sid, e in store.get_id_map("customer", account_ids).items()
-                 if e.target_number}
+    linked = {sid: e.target_number for sid, e in store.get_id_map("customer", account_ids).items() if e.target_number}
+    ready = usable_numbers(k3_hook, "BD_Customer", "FCUSTID", sorted(set(linked.values())), org) if linked else set()
+    customers = {sid: number for sid, number in linked.items() if number_key(number) in ready}
     codes = {str(line["product_id"]): line.get("product_code") for line in lines if line.get("product_id")}
-    wanted = sorted({c for c in codes.values() if c})
-    usable: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        flt = (F("FNumber").isin(wanted[start : start + 500]) & (F("FDocumentStatus") == "C")
-               & (F("FForbidStatus") == "A"))
-        for page in k3_hook.execute_bill_query("BD_MATERIAL", ["FMATERIALID", "FNumber"], filter=flt):
-            usable.update(str(row["FNumber"]) for row in page)
-    materials = {pid: code for pid, code in codes.items() if code in usable}
+    wanted = sorted({str(c) for c in codes.values() if c})
+    usable = usable_numbers(k3_hook, "BD_MATERIAL", "FMATERIALID", wanted, org) if wanted else set()
+    materials = {pid: code for pid, code in codes.items() if code and number_key(code) in usable}
     return {"customers": customers, "materials": materials}
 
 
 def audited_targets(k3_hook: Any, form_id: str, numbers: list[str]) -> dict[str, str]:
-    """K3Cloud documents among ``numbers`` that are submitted or audited (B/C): number → status."""
+    """K3Cloud documents among ``numbers`` that are submitted or audited (B/C): number key
+    (:func:`~fxiaoke_k3cloud.numbers.number_key`, as K3Cloud compares numbers) → status."""
     from fxiaoke_k3cloud.hooks.k3cloud_filter import F
 
     out: dict[str, str] = {}
     for start in range(0, len(numbers), 500):
         flt = F("FBillNo").isin(numbers[start : start + 500]) & F("FDocumentStatus").isin(["B", "C"])
         for page in k3_hook.execute_bill_query(form_id, ["FID", "FBillNo", "FDocumentStatus"], filter=flt):
-            out.update({str(r["FBillNo"]): str(r["FDocumentStatus"]) for r in page})
+            out.update({number_key(r["FBillNo"]): str(r["FDocumentStatus"]) for r in page})
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fxiaoke_k3cloud.flows.base_data import selling_org
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.flows.stage import Stage
 
@@ -22,6 +23,10 @@ def package_from_mapping(pkg: Any, pk: str, modified_ms: int | None,
     entity = pkg.shape.entity if row_ids else None
     update = pkg.update_model(0, entry_ids={entity: [known.get(r) for r in row_ids]} if entity else None)
     update.pop(pk, None)
+    for key, rows in list(update.items()):
+        if isinstance(rows, list) and not rows and shape_entity(pkg) == key:
+            # K3Cloud keeps the entry rows when IsDeleteEntry comes with an empty list; one blank row clears them.
+            update[key] = [{}]
     return {
         "row_ids": row_ids,
         "source_id": pkg.source_id,
@@ -33,6 +38,12 @@ def package_from_mapping(pkg: Any, pk: str, modified_ms: int | None,
         "payload_hash": pkg.payload_hash,
         "modified_ms": modified_ms,
     }
+
+
+def shape_entity(pkg: Any) -> str | None:
+    """The entry entity of a mapping package (``FSaleOrderEntry``), or None."""
+    shape = getattr(pkg, "shape", None)
+    return getattr(shape, "entity", None)
 
 
 def audit_transform_outcomes(spec: FlowSpec, store: Any, run_pk: int, result: Any) -> list[dict[str, Any]]:
@@ -116,7 +127,7 @@ def _transform_staged(spec: FlowSpec, store: Any, run_pk: int, hooks: list[Any])
                 hooks.append(k3_hook := K3CloudHook())
             lines = staged_lines(stage, run_pk, [str(r["_id"]) for r in records])
             lines_frame = pd.DataFrame.from_records(lines) if lines else None
-            lookups = build_lookups(store, k3_hook, records, lines)
+            lookups = build_lookups(store, k3_hook, records, lines, org=selling_org(mapping))
         result = transform(mapping, frame, lines=lines_frame, lookups=lookups)
         modified = {str(r["_id"]): r.get(spec.modified_field) for r in records}
         entry_ids = known_entry_ids(spec, store, result.packages) if mapping.entries is not None else None
