@@ -25,13 +25,16 @@ ID_BATCH = 100  # ids per `IN` query (the query API's page limit)
 T = TypeVar("T")
 
 
-def pages_in(hook: Any, api: str, field: str, values: Iterable[Any],
-             fields: Sequence[str] | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Pages of ``api`` records whose ``field`` is one of ``values`` (``IN`` queries of ID_BATCH values)."""
+def pages_in(hook: Any, api: str, field: str, values: Iterable[Any], fields: Sequence[str] | None = None, *,
+             include_voided: bool = False) -> Iterator[list[dict[str, Any]]]:
+    """Pages of ``api`` records whose ``field`` is one of ``values`` (``IN`` queries of ID_BATCH values).
+
+    :param include_voided: voided rows too, asked for explicitly (a tenant's default query may leave them out).
+    """
     values = sorted({str(v) for v in values if v})
     for start in range(0, len(values), ID_BATCH):
         flt = [{"field_name": field, "operator": "IN", "field_values": values[start : start + ID_BATCH]}]
-        yield from hook.query_records(api, filters=flt, fields=fields)
+        yield from hook.query_records(api, filters=flt, fields=fields, include_voided=include_voided)
 
 
 def prefetched(pages: Iterable[T], depth: int = 1) -> Iterator[T]:
@@ -127,7 +130,7 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     seen: set[str] = set()
     count = 0
     if ids:
-        for page in prefetched(pages_in(hook, spec.source_object, "_id", ids)):
+        for page in prefetched(pages_in(hook, spec.source_object, "_id", ids, include_voided=True)):
             count += stage.append(run_pk, "raw", new_records(page, seen))
         missing = sorted(set(ids) - seen)
         if missing:
@@ -138,7 +141,7 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
                                              window.end_ms)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
     retry_ids = [sid for sid in failed_source_ids(store, spec.name, spec.entity) if sid not in seen]
-    for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids)):
+    for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids, include_voided=True)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
     check_presence(spec, hook, store, stage, run_pk)
     return count, len(retry_ids)
