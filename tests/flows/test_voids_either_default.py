@@ -69,3 +69,28 @@ def test_a_voided_order_is_cancelled_once(dagbag, sims, store, mappings, include
     assert operations(sims.k3) == ops + 1
     run_dag(dagbag, ORDERS_DAG, FULL)
     assert operations(sims.k3) == ops + 1
+
+
+ORDERS_LINE_GAP = pytest.mark.xfail(
+    strict=True, reason="flows/orders.py reads the changed-lines stream with hook.query_records(...) without "
+    "include_voided=True, so on a tenant whose default query hides voided rows a voided line does not bring its "
+    "order back (orders.py belongs to another helper; the fix is that one argument)")
+
+
+@pytest.mark.parametrize("includes", [True, pytest.param(False, marks=ORDERS_LINE_GAP)],
+                         ids=["default-includes-voided", "default-excludes-voided"])
+def test_a_line_voided_in_the_crm_leaves_the_k3cloud_order(dagbag, sims, store, includes):
+    sims.fx._admin("POST", "config", {"query_includes_invalid": includes})
+    p = products(sims.fx)
+    acc = account(65)
+    o = order(65, acc["_id"])
+    kept, voided = line(o["_id"], 1, p["MAT-0001"]), line(o["_id"], 2, p["MAT-0002"])
+    seed(sims.fx, [acc], [o], [kept, voided])
+    assert run_dag(dagbag, ORDERS_DAG, FULL)[0].state == "success"
+    fx, _ = hooks()
+    fx.invalid_record("SalesOrderProductObj", voided["_id"])
+
+    dr, states = run_dag(dagbag, ORDERS_DAG)
+    assert dr.state == "success", states
+    entries = k3_orders(sims.k3)["SO000065"]["FSaleOrderEntry"]
+    assert [e["FMaterialId"]["FNumber"] for e in entries] == ["MAT-0001"]
