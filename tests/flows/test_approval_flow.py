@@ -73,3 +73,31 @@ def test_a_rejected_approval_keeps_the_account_out_of_k3cloud(dagbag, sims, stor
     assert dr.state == "success" and k3_numbers(sims.k3) == Counter()
     [row] = [r for r in run_rows(store) if r["source_id"] == account_id]
     assert row["outcome"] == "skipped" and "'ineffective' is held" in row["reason"]
+
+
+ORDERS_HELD_GAP = pytest.mark.xfail(
+    strict=True, reason="flows/orders.py re-reads failed and parked orders by id but not held ones "
+    "(extract.held_source_ids): an approval that keeps last_modified_time leaves the order held until its next edit "
+    "(orders.py belongs to another helper)")
+
+
+@pytest.mark.parametrize("touches", [True, pytest.param(False, marks=ORDERS_HELD_GAP)],
+                         ids=["approval-touches", "approval-keeps-modified-time"])
+def test_an_order_under_review_is_sent_once_after_approval(dagbag, sims, store, touches):
+    from .test_orders_flow import DAG_ID as ORDERS_DAG
+    from .test_orders_flow import k3_orders, line, order, products, seed
+
+    sims.fx._admin("POST", "config", {"approval_touches": touches})
+    p = products(sims.fx)
+    acc = account(5)
+    waiting = order(5, acc["_id"], life_status="under_review",
+                    last_modified_time=int(time.time() * 1000) - 2 * DAY_MS)
+    seed(sims.fx, [acc], [waiting], [line(waiting["_id"], 1, p["MAT-0001"], life_status="under_review")])
+    assert run_dag(dagbag, ORDERS_DAG)[0].state == "success"
+    assert k3_orders(sims.k3) == {}
+
+    sims.fx._admin("POST", "approve", {"object": "SalesOrderObj", "ids": [waiting["_id"]]})
+    assert run_dag(dagbag, ORDERS_DAG)[0].state == "success"
+    assert list(k3_orders(sims.k3)) == ["SO000005"]
+    run_dag(dagbag, ORDERS_DAG)
+    assert list(k3_orders(sims.k3)) == ["SO000005"]
