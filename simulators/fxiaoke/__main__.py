@@ -42,6 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strict-limit", action="store_true", help="limit > 100 is a parameter error instead of clamped")
     p.add_argument("--strict-prefix", action="store_true", help="objects on the wrong /custom/ prefix are errors")
     p.add_argument("--duplicate-rule", action="store_true", help="AccountObj create rejects duplicate names")
+    p.add_argument("--id-format", choices=["hex32", "hex24"], default="hex32",
+                   help="_id shape of new records: 32 hex (default) or the 24-hex ObjectId form")
+    p.add_argument("--exclude-invalid", action="store_true",
+                   help="queries without a life_status filter leave voided (invalid) rows out")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="info logs one line per API call: path, errorCode, traceId (never credentials)")
     return p.parse_args(argv)
@@ -59,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         open_user_id=args.open_user_id, mobile=args.mobile, seed_demo=args.seed_demo,
         demo_base_ms=args.demo_base_ms, faults=faults,
         switches=Switches(strict_limit=args.strict_limit, strict_prefix=args.strict_prefix,
-                          duplicate_rule=args.duplicate_rule),
+                          duplicate_rule=args.duplicate_rule, id_format=args.id_format,
+                          query_includes_invalid=not args.exclude_invalid),
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = create_app(config)

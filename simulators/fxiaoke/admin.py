@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, HTTPException, Request
 
 from .faults import FaultProfileError, Faults
 from .fixtures import generate_demo
-from .schema import OBJECTS
+from .schema import DETAILS, OBJECTS
 from .state import SimState
 from .store import FieldValueError
 
@@ -83,6 +83,38 @@ def records(request: Request, api_name: str) -> list[dict[str, Any]]:
     return [sim.store.render(obj, r) for r in sim.store.table(api_name).values()]
 
 
+@router.post("/approve")
+def approve(request: Request, payload: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+    """Finish the approval of records in ``under_review`` / ``ineffective``: ``pass`` → ``normal``, ``reject`` →
+    ``ineffective``; their detail rows follow. Body ``{"object": apiName, "ids": [...], "result": "pass"}``."""
+    sim = _sim(request)
+    obj = OBJECTS.get(payload.get("object"))
+    ids, result = payload.get("ids"), payload.get("result", "pass")
+    if obj is None or not isinstance(ids, list) or not ids or result not in ("pass", "reject") \
+            or set(payload) - {"object", "ids", "result"}:
+        raise HTTPException(400, 'body must be {"object": apiName, "ids": [record ids], "result": "pass"|"reject"}')
+    table = sim.store.table(obj.api_name)
+    missing = [i for i in ids if i not in table]
+    waiting = [i for i in ids if i in table and table[i].get("life_status") not in ("under_review", "ineffective")]
+    if missing or waiting:
+        raise HTTPException(409, f"{obj.api_name}: not found {missing}; not in approval {waiting}")
+    now = sim.clock.now_ms()
+    state = "normal" if result == "pass" else "ineffective"
+    changed = []
+    for rid in ids:
+        rows = [table[rid]]
+        for api in DETAILS.get(obj.api_name, ()):
+            master_field = OBJECTS[api].master_field
+            rows += [r for r in sim.store.table(api).values() if r.get(master_field) == rid]
+        for rec in rows:
+            rec["life_status"], rec["lock_status"] = state, "0"
+            if sim.switches.approval_touches:
+                rec["last_modified_time"] = now
+                rec["version"] = str(int(rec.get("version", "0")) + 1)
+        changed.append(rid)
+    return {"ok": True, "life_status": state, "ids": changed}
+
+
 @router.post("/faults")
 def set_faults(request: Request, profile: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
     sim = _sim(request)
@@ -139,15 +171,15 @@ def messages(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/config")
 def get_config(request: Request) -> dict[str, Any]:
-    return dict(vars(_sim(request).switches))
+    return _sim(request).switches.as_json()
 
 
 @router.post("/config")
 def set_config(request: Request, payload: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
-    """Switch the open-question behaviours (strict_limit, strict_prefix, duplicate_rule) until the next reset."""
+    """Set switches (README "Switches") until the next reset; an unknown switch or a bad value is HTTP 400."""
     sim = _sim(request)
     try:
         sim.switches = sim.switches.updated(**payload)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    return dict(vars(sim.switches))
+    return sim.switches.as_json()

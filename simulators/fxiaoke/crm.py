@@ -76,10 +76,14 @@ def _check_values(sim: SimState, obj: ObjectDef, values: dict[str, Any], name: s
     return out
 
 
-def _required(obj: ObjectDef, rec: dict[str, Any]) -> None:
-    missing = [fd.label for fd in obj.fields.values() if fd.required and rec.get(fd.api_name) in (None, "", [])]
+def _required(sim: SimState, obj: ObjectDef, rec: dict[str, Any]) -> None:
+    """The describe's required fields plus the tenant's own (the ``required_fields`` switch)."""
+    extra = set(sim.switches.required_fields.get(obj.api_name, ()))
+    missing = [fd for fd in obj.fields.values()
+               if (fd.required or fd.api_name in extra) and rec.get(fd.api_name) in (None, "", [])]
     if missing:
-        raise ApiError(VALIDATION_FAILED, f"{obj.label}的必填字段[{','.join(missing)}]不能为空")
+        raise ApiError(VALIDATION_FAILED, f"{obj.label}的必填字段[{','.join(fd.label for fd in missing)}]不能为空",
+                       f"{obj.api_name}: required field(s) {', '.join(fd.api_name for fd in missing)} missing")
 
 
 def _new(sim: SimState, ctx: CallContext, obj: ObjectDef, given: dict[str, Any], now_ms: int,
@@ -92,7 +96,7 @@ def _new(sim: SimState, ctx: CallContext, obj: ObjectDef, given: dict[str, Any],
     values.setdefault("owner", [ctx.user])
     rec = sim.store.build(obj, values, now_ms=now_ms, user=ctx.user or "", keep_system=True)
     rec["created_by"] = rec["last_modified_by"] = [ctx.user]
-    _required(obj, rec)
+    _required(sim, obj, rec)
     return rec
 
 
@@ -108,14 +112,23 @@ def describe(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str,
     return {"data": {"describe": obj.describe()}}
 
 
-def _searchable(sim: SimState, obj: ObjectDef) -> dict[str, dict[str, Any]]:
-    """Rows the search index has caught up with: the ``index_lag_s`` fault hides very recent writes (§3.5)."""
+def _searchable(sim: SimState, obj: ObjectDef, sqi: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Rows a search sees: the ``index_lag_s`` fault hides very recent writes (§3.5); with the
+    ``query_includes_invalid`` switch off, voided rows are left out unless a filter names ``life_status``."""
     table = sim.store.table(obj.api_name)
     lag = sim.faults.index_lag_ms
-    if not lag:
-        return table
-    cutoff = sim.clock.now_ms() - lag
-    return {k: r for k, r in table.items() if r.get("last_modified_time", 0) <= cutoff}
+    if lag:
+        cutoff = sim.clock.now_ms() - lag
+        table = {k: r for k, r in table.items() if r.get("last_modified_time", 0) <= cutoff}
+    if not sim.switches.query_includes_invalid and not _filters_on(sqi, "life_status"):
+        table = {k: r for k, r in table.items() if r.get("life_status") != "invalid"}
+    return table
+
+
+def _filters_on(sqi: dict[str, Any], field_name: str) -> bool:
+    filters = sqi.get("filters") or []
+    return isinstance(filters, list) and any(isinstance(f, dict) and f.get("field_name") == field_name
+                                             for f in filters)
 
 
 def query(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +136,7 @@ def query(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, An
     obj = _object(sim, ctx, data.get("dataObjectApiName"))
     sqi = search_info(data)
     offset, limit = page_bounds(sqi, strict_limit=sim.switches.strict_limit)
-    rows = matching(obj, _searchable(sim, obj), sqi)
+    rows = matching(obj, _searchable(sim, obj, sqi), sqi)
     projection = projection_of(sqi.get("fieldProjection"))
     include_null = _flag(body.get("includeNull", data.get("includeNull")), False)
     with_total = _flag(data.get("find_explicit_total_num", body.get("find_explicit_total_num")), True)
@@ -138,7 +151,7 @@ def find_simple(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[s
     sqi = search_info(data)
     sqi.setdefault("limit", 100)
     offset, limit = page_bounds(sqi, strict_limit=sim.switches.strict_limit)
-    rows = matching(obj, _searchable(sim, obj), sqi)
+    rows = matching(obj, _searchable(sim, obj, sqi), sqi)
     projection = projection_of(data.get("field_projection") or sqi.get("fieldProjection"))
     page = [sim.store.render(obj, r, projection=projection) for r in rows[offset:offset + limit]]
     return {"data": {"dataList": page, "offset": offset, "limit": limit, "total": len(rows)}}
@@ -147,7 +160,8 @@ def find_simple(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[s
 def find_one(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, Any]:
     data = _data(body)
     obj = _object(sim, ctx, data.get("dataObjectApiName"), any_prefix=True)
-    rows = matching(obj, _searchable(sim, obj), search_info(data))
+    sqi = search_info(data)
+    rows = matching(obj, _searchable(sim, obj, sqi), sqi)
     projection = projection_of(data.get("field_projection"))
     return {"data": {"objectData": sim.store.render(obj, rows[0], projection=projection) if rows else None}}
 
@@ -199,10 +213,14 @@ def create(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, A
             child = sim.store.build(detail, values, now_ms=now, user=ctx.user or "", keep_system=True)
             child["created_by"] = child["last_modified_by"] = [ctx.user]
             _fill_line(detail, child)
-            _required(detail, child)
+            _required(sim, detail, child)
             children.append((detail, child))
     if obj.api_name == "SalesOrderObj" and not master.get("order_amount") and children:
         master["order_amount"] = f"{sum(float(c.get('subtotal') or 0) for _, c in children):.2f}"
+    in_approval = sim.switches.approval_objects.get(obj.api_name)
+    if in_approval:  # a mandatory approval flow: the record and its lines wait, locked, until approved
+        for rec in (master, *(c for _, c in children)):
+            rec["life_status"], rec["lock_status"] = in_approval, "1"
     sim.store.table(obj.api_name)[master["_id"]] = master
     for detail, child in children:
         sim.store.table(detail.api_name)[child["_id"]] = child
@@ -225,7 +243,7 @@ def update(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, A
     changes = {k: v for k, v in od.items() if k not in ("owner", "life_status", "_id", "dataObjectApiName")}
     values = _check_values(sim, obj, changes, str(rec.get("name", "")))
     merged = {**rec, **values}
-    _required(obj, merged)
+    _required(sim, obj, merged)
     rec.update(values)
     for key in [k for k, v in rec.items() if v is None]:
         del rec[key]

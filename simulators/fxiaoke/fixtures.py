@@ -58,6 +58,8 @@ INDUSTRY = ("机械", "自动化", "电气", "科技", "制造", "贸易")
 SURNAMES = ("陈", "刘", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马")
 GIVEN = ("明", "芳", "军", "静", "磊", "洋", "勇", "艳", "杰", "敏")
 DAY_MS = 86_400_000
+# Warehouses of the inventory module, numbered as the K3Cloud simulator's BD_STOCK rows.
+WAREHOUSES = (("CK001", "成品仓", True), ("CK002", "备件仓", False))
 # Demo rows are stamped in groups that share one last_modified_time (the equal-timestamp pitfall of §3.5).
 DEMO_GROUP = 60
 
@@ -86,6 +88,11 @@ def load_base(store: Store, config: SimConfig) -> None:
                                      "price": price, "product_status": "1", "category": "标准件"},
                           now_ms=BASE_DATA_MS, user=config.open_user_id, keep_system=True)
         store.table("ProductObj")[rec["_id"]] = rec
+    warehouses = OBJECTS["WarehouseObj"]
+    for number, name, default in WAREHOUSES:
+        rec = store.build(warehouses, {"name": name, "number": number, "is_default": default},
+                          now_ms=BASE_DATA_MS, user=config.open_user_id, keep_system=True)
+        store.table("WarehouseObj")[rec["_id"]] = rec
 
 
 def product_ids_by_code(store: Store) -> dict[str, dict[str, Any]]:

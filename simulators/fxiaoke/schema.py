@@ -187,10 +187,19 @@ SALES_ORDER_PRODUCT = _object(
     master_field="order_id", name_prefix="SOP",
 )
 
+WAREHOUSE = _object(
+    "WarehouseObj", "仓库",
+    _f("number", "仓库编号", "text"),
+    _f("is_default", "是否默认仓", "true_or_false"),
+    _f("address", "详细地址", "text"),
+    _f("remark", "备注", "long_text"),
+)
+
 DELIVERY_NOTE = _object(
     "DeliveryNoteObj", "发货单",
     _f("sales_order_id", "销售订单编号", "object_reference", required=True, target="SalesOrderObj"),
     _f("account_id", "客户名称", "object_reference", target="AccountObj"),
+    _f("delivery_warehouse_id", "发货仓库", "object_reference", target="WarehouseObj"),
     _f("delivery_date", "发货日期", "date"),
     _f("express_org", "物流公司", "text"),
     _f("express_order_id", "物流单号", "text"),
@@ -204,6 +213,7 @@ DELIVERY_NOTE_PRODUCT = _object(
     "DeliveryNoteProductObj", "发货单产品",
     _f("delivery_note_id", "发货单编号", "master_detail", required=True, target="DeliveryNoteObj"),
     _f("sales_order_id", "销售订单编号", "object_reference", target="SalesOrderObj"),
+    _f("sales_order_product_id", "订单产品", "object_reference", target="SalesOrderProductObj"),
     _f("product_id", "产品名称", "object_reference", required=True, target="ProductObj"),
     _f("delivery_num", "本次发货数", "number", required=True),
     _f("unit", "单位", "text"),
@@ -243,7 +253,7 @@ DEMO_CUSTOM = _object(
 )
 
 OBJECTS: dict[str, ObjectDef] = {o.api_name: o for o in (
-    ACCOUNT, CONTACT, PRODUCT, SALES_ORDER, SALES_ORDER_PRODUCT, DELIVERY_NOTE, DELIVERY_NOTE_PRODUCT,
+    ACCOUNT, CONTACT, PRODUCT, SALES_ORDER, SALES_ORDER_PRODUCT, WAREHOUSE, DELIVERY_NOTE, DELIVERY_NOTE_PRODUCT,
     PAYMENT, ORDER_PAYMENT, DEMO_CUSTOM,
 )}
 

@@ -47,12 +47,21 @@ class SimState:
     def reset(self) -> None:
         """Drop data, tokens, faults, counters and clock offset; reload base data (simulators.md)."""
         self.clock.reset()
-        self.switches: Switches = self.config.switches
         self.store = Store()
+        self.switches = self.config.switches
         load_base(self.store, self.config)
         self.tokens = TokenManager(self.config, self.clock)
         self.faults = Faults({}, self.clock, self.config.enterprise_account)
         self.stats = Stats()
+
+    @property
+    def switches(self) -> Switches:
+        return self._switches
+
+    @switches.setter
+    def switches(self, value: Switches) -> None:
+        self._switches = value
+        self.store.id_format = value.id_format
 
     def employee_number(self, open_user_id: str | None) -> int | str:
         emp = self.store.employees.get(open_user_id or "")

@@ -6,6 +6,7 @@ renamed account shows its new name on every order, as the real CRM does.
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -89,13 +90,21 @@ class Store:
         self.departments: dict[int, dict[str, Any]] = {}
         self.messages: list[dict[str, Any]] = []
         self._id_counter = 0
+        self.id_format = "hex32"  # kept in step with the id_format switch by SimState
         self._name_counters: dict[str, int] = {}
 
     # --- ids ---------------------------------------------------------------------------------------
     def new_id(self, now_ms: int) -> str:
-        """A 24-hex ObjectId-like id: seconds, a fixed "machine" part, a counter; so ids grow with time."""
+        """A new ``_id`` in the ``id_format`` switch's shape.
+
+        ``hex24``: ObjectId-like (seconds, a fixed "machine" part, a counter), so ids grow with time.
+        ``hex32``: 32 lower-case hex characters that do not sort by creation time, as the UUID-like ids of
+        many tenants; derived from the counter so a given sequence of calls gives the same ids.
+        """
         self._id_counter += 1
-        return f"{(now_ms // 1000) & 0xFFFFFFFF:08x}5e1a0c{self._id_counter:010x}"
+        if self.id_format == "hex24":
+            return f"{(now_ms // 1000) & 0xFFFFFFFF:08x}5e1a0c{self._id_counter:010x}"
+        return hashlib.md5(f"fxsim-id-{self._id_counter}".encode(), usedforsecurity=False).hexdigest()
 
     def next_name(self, obj: ObjectDef, now_ms: int) -> str:
         count = self._name_counters.get(obj.api_name, 0) + 1

@@ -11,7 +11,8 @@ from fxiaoke_k3cloud.mapping import load_mapping, transform
 
 MAPPING = Path(__file__).resolve().parents[2] / "include" / "mappings" / "deliveries.yaml"
 LOOKUPS = {"orders": {"XSDD000001": "so-1"}, "accounts": {"CUST-000001": "acc-1"},
-           "products": {"MAT-0001": "prod-1", "MAT-0002": "prod-2"}}
+           "products": {"MAT-0001": "prod-1", "MAT-0002": "prod-2"}, "warehouses": {"CK001": "wh-1"},
+           "order_lines": {"101": "sol-1", "102": "sol-2"}}
 
 
 def row(fid: int, entry: int, material: str = "MAT-0001", **overrides):
@@ -44,6 +45,17 @@ def test_audited_notice_becomes_a_delivery_note_with_lines(mapping):
     assert mapping.value_maps["order_status_on_delivery"] == {"C": "10"}
 
 
+def test_warehouse_and_order_line_links_are_filled_and_left_out_when_the_notice_has_none(mapping):
+    flat = pd.DataFrame([row(2, 21, FSOEntryId="101", **{"FStockID.FNumber": "CK001"}),
+                         row(2, 22, "MAT-0002", FSOEntryId="102", **{"FStockID.FNumber": "CK001"})])
+    model = transform(mapping, flat.iloc[:1], lines=flat, lookups=LOOKUPS).packages[0].model
+    assert model["delivery_warehouse_id"] == "wh-1"
+    assert [r["sales_order_product_id"] for r in model["DeliveryNoteProductObj"]] == ["sol-1", "sol-2"]
+    bare = pd.DataFrame([row(3, 31, FSOEntryId=None, **{"FStockID.FNumber": None})])
+    model = transform(mapping, bare, lines=bare, lookups=LOOKUPS).packages[0].model
+    assert model["delivery_warehouse_id"] == "" and model["DeliveryNoteProductObj"][0]["sales_order_product_id"] == ""
+
+
 def test_changed_quantity_changes_the_payload_hash_and_a_template_edit_does_not(mapping):
     first = transform(mapping, pd.DataFrame([row(1, 11)]), lines=pd.DataFrame([row(1, 11)]), lookups=LOOKUPS)
     more = transform(mapping, pd.DataFrame([row(1, 11)]), lines=pd.DataFrame([row(1, 11, FQty=5)]), lookups=LOOKUPS)
@@ -58,8 +70,10 @@ def test_changed_quantity_changes_the_payload_hash_and_a_template_edit_does_not(
         ({"FDocumentStatus": "D"}, "reported", "FDocumentStatus='D'"),
         ({"FDocumentStatus": "A"}, "held", "FDocumentStatus='A'"),
         ({"FDate": None}, "rejected", "FDate"),
+        ({"FSOEntryId": "999"}, "parked", "CRM order line for sale order entry 999"),
+        ({"FStockID.FNumber": "CK404"}, "parked", "CRM warehouse for warehouse CK404"),
     ],
-    ids=["unknown-product", "zero-qty", "unaudited", "draft", "no-date"],
+    ids=["unknown-product", "zero-qty", "unaudited", "draft", "no-date", "unknown-order-line", "unknown-warehouse"],
 )
 def test_bad_or_unready_notices_are_not_packages(mapping, overrides, kind, text):
     flat = pd.DataFrame([row(7, 71, **overrides)])

@@ -65,11 +65,20 @@ class World:
         self._seq = 0
 
     # --- CRM ---------------------------------------------------------------------------------------
-    def crm_order(self, name: str, owner: str = REP) -> tuple[str, str]:
+    def crm_order(self, name: str, materials: tuple[str, ...] = (), owner: str = REP) -> tuple[str, str]:
+        """A CRM order with one line per material (as the orders flow found it), and its account."""
         account_id = self.fx.create_record("AccountObj", {"name": f"客户 {name}"})
+        products = {p["product_code"]: p["_id"] for p in self.fxsim.records("ProductObj")}
+        lines = [{"product_id": products[m], "quantity": str(i + 2), "sales_price": "10"}
+                 for i, m in enumerate(materials) if m in products]
         order_id = self.fx.create_record("SalesOrderObj", {"name": name, "account_id": account_id, "owner": [owner],
-                                                           "order_status": "7"})
+                                                           "order_status": "7"},
+                                         details={"SalesOrderProductObj": lines} if lines else None)
         return order_id, account_id
+
+    def crm_lines(self, order_id: str) -> list[str]:
+        """The CRM order's line ids in line order."""
+        return [r["_id"] for r in self.fxsim.records("SalesOrderProductObj") if r["order_id"] == order_id]
 
     # --- K3Cloud -----------------------------------------------------------------------------------
     def k3_customer(self, number: str) -> None:
@@ -79,15 +88,16 @@ class World:
                          IsAutoSubmitAndAudit=True)
             self._customers.add(number)
 
-    def order(self, *, sent_by_crm: bool = True, id_map: bool = True, customer: str | None = None,
-              materials: tuple[str, ...] = ("MAT-0001", "MAT-0002")) -> Order:
-        """A sale order in K3Cloud; with ``sent_by_crm`` it has a CRM twin (FNetOrderBillNo, optional id map)."""
+    def order(self, *, sent_by_crm: bool = True, id_map: bool = True, line_map: bool = True,
+              customer: str | None = None, materials: tuple[str, ...] = ("MAT-0001", "MAT-0002")) -> Order:
+        """A sale order in K3Cloud; with ``sent_by_crm`` it has a CRM twin with the same lines (FNetOrderBillNo,
+        optional id map, and with ``line_map`` the order-line id map the orders flow keeps)."""
         self._seq += 1
         number = f"SO{self._seq:05d}"
         customer = customer or f"CUST-{self._seq}"  # each CRM order has its own CRM account
         crm_id = account_id = None
         if sent_by_crm:
-            crm_id, account_id = self.crm_order(number)
+            crm_id, account_id = self.crm_order(number, materials)
         self.k3_customer(customer)
         model = {"FID": 0, "FBillNo": number, "FBillTypeID": {"FNumber": "XSDD01_SYS"}, "FDate": "2026-01-02",
                  "FSaleOrgId": {"FNumber": "100"}, "FCustId": {"FNumber": customer},
@@ -98,11 +108,24 @@ class World:
         if sent_by_crm and id_map:
             self.store.upsert_id_map("order", [IdMapEntry(source_id=crm_id, target_id=str(saved.id), target_number=number)])
             self.store.upsert_id_map("customer", [IdMapEntry(source_id=account_id, target_number=customer)])
+            if line_map:
+                entries = [e["FEntryID"] for e in self.k3_doc("SAL_SaleOrder", number)["FSaleOrderEntry"]]
+                self.store.upsert_id_map("order_line", [IdMapEntry(source_id=line_id, target_id=str(entry))
+                                                        for line_id, entry in zip(self.crm_lines(crm_id), entries)])
         return Order(crm_id, number, int(saved.id), customer)
 
-    def audited_notice(self, order: Order) -> str:
+    def k3_doc(self, form: str, number: str) -> dict[str, Any]:
+        return next(d for d in self.k3sim.records(form) if d.get("FBillNo") == number)
+
+    def audited_notice(self, order: Order, stocks: tuple[str, ...] = ()) -> str:
+        """Push the order to a delivery notice, set its lines' warehouses (``stocks``, one per line), audit it."""
         pushed = self.k3.push("SAL_SaleOrder", NOTICE, "SaleOrder-DeliveryNotice", numbers=[order.number])
         number = pushed.targets[0].number
+        if stocks:
+            doc = self.k3_doc(NOTICE, number)
+            rows = [{"FEntryID": row["FEntryID"], "FStockID": {"FNumber": stock}}
+                    for row, stock in zip(doc["FEntity"], stocks)]
+            self.k3.save(NOTICE, {"FID": doc["FID"], "FEntity": rows}, IsDeleteEntry=False)
         self.k3.submit(NOTICE, numbers=[number])
         self.k3.audit(NOTICE, numbers=[number])
         return number

@@ -6,6 +6,7 @@ The redirect is a requests transport adapter mounted on the client's own session
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -61,7 +62,7 @@ def test_token_paged_query_and_describe_through_fxiaoke_python(api: Api, client:
 def test_custom_object_create_and_query_through_fxiaoke_python(api: Api, client: FxiaokeApi) -> None:
     custom = baseObj(api=client, dataObjectApiName="object_demo__c")
     created = custom.create(object_data={"name": "via client", "field_num1__c": "7"})
-    assert len(created["dataId"]) == 24
+    assert re.fullmatch(r"[0-9a-f]{32}", created["dataId"])  # the default id_format
     rows = list(custom.query(filters=[{"field_name": "field_num1__c", "operator": "GTE",
                                        "field_values": [5]}]))
     assert [r["name"] for r in rows] == ["via client"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .client import ADMIN, REP, Api, flt
 
 
@@ -27,7 +29,7 @@ def test_create_with_details_links_lines_and_returns_top_level_data_id(api: Api)
         ]},
     }, triggerApprovalFlow=False, triggerWorkFlow=False)
     order_id = body["dataId"]
-    assert len(order_id) == 24 and "data" not in body
+    assert re.fullmatch(r"[0-9a-f]{32}", order_id) and "data" not in body  # the default id_format
     order = api.ok("get", {"dataObjectApiName": "SalesOrderObj", "objectDataId": order_id})["data"]
     assert order["account_id__r"] == "上海测试机械有限公司" and order["order_amount"] == "33.50"
     assert order["life_status"] == "normal" and order["version"] == "1" and order["owner"] == [ADMIN]

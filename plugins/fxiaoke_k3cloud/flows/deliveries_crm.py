@@ -26,7 +26,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError
+from fxiaoke_k3cloud.errors import (
+    ApiError,
+    AuthenticationError,
+    OutcomeUnknownError,
+    QuotaExhaustedError,
+    RetryableApiError,
+    SyncError,
+    TransportError,
+)
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,8 @@ log = logging.getLogger(__name__)
 NOTE_OBJECT = "DeliveryNoteObj"
 LINE_OBJECT = "DeliveryNoteProductObj"
 ORDER_OBJECT = "SalesOrderObj"
+ORDER_LINE_OBJECT = "SalesOrderProductObj"
+WAREHOUSE_OBJECT = "WarehouseObj"
 MESSAGE_ENTITY = "delivery_message"
 ORDER_FIELDS = ["_id", "name", "owner", "account_id", "life_status"]
 QUERY_CHUNK = 100  # values per `IN` filter = the query API's page limit
@@ -67,6 +77,31 @@ def crm_products(hook: Any, codes: Iterable[str]) -> dict[str, str]:
     """``{product_code: ProductObj _id}``; products are matched to K3Cloud materials by code."""
     rows = _query_in(hook, "ProductObj", "product_code", codes, ["_id", "product_code"])
     return {str(r["product_code"]): str(r["_id"]) for r in rows if r.get("product_code")}
+
+
+def crm_warehouses(hook: Any, numbers: Iterable[str]) -> dict[str, str] | None:
+    """``{number: WarehouseObj _id}``; None when the CRM has no WarehouseObj (the inventory module is off).
+
+    An error that retrying or the connection settles (rate limit, 5xx, credentials, quota) is raised as usual.
+    """
+    wanted = [n for n in numbers if n]
+    if not wanted:
+        return {}
+    try:
+        rows = _query_in(hook, WAREHOUSE_OBJECT, "number", wanted, ["_id", "number"])
+    except (RetryableApiError, AuthenticationError, QuotaExhaustedError):
+        raise
+    except ApiError as exc:
+        log.warning("the CRM refused a %s query (%s): delivery notes are written without a warehouse",
+                    WAREHOUSE_OBJECT, exc)
+        return None
+    return {str(r["number"]): str(r["_id"]) for r in rows if r.get("number")}
+
+
+def crm_order_lines(hook: Any, order_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The non-voided CRM lines (``_id``, ``order_id``, ``product_id``) of these CRM orders."""
+    rows = _query_in(hook, ORDER_LINE_OBJECT, "order_id", order_ids, ["_id", "order_id", "product_id", "life_status"])
+    return [r for r in rows if r.get("life_status") != "invalid"]
 
 
 def notes_by_name(hook: Any, names: Iterable[str]) -> dict[str, str]:

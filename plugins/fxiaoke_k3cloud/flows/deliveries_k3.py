@@ -46,10 +46,23 @@ def order_number(row: dict[str, Any]) -> str | None:
     return number or None
 
 
+def order_entry_id(row: dict[str, Any]) -> str | None:
+    """The sale-order entry (``FSOEntryId``) a notice line was pushed from, as text; None when it has none (0)."""
+    value = row.get("FSOEntryId")
+    try:
+        entry = int(value)
+    except (TypeError, ValueError):
+        return None
+    return str(entry) if entry > 0 else None
+
+
 def normalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give every line its order number in ``FOrderNo`` (the field the mapping reads)."""
+    """Give every line its order number in ``FOrderNo`` and its order entry id as text in ``FSOEntryId``
+    (the fields the mapping reads; lookup keys are text)."""
     for row in rows:
         row["FOrderNo"] = order_number(row)
+        if "FSOEntryId" in row:
+            row["FSOEntryId"] = order_entry_id(row)
     return rows
 
 

@@ -1,22 +1,37 @@
 """Transform step of the deliveries flow: staged notice rows → CRM delivery-note packages.
 
 A notice goes through the mapping engine only when every line's sale order resolves to an existing CRM
-order; otherwise it is *reported* (the CRM never sent that order, so there is nothing to attach a delivery
-note to — a person must look). The lookup tables the mapping names (``orders``, ``accounts``, ``products``)
-are built here from the id maps and CRM reads.
+order and its lines ship from one warehouse; otherwise it is *reported* (the CRM never sent that order, or a
+CRM delivery note cannot hold two warehouses — a person must look). The lookup tables the mapping names
+(``orders``, ``accounts``, ``products``, ``warehouses``, ``order_lines``) are built here from the id maps and
+CRM reads:
+
+* ``warehouses``: K3Cloud ``FStockID`` number → CRM ``WarehouseObj`` ``_id`` by its ``number``; a CRM without
+  WarehouseObj (inventory module off) gets notes without a warehouse;
+* ``order_lines``: the notice line's ``FSOEntryId`` (sale-order entry) → CRM order line, from the orders
+  flow's line id map (entity ``order_line``: CRM line ``_id`` ⇄ K3 ``FEntryID``, :mod:`.entry_rows`), else the
+  CRM order's only non-voided line of the same product. A line neither finds parks the notice with a reason.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Iterable
 
-from fxiaoke_k3cloud.flows.deliveries_crm import crm_orders, crm_products, owners_of
+import sqlalchemy as sa
+
+from fxiaoke_k3cloud.audit.schema import id_map
+from fxiaoke_k3cloud.flows.deliveries_crm import crm_order_lines, crm_orders, crm_products, crm_warehouses, owners_of
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.flows.stage import Stage
 from fxiaoke_k3cloud.flows.window import SHANGHAI
 
 log = logging.getLogger(__name__)
+
+ORDER_LINE_ENTITY = "order_line"  # written by the orders flow (entry_rows.line_entity): CRM line _id ⇄ K3 FEntryID
+STOCK_KEY = "FStockID.FNumber"
+ENTRY_KEY = "FSOEntryId"
+ID_CHUNK = 500
 
 
 def _approve_ms(value: Any) -> int | None:
@@ -55,6 +70,46 @@ def _order_problem(number: str | None, resolved: dict[str, Any], orders: dict[st
     return None
 
 
+def _warehouse_problem(lines: list[dict[str, Any]]) -> str | None:
+    """A CRM delivery note has one warehouse: lines from several cannot become one note."""
+    stocks = sorted({str(line[STOCK_KEY]) for line in lines if line.get(STOCK_KEY)})
+    if len(stocks) > 1:
+        return (f"its lines ship from {len(stocks)} warehouses ({', '.join(stocks)}) but a CRM delivery note has one "
+                "(delivery_warehouse_id): split the notice in K3Cloud or enter the delivery in the CRM by hand")
+    return None
+
+
+def mapped_order_lines(store: Any, entry_ids: Iterable[str]) -> dict[str, str]:
+    """``{K3Cloud sale-order FEntryID: CRM order line _id}`` from the orders flow's line id map."""
+    wanted = sorted({str(e) for e in entry_ids if e})
+    out: dict[str, str] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), ID_CHUNK):
+            query = sa.select(id_map.c.target_id, id_map.c.source_id).where(
+                id_map.c.entity == ORDER_LINE_ENTITY, id_map.c.target_id.in_(wanted[start : start + ID_CHUNK]))
+            out.update({str(row.target_id): str(row.source_id) for row in conn.execute(query)})
+    return out
+
+
+def order_line_table(store: Any, hook: Any, lines: list[dict[str, Any]], order_ids: dict[str, str],
+                     products: dict[str, str]) -> dict[str, str]:
+    """The ``order_lines`` lookup: the line id map, else the CRM order's only line of the line's product."""
+    table = mapped_order_lines(store, (line.get(ENTRY_KEY) for line in lines))
+    unknown = [line for line in lines if line.get(ENTRY_KEY) and line[ENTRY_KEY] not in table]
+    if not unknown:
+        return table
+    orders = {order_ids[line["FOrderNo"]] for line in unknown if line.get("FOrderNo") in order_ids}
+    by_product: dict[tuple[str, str], list[str]] = {}
+    for row in crm_order_lines(hook, orders):
+        by_product.setdefault((str(row.get("order_id")), str(row.get("product_id"))), []).append(str(row["_id"]))
+    for line in unknown:
+        key = (order_ids.get(line.get("FOrderNo") or "", ""), products.get(str(line.get("FMaterialID.FNumber") or ""), ""))
+        found = by_product.get(key, [])
+        if len(found) == 1:  # two lines of one product: which is which is not knowable; the notice waits
+            table[line[ENTRY_KEY]] = found[0]
+    return table
+
+
 def map_notices(spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str, int]:
     import pandas as pd
 
@@ -81,7 +136,8 @@ def map_notices(spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str,
     accepted: dict[str, list[dict[str, Any]]] = {}
     for fid, lines in by_notice.items():
         problems = [] if lines[0].get("FDocumentStatus") != "C" else list(dict.fromkeys(
-            p for p in (_order_problem(line.get("FOrderNo"), resolved, orders) for line in lines) if p))
+            p for p in (*(_order_problem(line.get("FOrderNo"), resolved, orders) for line in lines),
+                        _warehouse_problem(lines)) if p))
         if problems:
             outcomes.append(outcome(fid, "reported", f"{lines[0].get('FBillNo')}: " + "; ".join(problems)))
         else:
@@ -97,9 +153,16 @@ def map_notices(spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str,
         if number and number not in accounts and account:
             accounts[number] = str(account)
     products = crm_products(hook, {str(r.get("FMaterialID.FNumber") or "") for r in flat} - {""})
-    masters = pd.DataFrame.from_records([lines[0] for lines in accepted.values()]) if accepted else pd.DataFrame()
-    result = transform(mapping, masters, lines=pd.DataFrame.from_records(flat) if flat else None,
-                       lookups={"orders": order_ids, "accounts": accounts, "products": products})
+    warehouses = crm_warehouses(hook, sorted({str(r.get(STOCK_KEY) or "") for r in flat} - {""}))
+    masters = []
+    for lines in accepted.values():  # the note's warehouse is its lines' one warehouse (checked above)
+        stock = next((line[STOCK_KEY] for line in lines if line.get(STOCK_KEY)), None)
+        masters.append({**lines[0], STOCK_KEY: stock if warehouses is not None else None})
+    frame = pd.DataFrame.from_records(masters) if masters else pd.DataFrame()
+    order_lines = order_line_table(store, hook, flat, order_ids, products)
+    result = transform(mapping, frame, lines=pd.DataFrame.from_records(flat) if flat else None,
+                       lookups={"orders": order_ids, "accounts": accounts, "products": products,
+                                "warehouses": warehouses or {}, "order_lines": order_lines})
 
     status_map = mapping.value_maps.get(ORDER_STATUS_MAP, {})
     entity = mapping.entries.entity if mapping.entries else "DeliveryNoteProductObj"

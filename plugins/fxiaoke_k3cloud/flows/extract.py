@@ -15,23 +15,55 @@ import queue
 import threading
 from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
-from fxiaoke_k3cloud.flows.queries import failed_source_ids
+import sqlalchemy as sa
+
+from fxiaoke_k3cloud.audit.schema import sync_record
+from fxiaoke_k3cloud.flows.queries import RETRY_LIMIT, failed_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.flows.window import Window
 
 log = logging.getLogger(__name__)
 
 ID_BATCH = 100  # ids per `IN` query (the query API's page limit)
+# The mapping engine's reason for a record held by its life_status (mapping/engine.py, ``_apply_life_status``).
+HELD_MARK = "is held until it becomes"
 T = TypeVar("T")
 
 
-def pages_in(hook: Any, api: str, field: str, values: Iterable[Any],
-             fields: Sequence[str] | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Pages of ``api`` records whose ``field`` is one of ``values`` (``IN`` queries of ID_BATCH values)."""
+def pages_in(hook: Any, api: str, field: str, values: Iterable[Any], fields: Sequence[str] | None = None, *,
+             include_voided: bool = False) -> Iterator[list[dict[str, Any]]]:
+    """Pages of ``api`` records whose ``field`` is one of ``values`` (``IN`` queries of ID_BATCH values).
+
+    :param include_voided: voided rows too, asked for explicitly (a tenant's default query may leave them out).
+    """
     values = sorted({str(v) for v in values if v})
     for start in range(0, len(values), ID_BATCH):
         flt = [{"field_name": field, "operator": "IN", "field_values": values[start : start + ID_BATCH]}]
-        yield from hook.query_records(api, filters=flt, fields=fields)
+        yield from hook.query_records(api, filters=flt, fields=fields, include_voided=include_voided)
+
+
+def held_source_ids(store: Any, flow: str, entity: str, limit: int = RETRY_LIMIT) -> list[str]:
+    """Source ids whose most recent outcome is *held* (skipped for a life_status such as ``under_review``).
+
+    Whether finishing a CRM approval moves ``last_modified_time`` is not documented; a record approved after
+    its window must not wait for its next edit, so held records are read again by id until their status moves.
+    """
+    latest = (
+        sa.select(sync_record.c.source_id, sa.func.max(sync_record.c.id).label("last_id"))
+        .where(sync_record.c.flow == flow, sync_record.c.entity == entity,
+               sa.not_(sa.and_(sync_record.c.outcome == "skipped", sync_record.c.reason.like("dry run:%"))))
+        .group_by(sync_record.c.source_id)
+        .subquery()
+    )
+    query = (
+        sa.select(sync_record.c.source_id)
+        .join(latest, sync_record.c.id == latest.c.last_id)
+        .where(sync_record.c.outcome == "skipped", sync_record.c.reason.like(f"%{HELD_MARK}%"))
+        .order_by(sync_record.c.id)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return [row[0] for row in conn.execute(query)]
 
 
 def prefetched(pages: Iterable[T], depth: int = 1) -> Iterator[T]:
@@ -119,15 +151,16 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     """Stage the records to sync this run; returns (records staged, earlier failures re-read).
 
     With ``ids`` only those records are read. Otherwise the window is read, and records whose last outcome
-    was ``failed`` (an API or K3Cloud-side problem that may have cleared) are read again by id, so a failure
-    is retried by the next run instead of waiting for the next CRM edit: nothing accepted is lost. Window runs
-    also look for synced records deleted in the CRM (:func:`check_presence`, at most hourly).
+    was ``failed`` (an API or K3Cloud-side problem that may have cleared) or *held* (in approval; see
+    :func:`held_source_ids`) are read again by id, so they are retried by the next run instead of waiting for
+    the next CRM edit: nothing accepted is lost. Window runs also look for synced records deleted in the CRM
+    (:func:`check_presence`, at most hourly).
     """
     stage.clear_kind(run_pk, "raw")
     seen: set[str] = set()
     count = 0
     if ids:
-        for page in prefetched(pages_in(hook, spec.source_object, "_id", ids)):
+        for page in prefetched(pages_in(hook, spec.source_object, "_id", ids, include_voided=True)):
             count += stage.append(run_pk, "raw", new_records(page, seen))
         missing = sorted(set(ids) - seen)
         if missing:
@@ -137,8 +170,9 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     for page in prefetched(hook.query_window(spec.source_object, spec.modified_field, window.start_ms,
                                              window.end_ms)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
-    retry_ids = [sid for sid in failed_source_ids(store, spec.name, spec.entity) if sid not in seen]
-    for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids)):
+    again = [*failed_source_ids(store, spec.name, spec.entity), *held_source_ids(store, spec.name, spec.entity)]
+    retry_ids = [sid for sid in dict.fromkeys(again) if sid not in seen]
+    for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids, include_voided=True)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
     check_presence(spec, hook, store, stage, run_pk)
     return count, len(retry_ids)

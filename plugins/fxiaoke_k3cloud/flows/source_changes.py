@@ -1,9 +1,11 @@
 """CRM records voided or deleted after a sync: found cheaply, acted on in K3Cloud per the mapping, audited once.
 
-* **Voided** records come with the window (default CRM queries return ``life_status = invalid`` rows); the
-  transform reports them and stages them as kind ``void``.
+* **Voided** records come with the window: whether a tenant's default query returns ``life_status = invalid``
+  rows is unknown (spec §3.5, §10), so the window read asks for them with a ``life_status`` filter
+  (``FxiaokeHook.query_window``, ``include_voided``); the transform reports them and stages them as kind ``void``.
 * **Deleted** records are gone from every CRM query, so they are found by a *presence check*: the ids the id
-  map holds are asked for with ``_id IN`` queries (one page per 100 ids, :data:`ID_BATCH`), at most once per
+  map holds are asked for with ``_id IN`` queries (one page per 100 ids, :data:`ID_BATCH`; voided ones asked
+  for explicitly, or a tenant that hides them by default would make every void look like a deletion), at most once per
   :data:`PRESENCE_EVERY_MS` per flow (the last check time is kept as the watermark ``<flow>:presence``).
   What is missing is staged as kind ``deleted``.
 * The load step then applies the mapping's ``on_source_void`` / ``on_source_delete`` (:func:`apply_source_actions`):
@@ -56,14 +58,14 @@ def find_deleted(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int,
     entries = {row["source_id"]: row for row in id_map_rows(store, spec.entity)
                if not str(row["payload_hash"] or "").startswith(marker("deleted", ""))}
     present: set[str] = set()
-    for page in pages_in(hook, spec.source_object, "_id", entries, fields=["_id"]):
+    for page in pages_in(hook, spec.source_object, "_id", entries, fields=["_id"], include_voided=True):
         present.update(str(r["_id"]) for r in page)
     gone = [{"source_id": sid, "source_name": None, "number": row["target_number"], "target_id": row["target_id"]}
             for sid, row in entries.items() if sid not in present]
     staged = stage.append(run_pk, "deleted", gone, key="source_id")
     store.set_watermark(key, now_ms, None)
-    log.info("%s: presence check of %s id-mapped record(s) (%s queries of ≤%s ids): %s deleted in the CRM",
-             spec.name, len(entries), -(-len(entries) // ID_BATCH), ID_BATCH, len(gone))
+    log.info("%s: presence check of %s id-mapped record(s) (%s batches of ≤%s ids, voided asked for apart): "
+             "%s deleted in the CRM", spec.name, len(entries), -(-len(entries) // ID_BATCH), ID_BATCH, len(gone))
     return staged
 
 

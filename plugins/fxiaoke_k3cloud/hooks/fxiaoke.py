@@ -33,14 +33,17 @@ from fxiaoke_k3cloud.hooks.fxiaoke_errors import SYSTEM, is_retryable, refused_w
 from fxiaoke_k3cloud.hooks.fxiaoke_query import (
     DESCRIBE_PATH,
     FilterSpec,
+    LIFE_STATUS,
     IdCursorPaginator,
     OffsetPaginator,
     OrderSpec,
     check_page_size,
     data_path,
     normalize_filter,
+    names_field,
     normalize_order,
     projection,
+    with_voided,
 )
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import CallCounter, shared_throttle
 from fxiaoke_k3cloud.hooks.fxiaoke_token import TOKEN_CACHE, CorpToken, cached_open_user_id
@@ -242,6 +245,8 @@ class FxiaokeHook(BaseHook):
         orders: Sequence[OrderSpec] | None = None,
         fields: Sequence[str] | None = None,
         page_size: int = 100,
+        *,
+        include_voided: bool = False,
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield pages (lists of records) of every row matching all ``filters`` (AND).
 
@@ -252,10 +257,24 @@ class FxiaokeHook(BaseHook):
         :param filters: dicts ``{field_name, operator, field_values}`` or ``(field, operator, value)`` triples.
         :param orders: dicts ``{fieldName, isAsc}`` or ``(field, ascending)`` pairs.
         :param fields: field projection (``_id`` is always added); ``None`` = all fields.
+        :param include_voided: also return voided (``life_status invalid``) rows whatever the tenant's default
+            query returns: a second pass asks for them with a ``life_status`` filter (:func:`with_voided`).
+            Without it, the tenant's default decides. Ignored when a filter already names ``life_status``.
         """
         check_page_size(page_size)
         base_filters = [normalize_filter(f) for f in filters or []]
         wire_orders = [normalize_order(o) for o in orders or []]
+        wanted = list(fields) if fields else None
+        if not include_voided or names_field(base_filters, LIFE_STATUS):
+            return self._query_pass(object_api_name, base_filters, wire_orders, wanted, page_size)
+        if wanted and LIFE_STATUS not in wanted:
+            wanted.append(LIFE_STATUS)
+        return with_voided(lambda flt: self._query_pass(object_api_name, flt, wire_orders, wanted, page_size),
+                           base_filters)
+
+    def _query_pass(self, object_api_name: str, base_filters: list[dict[str, Any]], wire_orders: list[dict[str, Any]],
+                    fields: Sequence[str] | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
+        """One paged query (the pages of :meth:`query_records` for one filter set)."""
         cursor_only = not wire_orders or wire_orders == [{"fieldName": "_id", "isAsc": True}]
         paginator = IdCursorPaginator(page_size) if cursor_only else OffsetPaginator(page_size, wire_orders)
         path = data_path(object_api_name, "query")
@@ -298,12 +317,19 @@ class FxiaokeHook(BaseHook):
         filters: Sequence[FilterSpec] | None = None,
         fields: Sequence[str] | None = None,
         page_size: int = 100,
+        *,
+        include_voided: bool = True,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of rows with ``start_ms <= field < end_ms`` (half-open, so adjacent windows never overlap)."""
+        """Pages of rows with ``start_ms <= field < end_ms`` (half-open, so adjacent windows never overlap).
+
+        A window read syncs changes, and a void is one: voided rows are included by default, asked for
+        explicitly (see ``include_voided`` of :meth:`query_records`), so the flows see them on every tenant.
+        """
         if not isinstance(start_ms, int) or not isinstance(end_ms, int) or start_ms >= end_ms:
             raise ConfigError(f"window must be integer ms with start < end, got [{start_ms!r}, {end_ms!r})")
         window = [(field, "GTE", [start_ms]), (field, "LT", [end_ms])]
-        return self.query_records(object_api_name, [*window, *(filters or [])], fields=fields, page_size=page_size)
+        return self.query_records(object_api_name, [*window, *(filters or [])], fields=fields, page_size=page_size,
+                                  include_voided=include_voided)
 
     def get_record(self, object_api_name: str, record_id: str) -> dict[str, Any]:
         """One record by ``_id``."""

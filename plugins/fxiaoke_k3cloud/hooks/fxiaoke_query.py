@@ -9,7 +9,7 @@ changes, so ties and edits cannot skip or repeat a row, and there is no offset t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from fxiaoke_k3cloud.errors import ConfigError
 
@@ -67,6 +67,35 @@ def normalize_filter(spec: FilterSpec) -> dict[str, Any]:
     elif isinstance(values, (str, bytes, int, float, bool)) or not isinstance(values, Iterable):
         values = [values]
     return {"field_name": field_name, "operator": operator, "field_values": list(values)}
+
+
+LIFE_STATUS = "life_status"
+VOIDED = "invalid"
+
+
+def names_field(filters: Sequence[Mapping[str, Any]], field_name: str) -> bool:
+    """Whether any (normalised) filter is on ``field_name``."""
+    return any(f.get("field_name") == field_name for f in filters)
+
+
+def with_voided(run: Callable[[list[dict[str, Any]]], Iterator[list[dict[str, Any]]]],
+                filters: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Pages of ``run(filters)`` and then of ``run(filters + life_status EQ invalid)``, each row once.
+
+    Whether a default query returns voided rows differs between tenants (spec §3.5, §10), so voided rows are
+    asked for explicitly. Under a default that already includes them the second pass repeats them: a row of
+    the second pass is skipped when the first pass returned it (only voided ids are remembered, so memory
+    does not grow with the result). The first pass must project ``life_status``.
+    """
+    voided_seen: set[str] = set()
+    for page in run(filters):
+        voided_seen.update(str(r.get("_id")) for r in page if r.get(LIFE_STATUS) == VOIDED)
+        yield page
+    voided = {"field_name": LIFE_STATUS, "operator": "EQ", "field_values": [VOIDED]}
+    for page in run([*filters, voided]):
+        fresh = [r for r in page if str(r.get("_id")) not in voided_seen]
+        if fresh:
+            yield fresh
 
 
 def normalize_order(spec: OrderSpec) -> dict[str, Any]:
