@@ -1,7 +1,9 @@
 """
 ### K3Cloud delivery notices → Fxiaoke delivery notes (`SAL_DELIVERYNOTICE` → `DeliveryNoteObj`)
 
-Every 15 minutes (Asia/Shanghai) this DAG takes the K3Cloud delivery notices **audited** since the flow's
+Within seconds of an audit — woken by the asset `k3cloud_audited_delivery_notices` (a watcher polling
+K3Cloud in the triggerer, or a signed push from a K3Cloud service plug-in) — and every 15 minutes
+(Asia/Shanghai) as the catch-up, this DAG takes the K3Cloud delivery notices **audited** since the flow's
 watermark (less a look-back; `FApproveDate` is UTC+8 local time on the wire, converted explicitly) and
 tells the CRM:
 
@@ -28,6 +30,10 @@ dropped; notices whose products are not in the CRM are parked and retried.
 | `full_resync` | every audited notice from the beginning of time; unchanged ones cost no CRM write |
 | `dry_run` | map and show the delivery notes that would be written; write nothing |
 
+**Events are a doorbell.** An event-triggered run (`asset_triggered`) reads from the watermark like a
+scheduled one, and one run at a time (`max_active_runs=1`) means events that arrive while a run is going
+merge into the next: a lost, repeated or merged event changes nothing (docs/events.md).
+
 **Windows.** Every incremental run — scheduled, *Trigger* (with or without the logical date the form
 pre-fills), event-triggered — reads from the flow's watermark minus a look-back up to the earlier of now and
 its data-interval end, so an interval whose run failed or was skipped is read by the next run that succeeds.
@@ -37,14 +43,15 @@ once (a backfill beside the schedule, two workers) take turns per record: nothin
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, dag, task
 
 from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure, every_15_minutes, window_params
+from fxiaoke_k3cloud.events.assets import k3cloud_audited_delivery_notices
 
 
 @dag(
     dag_id="k3cloud_deliveries_to_fxiaoke",
-    schedule=every_15_minutes(),
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[k3cloud_audited_delivery_notices()]),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
