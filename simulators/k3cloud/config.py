@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,3 +27,6 @@ class SimConfig:
     query_pending_polls: int = 0
     seed_demo: int = 0
     faults: dict[str, Any] = field(default_factory=dict)
+    # Stand-in for a service plug-in: POST a signed doorbell here after Audit/UnAudit (outbound.py); "" = off.
+    outbound_url: str = field(default_factory=lambda: os.environ.get("K3SIM_OUTBOUND_URL", ""))
+    outbound_secret: str = field(default_factory=lambda: os.environ.get("K3SIM_OUTBOUND_SECRET", ""))
