@@ -34,16 +34,17 @@ once (a backfill beside the schedule, two workers) take turns per record: nothin
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, dag, task
 
 from fxiaoke_k3cloud.dag_common import DEFAULT_ARGS, START_DATE, alert_on_failure, every_15_minutes, window_params
+from fxiaoke_k3cloud.events.assets import fxiaoke_changed
 
 FLOW = "customers"
 
 
 @dag(
     dag_id="fxiaoke_customers_to_k3cloud",
-    schedule=every_15_minutes(),
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[fxiaoke_changed("AccountObj")]),  # docs/events.md
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
