@@ -78,10 +78,23 @@ class AirflowStack:
         self.wait("the api-server", self._api_up, 120)
         return self
 
-    def start_component(self, name: str) -> None:
+    def start_component(self, name: str, command: str | None = None) -> None:
         log = open(self.home / f"{name}.log", "a")
-        self.procs[name] = subprocess.Popen([str(VENV_BIN / "airflow"), name], env=self.env, cwd=ROOT, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = subprocess.Popen([str(VENV_BIN / "airflow"), command or name], env=self.env, cwd=ROOT,
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def crash(self, name: str) -> None:
+        """SIGKILL one component's process group (a crash: no graceful shutdown, its job row stays 'running')."""
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+
+    def trigger_holder(self, classpath_part: str) -> int | None:
+        rows = self.query("SELECT triggerer_id FROM trigger WHERE classpath LIKE ?", f"%{classpath_part}%")
+        return rows[0][0] if rows else None
 
     def restart(self, name: str) -> float:
         """Stop one component (SIGTERM, then SIGKILL) and start it again; returns the seconds it was down."""
@@ -91,9 +104,8 @@ class AirflowStack:
         return time.monotonic() - started
 
     def stop(self) -> None:
-        for name in reversed(COMPONENTS):
-            if name in self.procs:
-                _stop_group(self.procs[name])
+        for name in reversed(list(self.procs)):
+            _stop_group(self.procs[name])
 
     def __enter__(self) -> AirflowStack:
         return self.start()

@@ -133,10 +133,11 @@ class World:
 
 
 def deliveries_phase(stack: AirflowStack, world: World, args: argparse.Namespace, phase: str, rng: random.Random) -> dict[str, Any]:
-    notes, messages, restarts = [], [], []
+    notes, messages, restarts, failover = [], [], [], {}
     for i in range(args.events):
         if phase == "poll" and i == args.events // 2 and args.events > 1:
             restarts.append(round(stack.restart("triggerer"), 1))
+            failover = crash_holding_triggerer(stack) if args.failover else {}
         notice = world.submitted_notice()
         stack.wait("the deliveries DAG to be idle", lambda: stack.idle(DELIVERIES), 300)
         time.sleep(rng.uniform(*args.gap_s))
@@ -152,8 +153,23 @@ def deliveries_phase(stack: AirflowStack, world: World, args: argparse.Namespace
             messages.append(msg_s)
     missing = args.events - min(len(notes), len(messages))
     return {"audit_to_note_s": summary(notes), "audit_to_message_s": summary(messages), "missing": missing,
-            "triggerer_restarts_s": restarts, "runs": stack.runs(DELIVERIES), "duplicates": world.duplicates(),
+            "triggerer_restarts_s": restarts, "failover": failover, "runs": stack.runs(DELIVERIES), "duplicates": world.duplicates(),
             "raw": {"note": notes, "message": messages}}
+
+
+def crash_holding_triggerer(stack: AirflowStack) -> dict[str, Any]:
+    """With two triggerers, SIGKILL the one holding the watcher; how long until the other one runs it."""
+    holder = stack.wait("the watcher to be assigned", lambda: stack.trigger_holder("K3CloudAuditTrigger"), 120)
+    stack.start_component("triggerer-2", "triggerer")
+    stack.wait("the second triggerer's heartbeat", lambda: len(stack.query(
+        "SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")) >= 2, 120)
+    crashed = time.monotonic()
+    stack.crash("triggerer")
+    new = stack.wait("another triggerer to adopt the watcher", lambda: (
+        (h := stack.trigger_holder("K3CloudAuditTrigger")) not in (None, holder) and h), 300)
+    adopted_s = round(time.monotonic() - crashed, 1)
+    print(f"  failover: triggerer job {holder} killed; job {new} runs the watcher after {adopted_s} s", flush=True)
+    return {"crashed_job": holder, "adopting_job": new, "adopted_after_s": adopted_s}
 
 
 def crm_phase(stack: AirflowStack, world: World, args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
@@ -238,12 +254,12 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         if "crm_to_k3cloud" in result:
             s = result["crm_to_k3cloud"]["crm_edit_to_k3cloud_s"]
             lines.append(f"| {phase} | CRM edit → K3Cloud write | {s['n']} | {s.get('p50')} | {s.get('p95')} | {s.get('max')} |")
-    lines += ["", "| phase | K3Cloud queries / h (idle) | Fxiaoke queries / h (idle) | duplicated notes / messages | missing | triggerer restart (s) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| phase | K3Cloud queries / h (idle) | Fxiaoke queries / h (idle) | duplicated notes / messages | missing "
+              "| triggerer restart (s) | failover after crash (s) |", "|---|---|---|---|---|---|---|"]
     for phase, result in results.items():
         c, d = result["polling_cost"], result["deliveries"]
         lines.append(f"| {phase} | {c['k3cloud_bill_queries_per_hour']} | {c['fxiaoke_queries_per_hour']} | "
-                     f"{d['duplicates']['notes']} / {d['duplicates']['messages']} | {d['missing']} | {d['triggerer_restarts_s'] or '-'} |")
+                     f"{d['duplicates']['notes']} / {d['duplicates']['messages']} | {d['missing']} | {d['triggerer_restarts_s'] or '-'} | {d['failover'].get('adopted_after_s', '-')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -257,6 +273,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gap-s", default="0,10", help="random pause before each audit/edit: MIN,MAX seconds")
     p.add_argument("--cost-window-s", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-failover", dest="failover", action="store_false",
+                   help="poll phase: do not start a second triggerer and crash the first one halfway")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = p.parse_args(argv)
     args.gap_s = tuple(float(x) for x in args.gap_s.split(","))

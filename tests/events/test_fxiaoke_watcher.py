@@ -35,7 +35,7 @@ def crm(fxiaoke, store):
 
 
 def test_created_then_edited_account_rings_once_each(crm, fxiaoke, store):
-    assert poll(1) == []  # records a starting position; rings nothing
+    assert poll(1) == []  # nothing in the CRM changed: records position 0, rings nothing
     account = crm.create_record("AccountObj", {"name": "客户 watcher"})
     events = poll(3)
     assert [e["record_id"] for e in events] == [account]

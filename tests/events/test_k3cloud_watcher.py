@@ -35,11 +35,12 @@ def audited(world: World) -> tuple[str, int]:
     return number, int(fid)
 
 
-def test_first_start_records_a_position_and_rings_nothing(world, store):
-    audited(world)
-    assert poll(2) == []
+def test_first_start_rings_once_for_what_came_before_and_stores_it(world, store):
+    _, fid = audited(world)
+    assert [e["record_id"] for e in poll(3)] == [str(fid)]
     stored = PositionStore(store).get("k3cloud_audited_delivery_notices")
-    assert stored is not None and stored.at_ms > 0
+    assert stored is not None and stored.at_ms > 0 and stored.record_id == str(fid)
+    assert poll(2) == []
 
 
 def test_new_audit_rings_once_and_old_one_never_again(world, store):

@@ -5,7 +5,8 @@ does the rest, identically for every source:
 
 * the position (``events.position``) is read from the audit store when the trigger starts, so a triggerer
   restart, a new trigger instance or a second triggerer taking over continues where the last one stood;
-* the first poll of a watcher that has no position yet only records one (the schedule covers what came before);
+* a watcher with no stored position yet (first deployment) rings once for the newest change it finds and
+  stores it: whatever changed before its first poll is read by that run from the flow's watermark;
 * an event is yielded **before** the position moves: a crash in between repeats a doorbell (harmless — the
   run reads from the flow's watermark), it never loses one;
 * errors never end the trigger: they are logged with their class and message (which carry host and service,
@@ -85,10 +86,10 @@ class PollingWatcher(BaseEventTrigger, abc.ABC):
                     if position is None:
                         position = await asyncio.to_thread(store.get, self.name)
                     newest = await self.newest()
-                    if position is None:
-                        position = await asyncio.to_thread(store.advance, self.name, newest or Position(0, ""))
-                        self.log.info("watcher %s: no stored position; starting at %s", self.name, position)
-                    elif newest is not None and position < newest:
+                    if position is None and newest is None:
+                        position = await asyncio.to_thread(store.advance, self.name, Position(0, ""))
+                        self.log.info("watcher %s: no stored position and no change in range; starting at 0", self.name)
+                    elif newest is not None and (position is None or position < newest):
                         self.log.info("watcher %s: %s is past %s; ringing", self.name, newest, position)
                         yield TriggerEvent(self.event_payload(newest))
                         position = await asyncio.to_thread(store.advance, self.name, newest)
