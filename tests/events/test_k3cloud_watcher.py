@@ -91,3 +91,33 @@ def test_signed_mode_watcher_rings(world, store, k3cloud, monkeypatch):
 def test_position_orders_by_time_then_numeric_id():
     assert Position(1, "9") < Position(1, "10") < Position(2, "1")
     assert not Position(5, "3") < Position(5, "3")
+
+
+def test_session_loss_is_answered_by_one_relogin(world, store, k3cloud):
+    poll(1)
+    _, fid = audited(world)
+    logins = lambda: sum(n for k, n in k3cloud.stats()["calls"].items() if "validateuser" in k.lower())  # noqa: E731
+    before = logins()
+    k3cloud.faults({"session_loss_every": 2})  # every second business call finds its session lost
+    events = poll(4)
+    k3cloud.faults({})
+    assert [e["record_id"] for e in events] == [str(fid)]
+    assert logins() - before >= 2  # the first login, and one more after each lost session
+    assert PositionStore(store).last_poll("k3cloud_audited_delivery_notices")[1] == "ok"
+
+
+def test_refused_login_is_logged_by_class_without_the_secret(world, store, k3cloud, monkeypatch, caplog, capfd):
+    import logging
+
+    from simproc import K3, k3cloud_conn
+
+    wrong = "WRONG-pass-9f8e7d6c"
+    conn = k3cloud_conn(k3cloud).replace(K3["password"], wrong)
+    monkeypatch.setenv("AIRFLOW_CONN_K3CLOUD_WRONG", conn)
+    with caplog.at_level(logging.DEBUG):
+        assert poll(2, k3cloud_conn_id="k3cloud_wrong", name="wrong_watch") == []
+    out, err = capfd.readouterr()
+    logged = caplog.text + out + err  # Airflow's structlog writes the trigger's log lines to the stream
+    assert "AuthenticationError" in logged
+    assert wrong not in logged and K3["password"] not in logged
+    assert PositionStore(store).last_poll("wrong_watch")[1] == "AuthenticationError"

@@ -193,3 +193,27 @@ def test_audit_succeeds_when_the_receiver_is_down(clean_events, monkeypatch):
         assert world.k3.find_by_number(NOTICE, number, ["FDocumentStatus"])[0]["FDocumentStatus"] == "C"
     finally:
         sim.stop()
+
+
+def test_fxiaoke_push_rings_the_orders_asset(known_asset, clean_events, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    sync_bag_to_db(DagBag(dag_folder=str(ROOT / "dags" / "fxiaoke_orders_to_k3cloud.py")), "dags-folder", None)
+    monkeypatch.setenv("AIRFLOW_CONN_SYNC_PUSH_FXIAOKE", json.dumps({"conn_type": "generic", "password": SECRET}))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(receiver.create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        while not srv.started:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}/fxiaoke/change"
+        answer = push(url, {"object_api_name": "SalesOrderObj", "data_id": "6b1000000000000000000001", "event_id": "f1"})
+        assert answer.status_code == 200, answer.text
+        (extra,) = events("fxiaoke_changed_sales_orders")
+        assert extra["ids"] == ["6b1000000000000000000001"] and extra["object_api_name"] == "SalesOrderObj"
+        assert push(url, {"object_api_name": "ContactObj", "data_id": "x"}).status_code == 422
+        assert events() == []  # the deliveries asset heard nothing
+    finally:
+        srv.should_exit = True
+        thread.join(10)
