@@ -137,7 +137,6 @@ def deliveries_phase(stack: AirflowStack, world: World, args: argparse.Namespace
     for i in range(args.events):
         if phase == "poll" and i == args.events // 2 and args.events > 1:
             restarts.append(round(stack.restart("triggerer"), 1))
-            failover = crash_holding_triggerer(stack) if args.failover else {}
         notice = world.submitted_notice()
         stack.wait("the deliveries DAG to be idle", lambda: stack.idle(DELIVERIES), 300)
         time.sleep(rng.uniform(*args.gap_s))
@@ -151,25 +150,38 @@ def deliveries_phase(stack: AirflowStack, world: World, args: argparse.Namespace
             notes.append(note_s)
         if msg_s is not None:
             messages.append(msg_s)
+    if phase == "poll" and args.failover:
+        failover = crash_holding_triggerer(stack, world)
     missing = args.events - min(len(notes), len(messages))
     return {"audit_to_note_s": summary(notes), "audit_to_message_s": summary(messages), "missing": missing,
             "triggerer_restarts_s": restarts, "failover": failover, "runs": stack.runs(DELIVERIES), "duplicates": world.duplicates(),
             "raw": {"note": notes, "message": messages}}
 
 
-def crash_holding_triggerer(stack: AirflowStack) -> dict[str, Any]:
-    """With two triggerers, SIGKILL the one holding the watcher; how long until the other one runs it."""
-    holder = stack.wait("the watcher to be assigned", lambda: stack.trigger_holder("K3CloudAuditTrigger"), 120)
+def crash_holding_triggerer(stack: AirflowStack, world: World) -> dict[str, Any]:
+    """With two triggerers, SIGKILL the one holding the watcher and audit a notice right away: how long until the
+    other triggerer runs the watcher, and how late that audit reaches the CRM."""
+    def running() -> set[int]:
+        return {r[0] for r in stack.query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")}
+
+    holder = stack.wait("a running triggerer to hold the watcher",
+                        lambda: (h := stack.trigger_holder("K3CloudAuditTrigger")) in running() and h, 180)
     stack.start_component("triggerer-2", "triggerer")
-    stack.wait("the second triggerer's heartbeat", lambda: len(stack.query(
-        "SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")) >= 2, 120)
+    stack.wait("the second triggerer's heartbeat", lambda: len(running()) >= 2, 120)
+    notice = world.submitted_notice()
+    stack.wait("the deliveries DAG to be idle", lambda: stack.idle(DELIVERIES), 300)
     crashed = time.monotonic()
     stack.crash("triggerer")
+    started_ms = int(time.time() * 1000)
+    world.k3.audit(NOTICE, numbers=[notice])
     new = stack.wait("another triggerer to adopt the watcher", lambda: (
         (h := stack.trigger_holder("K3CloudAuditTrigger")) not in (None, holder) and h), 300)
     adopted_s = round(time.monotonic() - crashed, 1)
-    print(f"  failover: triggerer job {holder} killed; job {new} runs the watcher after {adopted_s} s", flush=True)
-    return {"crashed_job": holder, "adopting_job": new, "adopted_after_s": adopted_s}
+    note_ms, _ = world.arrival(notice)
+    late = None if note_ms is None else round((note_ms - started_ms) / 1000, 1)
+    print(f"  failover: triggerer job {holder} killed; job {new} runs the watcher after {adopted_s} s; "
+          f"an audit made at the crash reached the CRM after {late} s", flush=True)
+    return {"crashed_job": holder, "adopting_job": new, "adopted_after_s": adopted_s, "audit_to_note_s": late}
 
 
 def crm_phase(stack: AirflowStack, world: World, args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
@@ -255,11 +267,11 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
             s = result["crm_to_k3cloud"]["crm_edit_to_k3cloud_s"]
             lines.append(f"| {phase} | CRM edit → K3Cloud write | {s['n']} | {s.get('p50')} | {s.get('p95')} | {s.get('max')} |")
     lines += ["", "| phase | K3Cloud queries / h (idle) | Fxiaoke queries / h (idle) | duplicated notes / messages | missing "
-              "| triggerer restart (s) | failover after crash (s) |", "|---|---|---|---|---|---|---|"]
+              "| triggerer restart (s) | failover: adopted after / audit → note (s) |", "|---|---|---|---|---|---|---|"]
     for phase, result in results.items():
         c, d = result["polling_cost"], result["deliveries"]
         lines.append(f"| {phase} | {c['k3cloud_bill_queries_per_hour']} | {c['fxiaoke_queries_per_hour']} | "
-                     f"{d['duplicates']['notes']} / {d['duplicates']['messages']} | {d['missing']} | {d['triggerer_restarts_s'] or '-'} | {d['failover'].get('adopted_after_s', '-')} |")
+                     f"{d['duplicates']['notes']} / {d['duplicates']['messages']} | {d['missing']} | {d['triggerer_restarts_s'] or '-'} | {d['failover'].get('adopted_after_s', '-')} / {d['failover'].get('audit_to_note_s', '-')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -271,7 +283,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fx-poll-s", type=float, default=20.0)
     p.add_argument("--phases", default="poll,push")
     p.add_argument("--gap-s", default="0,10", help="random pause before each audit/edit: MIN,MAX seconds")
-    p.add_argument("--cost-window-s", type=float, default=60.0)
+    p.add_argument("--cost-window-s", type=float, default=120.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-failover", dest="failover", action="store_false",
                    help="poll phase: do not start a second triggerer and crash the first one halfway")
