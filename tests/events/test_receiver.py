@@ -217,3 +217,21 @@ def test_fxiaoke_push_rings_the_orders_asset(known_asset, clean_events, monkeypa
     finally:
         srv.should_exit = True
         thread.join(10)
+
+
+def test_airflow_api_server_serves_the_receiver_without_an_airflow_login(clean_events, monkeypatch):
+    """The plugin mounts the receiver in Airflow's own api-server app: the signature is its only authentication."""
+    from airflow.api_fastapi.app import create_app as create_airflow_app
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("AIRFLOW_CONN_SYNC_PUSH_K3CLOUD", json.dumps({"conn_type": "generic", "password": SECRET}))
+    client = TestClient(create_airflow_app("core"))
+    raw = json.dumps(AUDIT).encode()
+    ts = int(time.time())
+    ok = client.post("/sync-hooks/k3cloud/audit", content=raw,
+                     headers={"X-Sync-Timestamp": str(ts), "X-Sync-Signature": sign(SECRET, ts, raw)})
+    assert ok.status_code == 200 and ok.json()["recorded"] is True, ok.text
+    bad = client.post("/sync-hooks/k3cloud/audit", content=raw,
+                      headers={"X-Sync-Timestamp": str(ts), "X-Sync-Signature": sign("guess", ts, raw)})
+    assert bad.status_code == 401
+    assert len(events()) == 1
