@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import random
 import statistics
@@ -58,7 +59,7 @@ def summary(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"n": 0}
     ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered) + 0.5) - 1))]
+    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]  # nearest rank
     return {"n": len(values), "p50": round(statistics.median(ordered), 2), "p95": round(p95, 2),
             "max": round(ordered[-1], 2), "min": round(ordered[0], 2)}
 
