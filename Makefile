@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test airflow chaos bench constraints clean
+.PHONY: help install demo test airflow chaos bench bench-latency constraints clean
 
 help:
 	@echo "make demo   - run every flow end to end against the simulators (SQLite), print what moved"
@@ -13,6 +13,7 @@ help:
 	@echo "make airflow - a local Airflow UI on http://127.0.0.1:8080 with the simulators running"
 	@echo "make chaos  - the chaos suite at a larger size (CHAOS_ARGS='--size 300 --seed 1 --profile mixed')"
 	@echo "make bench  - benchmark the flows against their API-call bound and the per-record baseline"
+	@echo "make bench-latency - audit → CRM and CRM → K3Cloud latency through a real Airflow (LATENCY_ARGS='--events 100')"
 
 install: $(STAMP)
 
@@ -41,6 +42,11 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+LATENCY_ARGS ?=
+
+bench-latency: $(STAMP)
+	PYTHONPATH=plugins:. $(PY) -m bench.latency $(LATENCY_ARGS)
 
 constraints: $(STAMP)
 	{ head -3 constraints-3.11.txt; $(VENV)/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints-3.11.txt.new

@@ -32,13 +32,16 @@ A backfill reads exactly its interval and leaves the watermark alone. `until` is
 once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
 """
 
+from airflow.sdk import AssetOrTimeSchedule
+
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
+from fxiaoke_k3cloud.events.assets import fxiaoke_changed
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "customers",
     dag_id="fxiaoke_customers_to_k3cloud",
-    schedule=every_15_minutes(),
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[fxiaoke_changed("AccountObj")]),  # docs/events.md
     params=window_params(
         ids_of="CRM customer ids",
         full_resync="Re-read every CRM customer",

@@ -32,15 +32,16 @@ A backfill reads exactly its interval and leaves the watermark alone. `until` is
 once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
 """
 
-from airflow.sdk import Param
+from airflow.sdk import AssetOrTimeSchedule, Param
 
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
+from fxiaoke_k3cloud.events.assets import fxiaoke_changed
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "orders",
     dag_id="fxiaoke_orders_to_k3cloud",
-    schedule=every_15_minutes(),
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[fxiaoke_changed("SalesOrderObj")]),  # docs/events.md
     params=window_params(
         ids_of="CRM order ids",
         full_resync="Re-read every CRM order",

@@ -1,7 +1,9 @@
 """
 ### K3Cloud delivery notices → Fxiaoke delivery notes (`SAL_DELIVERYNOTICE` → `DeliveryNoteObj`)
 
-Every 15 minutes (Asia/Shanghai) this DAG takes the K3Cloud delivery notices **audited** since the flow's
+Within seconds of an audit — woken by the asset `k3cloud_audited_delivery_notices` (a watcher polling
+K3Cloud in the triggerer, or a signed push from a K3Cloud service plug-in) — and every 15 minutes
+(Asia/Shanghai) as the catch-up, this DAG takes the K3Cloud delivery notices **audited** since the flow's
 watermark (less a look-back; `FApproveDate` is UTC+8 local time on the wire, converted explicitly) and
 tells the CRM:
 
@@ -28,6 +30,10 @@ dropped; notices whose products are not in the CRM are parked and retried.
 | `full_resync` | every audited notice from the beginning of time; unchanged ones cost no CRM write |
 | `dry_run` | map and show the delivery notes that would be written; write nothing |
 
+**Events are a doorbell.** An event-triggered run (`asset_triggered`) reads from the watermark like a
+scheduled one, and one run at a time (`max_active_runs=1`) means events that arrive while a run is going
+merge into the next: a lost, repeated or merged event changes nothing (docs/events.md).
+
 **Windows.** Every incremental run — scheduled, *Trigger* (with or without the logical date the form
 pre-fills), event-triggered — reads from the flow's watermark minus a look-back up to the earlier of now and
 its data-interval end, so an interval whose run failed or was skipped is read by the next run that succeeds.
@@ -35,15 +41,18 @@ A backfill reads exactly its interval and leaves the watermark alone. `until` is
 once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
 """
 
+from airflow.sdk import AssetOrTimeSchedule
+
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
+from fxiaoke_k3cloud.events.assets import k3cloud_audited_delivery_notices
 
 DELIVERIES = "fxiaoke_k3cloud.flows.deliveries"
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "deliveries",
     dag_id="k3cloud_deliveries_to_fxiaoke",
-    schedule=every_15_minutes(),
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[k3cloud_audited_delivery_notices()]),  # docs/events.md
     params=window_params(
         ids_of=None,
         full_resync="Re-read every audited delivery notice",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -38,6 +39,9 @@ class SimConfig:
     workflow_forms: dict[str, str] = field(default_factory=dict)
     seed_demo: int = 0
     faults: dict[str, Any] = field(default_factory=dict)
+    # Stand-in for a service plug-in: POST a signed doorbell here after Audit/UnAudit (outbound.py); "" = off.
+    outbound_url: str = field(default_factory=lambda: os.environ.get("K3SIM_OUTBOUND_URL", ""))
+    outbound_secret: str = field(default_factory=lambda: os.environ.get("K3SIM_OUTBOUND_SECRET", ""))
     # --- protocol switches (both shapes exist in the wild; see README) -------------------------------------
     # Lock / network-control conflict (网控): MsgCode 0 with the text (default), no MsgCode key, or the documented 13.
     lock_conflict_shape: str = "msgcode0"

@@ -13,6 +13,7 @@ from .faults import Faults, Stats
 from .forms import get_form
 from .metadata import Form
 from .operations import Operations, apply_execution
+from .outbound import Outbound
 from .push import Pusher
 from .query import run_query
 from .save import AuditBlocked, Rejected, SaveOptions, Saver
@@ -48,6 +49,7 @@ class Simulator:
         self.saver = Saver(self.store, self.config.username, on_audit=lambda doc: apply_execution(self.store, doc, +1),
                            workflow_forms=workflow)
         self.ops = Operations(self.store, self.config.username, workflow_forms=workflow)
+        self.outbound = Outbound(self.config.outbound_url, self.config.outbound_secret)
         self.pusher = Pusher(self.store, self.saver)
         self._handlers = self._build_handlers()
 
@@ -160,6 +162,7 @@ class Simulator:
         data = call.data()
         form = self.form_of(call, data)
         successes, errors, messages = self.ops.run(op, form, data)
+        self.outbound.after(op, form.form_id, successes)
         return result_body(response_status(errors, successes, messages))
 
     def execute_operation(self, call: Call) -> Any:

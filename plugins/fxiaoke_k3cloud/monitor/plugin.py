@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from fxiaoke_k3cloud.events import receiver
 from fxiaoke_k3cloud.monitor.app import create_app
 
 URL_PREFIX = "/sync-monitor"
@@ -16,7 +17,10 @@ URL_PREFIX = "/sync-monitor"
 
 class SyncMonitorPlugin(AirflowPlugin):
     name = "sync_monitor"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Fxiaoke ⇄ K3Cloud sync monitor"}]
+    fastapi_apps = [
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Fxiaoke ⇄ K3Cloud sync monitor"},
+        {"app": receiver.create_app(), "url_prefix": "/sync-hooks", "name": "Fxiaoke ⇄ K3Cloud push receiver"},
+    ]
     external_views = [
         {
             "name": "Sync monitor",
