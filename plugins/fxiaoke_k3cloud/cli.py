@@ -6,11 +6,16 @@
                                      [--since ISO] [--last N] [--format table|json]
     python -m fxiaoke_k3cloud history <CRM id or K3 number> [--format table|json]
     python -m fxiaoke_k3cloud migrate
+    python -m fxiaoke_k3cloud check [--no-connections]
 
 ``report`` and ``history`` only read the audit store; ``migrate`` creates or upgrades its tables (a deployment
-step: the flows' first task would do it too, on its own clock). The store is (``$SYNC_AUDIT_URL``, the ``sync_audit`` Airflow connection, or SQLite under
-``$AIRFLOW_HOME``). Exit codes: 0 done (also when there is nothing to show), 1 the store cannot be
-read, 2 usage error.
+step: the flows' first task would do it too, on its own clock). ``check`` validates every flow's mapping file
+and tests the connections ``fxiaoke_default`` and ``k3cloud_default`` before a run (exit 3 when one fails).
+
+The store is ``$SYNC_AUDIT_URL``, the ``sync_audit`` Airflow connection, or SQLite under ``$AIRFLOW_HOME``;
+without ``$AIRFLOW_HOME`` this checkout's own ``.airflow/`` (where `make demo` and `make airflow` keep it) is
+used when it exists. Every command says on stderr which store it read. Exit codes: 0 done (also when there is
+nothing to show), 1 the store cannot be read, 2 usage error, 3 a check failed.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
@@ -28,6 +35,9 @@ from fxiaoke_k3cloud.flows.specs import FLOWS
 EXIT_OK = 0
 EXIT_STORE = 1
 EXIT_USAGE = 2
+EXIT_CHECK = 3
+#: The checkout's local Airflow home (`make demo`, `make airflow`): plugins/fxiaoke_k3cloud/cli.py → ../../.airflow
+PROJECT_HOME = Path(__file__).resolve().parents[2] / ".airflow"
 #: ``--since`` without an offset is China time, like the DAGs' ``since``/``until`` params.
 NAIVE_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -65,7 +75,7 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m fxiaoke_k3cloud", description="Sync audit reports, and the audit store's schema.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{report,history,migrate}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{report,history,migrate,check}")
 
     report = sub.add_parser("report", help="runs per flow: window, status, counts, top reasons")
     which = report.add_mutually_exclusive_group()
@@ -81,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--format", choices=("table", "json"), default="table")
 
     sub.add_parser("migrate", help="create or upgrade the audit store's tables (run once per deployment/upgrade)")
+    check = sub.add_parser("check", help="validate every mapping file and test the connections before a run")
+    check.add_argument("--no-connections", action="store_true", help="mapping files only (no network)")
     return parser
 
 
@@ -90,16 +102,54 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _open_store() -> Any:
-    from fxiaoke_k3cloud.audit import AuditStore
+def use_project_home() -> None:
+    """Without $AIRFLOW_HOME (and no explicit store), read this checkout's .airflow/ rather than ~/airflow."""
+    if not os.environ.get("AIRFLOW_HOME") and not os.environ.get("SYNC_AUDIT_URL") and PROJECT_HOME.is_dir():
+        os.environ["AIRFLOW_HOME"] = str(PROJECT_HOME)
 
-    return AuditStore.from_airflow()
+
+def _open_store(err: TextIO | None = None) -> Any:
+    from fxiaoke_k3cloud.audit import AuditStore
+    from fxiaoke_k3cloud.audit.engine import display_url, resolve_airflow_url
+
+    url, source = resolve_airflow_url()
+    print(f"Audit store: {display_url(url)} (from {source})", file=err or sys.stderr)
+    return AuditStore(url)
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Every mapping file, then (unless --no-connections) both connections' own test."""
+    from fxiaoke_k3cloud.flows.specs import FLOWS as specs
+    from fxiaoke_k3cloud.monitor.console import mapping_problems
+
+    problems = {p["flow"]: p for p in mapping_problems()}
+    failed = 0
+    for name, spec in specs.items():
+        if name in problems:
+            failed += 1
+            print(f"FAIL  mapping {name}: {problems[name]['message']}", file=out)
+        else:
+            print(f"ok    mapping {name}: {spec.mapping_path}", file=out)
+    if not args.no_connections:
+        from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+        from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+        for hook in (FxiaokeHook(), K3CloudHook()):
+            conn_id = getattr(hook, hook.conn_name_attr)
+            try:
+                ok, message = hook.test_connection()
+            except Exception as exc:  # noqa: BLE001 - a missing connection is a check result, not a crash
+                ok, message = False, f"{type(exc).__name__}: {exc}"
+            failed += not ok
+            print(f"{'ok  ' if ok else 'FAIL'}  connection {conn_id}: {message}", file=out)
+    print("All checks passed." if not failed else f"{failed} check(s) failed: fix them before the next run.", file=out)
+    return EXIT_OK if not failed else EXIT_CHECK
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from fxiaoke_k3cloud.monitor import queries, text
 
-    store = _open_store()
+    store = _open_store(err)
     try:
         if queries.store_missing(store):
             print(f"The audit store at {store.url} has no sync runs yet (no flow has run against it).", file=err)
@@ -122,7 +172,7 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    store = _open_store()
+    store = _open_store(err)
     try:
         before = store.schema_revision()
         store.migrate()
@@ -144,7 +194,7 @@ class StoreError(Exception):
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from fxiaoke_k3cloud.monitor import queries, text
 
-    store = _open_store()
+    store = _open_store(err)
     try:
         if queries.store_missing(store):
             print(f"The audit store at {store.url} has no sync runs yet (no flow has run against it).", file=err)
@@ -177,6 +227,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 
     out = out or sys.stdout
     err = err or sys.stderr
+    use_project_home()
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     except UsageError as exc:
@@ -186,7 +237,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return int(exc.code or 0)
     # The store logs which database it opened; keep stdout for the report, warnings for stderr.
     logging.basicConfig(level=logging.WARNING, stream=err, format="%(levelname)s %(message)s")
-    command = {"report": cmd_report, "history": cmd_history, "migrate": cmd_migrate}[args.command]
+    command = {"report": cmd_report, "history": cmd_history, "migrate": cmd_migrate, "check": cmd_check}[args.command]
     try:
         return command(args, out, err)
     except (StoreUnavailable, ConfigError, StoreError) as exc:
