@@ -145,6 +145,11 @@ def create_app(
                 )
                 for name in shown
             ]
+            invalid = console.mapping_problems()
+            if invalid:  # a configuration error stops every run of that flow: say it first
+                sections.insert(0, "".join(
+                    f'<p class="error"><a href="./errors">{pages.esc(p["file"])}: {t("mapping_invalid")}</a></p>'
+                    for p in invalid))
             extra = console_pages.actions_table(console.console_actions(s), t)
         except queries.StoreUnavailable as exc:
             return _page(pages.error_page(str(exc), flows=list(FLOWS)), 503)

@@ -95,6 +95,8 @@ def records(store: AuditStore, f: RecordFilter) -> list[dict[str, Any]]:
     query = query.limit(SEARCH_SCAN if needle else f.limit)
     with _reading(store) as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
+        rows += _parked_only(conn, f, {(r["flow"], r["source_id"]) for r in rows})
+    rows.sort(key=lambda r: (r["created_at"], r.get("id") or 0), reverse=True)
     if needle:
         rows = [r for r in rows if any(needle in normalise(r.get(k)) for k in ("source_id", "target_number",
                                                                                  "source_name"))][: f.limit]
@@ -102,6 +104,31 @@ def records(store: AuditStore, f: RecordFilter) -> list[dict[str, Any]]:
         r["shown_outcome"] = _shown_outcome(r)
         r["dag_id"] = FLOWS[r["flow"]].dag_id if r["flow"] in FLOWS else None
     return rows
+
+
+def _parked_only(conn: sa.Connection, f: RecordFilter, seen: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Open parked-table entries without a ``sync_record`` row (a quarantine by hand, an old park): findable too."""
+    wanted = {"attention": ("parked", "escalated"), "parked": ("parked", "escalated"), "quarantined": ("quarantined",),
+              None: ("parked", "escalated", "quarantined")}.get(f.outcome)
+    if not wanted or f.reason_class:
+        return []
+    query = sa.select(parked).where(parked.c.status.in_(wanted))
+    if f.flow:
+        query = query.where(parked.c.flow == f.flow)
+    if f.since:
+        query = query.where(parked.c.last_tried_at >= f.since)
+    if f.until:
+        query = query.where(parked.c.last_tried_at < f.until)
+    out = []
+    for row in conn.execute(query.limit(f.limit)):
+        m = row._mapping
+        if (m["flow"], m["source_id"]) in seen:
+            continue
+        out.append({"id": None, "flow": m["flow"], "entity": m["entity"], "source_id": m["source_id"],
+                    "source_name": None, "target_number": None, "target_id": None, "outcome": "parked",
+                    "parked_status": m["status"], "error_class": None, "reason": m["reason"], "attempt": m["attempts"],
+                    "created_at": m["last_tried_at"], "run_id": None, "run_type": None})
+    return out
 
 
 def reason_classes(store: AuditStore) -> list[str]:
