@@ -94,7 +94,7 @@ def test_history_of_unknown_record_says_so(sqlite_filled: Filled) -> None:
         (["report", "--last", "0"], "must be a whole number >= 1"),
         (["report", "--flow", "orders", "--all-flows"], "not allowed with argument"),
         (["history"], "the following arguments are required: key"),
-        ([], "the following arguments are required: {report,history,migrate,check}"),
+        ([], "the following arguments are required: {report,history,migrate,check,fields}"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(argv: list[str], message: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

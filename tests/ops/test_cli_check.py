@@ -63,3 +63,28 @@ def test_without_airflow_home_the_checkout_store_is_read_and_named(command, tmp_
     assert code == cli.EXIT_OK
     assert f"Audit store: sqlite:///{home / 'sync_audit.db'}" in err
     assert "SQLite fallback" in err
+
+
+def test_fields_lists_the_tenants_fields_against_the_mapping_and_suggests_lines(fxiaoke) -> None:
+    code, out, _ = run(["fields", "AccountObj"])
+    assert code == cli.EXIT_OK, out
+    assert "compared with the customers mapping" in out
+    row = next(x for x in out.splitlines() if x.startswith("field_fnfcA__c"))
+    assert row.rstrip().endswith("mapped")  # the simulator has the shipped mapping's custom fields
+    assert "this tenant does not have" not in out
+
+
+def test_fields_names_mapping_fields_a_tenant_lacks(fxiaoke, tmp_path, monkeypatch) -> None:
+    from fxiaoke_k3cloud.flows.specs import mappings_dir
+
+    for f in mappings_dir().glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (tmp_path / "customers.yaml").read_text(encoding="utf-8")
+    (tmp_path / "customers.yaml").write_text(text.replace("field_G45nC__c]", "field_G45nC__c, field_other__c]"),
+                                             encoding="utf-8")
+    monkeypatch.setenv("SYNC_MAPPINGS_DIR", str(tmp_path))
+    code, out, _ = run(["fields", "AccountObj", "--format", "json"])
+    data = json.loads(out)
+    assert data["not_in_tenant"] == ["field_other__c"] and data["flow"] == "customers"
+    code, out, _ = run(["fields", "AccountObj"])
+    assert "The mapping reads 1 field(s) this tenant does not have" in out and "  field_other__c" in out
