@@ -133,8 +133,12 @@ def suggest_line(api_name: str, field: dict[str, Any]) -> str:
     if field.get("type") in ("select_one", "select_many"):
         options = ", ".join(f"{o.get('value')}={o.get('label')}" for o in (field.get("options") or [])[:6])
         lines.append(f"    value_map: {api_name.removesuffix('__c').lower()}   # add under value_maps: {options}")
-    elif field.get("type") in ("date", "date_time"):
-        lines.append("    transform: date          # CRM epoch ms → K3Cloud date (see include/mappings/README.md)")
+    elif field.get("type") == "date":
+        lines.append("    transform: ms_to_date    # CRM epoch ms → 'yyyy-MM-dd' (include/mappings/README.md)")
+    elif field.get("type") == "date_time":
+        lines.append("    transform: ms_to_datetime")
+    elif field.get("type") in ("employee", "department"):
+        lines.append("    transform: first         # employee/department fields are lists")
     elif field.get("type") in ("number", "currency"):
         lines.append("    transform: decimal")
     return "\n".join(lines)

@@ -88,3 +88,12 @@ def test_fields_names_mapping_fields_a_tenant_lacks(fxiaoke, tmp_path, monkeypat
     assert data["not_in_tenant"] == ["field_other__c"] and data["flow"] == "customers"
     code, out, _ = run(["fields", "AccountObj"])
     assert "The mapping reads 1 field(s) this tenant does not have" in out and "  field_other__c" in out
+
+
+def test_suggested_lines_use_transforms_that_exist() -> None:
+    from fxiaoke_k3cloud.mapping.transforms import REGISTRY
+
+    for kind in ("date", "date_time", "number", "employee"):
+        line = cli.suggest_line("field_x__c", {"label": "x", "type": kind})
+        name = line.split("transform: ")[1].split()[0]
+        assert name in REGISTRY, (kind, name)
