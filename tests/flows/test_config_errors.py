@@ -63,3 +63,20 @@ def test_mapping_that_does_not_validate_fails_at_once_naming_file_and_key(
     assert failed and all(ti.try_number == 1 for ti in failed), [(t.task_id, t.try_number) for t in failed]
     assert dr.state == "failed"
     assert sims.k3.records("BD_Customer") == []
+
+
+def test_console_lists_the_stopped_run_under_configuration_errors(dagbag, sims, store, monkeypatch, restore_retries):
+    from fastapi.testclient import TestClient
+
+    from fxiaoke_k3cloud.monitor.app import create_app
+
+    sims.fx.seed({"objects": {"AccountObj": [account(1)]}})
+    wrong = json.loads(k3cloud_conn(sims.k3))
+    wrong["password"] = "not-the-password"
+    monkeypatch.setenv("AIRFLOW_CONN_K3CLOUD_DEFAULT", json.dumps(wrong))
+    dr, _ = run_with_retries(dagbag, FULL)
+    html = TestClient(create_app(lambda: store, dependencies=[])).get("/errors").text
+    config = html.split('id="data"')[0]
+    assert "Runs that stopped" in config and dr.run_id.split("+")[0] in config
+    assert "load did not finish" in config
+    assert "None." in html.split('id="data"')[1]  # no per-record failures for a login problem

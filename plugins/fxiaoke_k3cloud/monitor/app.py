@@ -181,10 +181,13 @@ def create_app(
     def errors_html(lang: str, t: Callable[[str], str]) -> HTMLResponse:
         s = store()
         try:
-            groups = [] if queries.store_missing(s) else console.error_groups(s)
+            missing = queries.store_missing(s)
+            groups = [] if missing else console.error_groups(s)
+            stopped = [] if missing else console.stopped_runs(s)
         except queries.StoreUnavailable as exc:
             return _page(pages.error_page(str(exc), flows=list(FLOWS)), 503)
-        return _page(console_pages.errors_page(groups, console.mapping_problems(), flows=list(FLOWS), t=t, lang=lang))
+        return _page(console_pages.errors_page(groups, console.mapping_problems(), flows=list(FLOWS), t=t, lang=lang,
+                                               stopped=stopped))
 
     @app.get("/", response_class=HTMLResponse)
     async def show_overview(request: Request, flow: str | None = Query(None, max_length=100)) -> HTMLResponse:

@@ -183,6 +183,21 @@ def error_groups(store: AuditStore, flow: str | None = None) -> list[dict[str, A
     return sorted(groups.values(), key=lambda g: (g["kind"] != "config", -g["count"], g["flow"], g["cause"]))
 
 
+def stopped_runs(store: AuditStore, *, days: int = 7, limit: int = 20) -> list[dict[str, Any]]:
+    """Runs that failed as a whole (a step stopped: typically a configuration error), newest first.
+
+    Their cause is in the failed task's log (one message saying what to fix), not in per-record rows.
+    """
+    since = datetime.now(timezone.utc) - timedelta(days=days)
+    with _reading(store) as conn:
+        rows = conn.execute(sa.select(sync_run.c.flow, sync_run.c.run_id, sync_run.c.run_type, sync_run.c.started_at,
+                                      sync_run.c.message)
+                            .where(sync_run.c.status.in_(("failed", "abandoned")), sync_run.c.started_at >= since,
+                                   sync_run.c.run_type != CONSOLE_RUN_TYPE)
+                            .order_by(sync_run.c.started_at.desc()).limit(limit)).all()
+    return [dict(r._mapping) | {"dag_id": FLOWS[r.flow].dag_id if r.flow in FLOWS else None} for r in rows]
+
+
 # ---------------------------------------------------------------------------------------------- per-flow health
 def _percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)

@@ -91,7 +91,7 @@ def records_page(f: RecordFilter, rows: Sequence[Mapping[str, Any]], *, flows: S
 
 
 def errors_page(groups: Sequence[Mapping[str, Any]], mapping_problems: Sequence[Mapping[str, str]], *,
-                flows: Sequence[str], t: T, lang: str) -> str:
+                flows: Sequence[str], t: T, lang: str, stopped: Sequence[Mapping[str, Any]] = ()) -> str:
     def table(items: Sequence[Mapping[str, Any]]) -> str:
         if not items:
             return f'<p class="muted">{t("none")}</p>'
@@ -109,6 +109,11 @@ def errors_page(groups: Sequence[Mapping[str, Any]], mapping_problems: Sequence[
                                f'{esc(p["message"])}</p>' for p in mapping_problems)
     else:
         mapping_html = f'<p class="muted">{t("mappings_ok")}</p>'
+    if stopped:
+        items = "".join(f"<li>{esc(r['flow'])}: {airflow_run_link(r.get('dag_id'), r['run_id'], r.get('run_type'))} "
+                        f"({esc(fmt_time(r['started_at']))}) — {esc(one_line(r.get('message'), 200))}</li>"
+                        for r in stopped)
+        mapping_html += f'<h3>{t("stopped_runs")}</h3><ul id="stopped">{items}</ul>'
     config = [g for g in groups if g["kind"] == "config"]
     data = [g for g in groups if g["kind"] != "config"]
     body = (f'<section class="flow" id="config"><h2>{t("config_errors")}</h2>{mapping_html}{table(config)}</section>'

@@ -47,6 +47,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "mappings_ok": ("Every mapping file validates.", "所有映射文件校验通过。"),
     "mapping_invalid": ("mapping file does not validate", "映射文件校验失败"),
     "none": ("None.", "无。"),
+    "stopped_runs": ("Runs that stopped (a step failed once: its task log says what to fix)",
+                     "中途停止的运行（某一步失败：其任务日志说明如何修正）"),
     "lag": ("lag CRM change → target write", "延迟（源变更 → 目标写入）"),
     "api_today": ("API calls today", "今日 API 调用"),
     "not_recorded": ("not recorded", "未记录"),
