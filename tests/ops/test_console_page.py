@@ -121,3 +121,10 @@ def test_overview_links_runs_to_airflow_and_names_states_as_airflow_does(filled:
     assert "failed</span> <span class=\"muted\">(partial)" in html
     assert "records per run" in html and "run start (UTC)" in html
     assert "need attention" in html
+
+
+def test_fix_hints_are_translated(filled: Filled) -> None:
+    c = client_for(filled.store)
+    zh = c.get("/errors", headers={"Accept-Language": "zh-CN"}).text
+    assert "CRM 数据不符合映射" in zh
+    assert "The CRM data does not fit the mapping" in c.get("/errors").text

@@ -148,24 +148,24 @@ def cause_of(reason: str | None) -> str:
     return _VARIABLE.sub("…", (reason or "(no reason recorded)").strip())[:300]
 
 
-def fix_hint(outcome: str, error_class: str | None, reason: str | None) -> str:
-    """What a person does about one cause (English; the reason itself says which field)."""
+def fix_hint(outcome: str, error_class: str | None, reason: str | None) -> str:  # noqa: ARG001 - reason kept for callers
+    """The label key (``monitor.i18n``) of what a person does about one cause; the reason names the field."""
     cls = error_class or ""
     if cls in CONFIG_CLASSES:
-        return "Fix the connection or mapping named in the message (Admin → Connections, include/mappings/), then re-run the DAG."
+        return "hint_config"
     if outcome == "parked":
-        return "Waits for the record it references; released by the next run once that one has landed. Retry after fixing the referenced record."
+        return "hint_parked"
     if outcome == "rejected":
-        return "The CRM data does not fit the mapping: fix the CRM field named in the reason (or add the value to the mapping's value map), then Retry."
+        return "hint_rejected"
     if cls == "AuditedInK3Cloud":
-        return "Un-audit the document in K3Cloud to let the CRM change through, or make the change there; then Retry."
+        return "hint_audited"
     if cls in ("TargetMissing", "RenumberRefused", "DuplicateNumber"):
-        return "Resolve the number/document conflict in K3Cloud as the reason says, then Retry."
+        return "hint_conflict"
     if cls.startswith("K3CloudMsgCode"):
-        return "K3Cloud refused the values: correct the field named in the reason (in the CRM or the mapping), then Retry."
+        return "hint_k3_refused"
     if cls in ("TransportError", "OutcomeUnknownError", "RetryableApiError", "RateLimitedError"):
-        return "A passing outage: the next run retries it; Retry now if it is urgent."
-    return "Read the reason, fix the record or the target, then Retry."
+        return "hint_transient"
+    return "hint_other"
 
 
 def error_groups(store: AuditStore, flow: str | None = None) -> list[dict[str, Any]]:

@@ -100,7 +100,7 @@ def errors_page(groups: Sequence[Mapping[str, Any]], mapping_problems: Sequence[
             f"<tr><td>{esc(g['flow'])}</td><td>{status_badge(g['outcome'])}</td><td>{esc(g['error_class'])}</td>"
             f"<td>{esc(one_line(g['example'], 300))}</td>"
             f'<td class="n"><a href="./records?{esc(urlencode({"flow": g["flow"], "outcome": g["outcome"], "reason_class": g["error_class"]}))}">'
-            f"{esc(g['count'])}</a></td><td>{esc(g['hint'])}</td></tr>"
+            f"{esc(g['count'])}</a></td><td>{esc(t(g['hint']))}</td></tr>"
             for g in items)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 

@@ -75,6 +75,22 @@ LABELS: dict[str, tuple[str, str]] = {
     "action": ("action", "操作"),
     "retry_unsupported": ("Retry re-drives customers and orders; other flows: re-run the DAG.",
                           "重试仅支持客户与订单流程；其他流程请重新运行 DAG。"),
+    "hint_config": ("Fix the connection or mapping named in the message (Admin → Connections, include/mappings/), "
+                    "then re-run the DAG.", "按消息所指修正连接或映射（管理 → 连接，include/mappings/），然后重新运行 DAG。"),
+    "hint_parked": ("Waits for the record it references; released by the next run once that one has landed.",
+                    "等待其引用的记录；被引用记录同步后，下一次运行会自动放行。"),
+    "hint_rejected": ("The CRM data does not fit the mapping: fix the CRM field named in the reason (or add the value "
+                      "to the mapping's value map), then Retry.",
+                      "CRM 数据不符合映射：修正原因中指出的 CRM 字段（或在映射的值映射中补充该值），然后重试。"),
+    "hint_audited": ("Un-audit the document in K3Cloud to let the CRM change through, or make the change there; "
+                     "then Retry.", "在金蝶云星空中反审核该单据以接收 CRM 的变更，或直接在金蝶中修改；然后重试。"),
+    "hint_conflict": ("Resolve the number/document conflict in K3Cloud as the reason says, then Retry.",
+                      "按原因说明在金蝶云星空中解决编号/单据冲突，然后重试。"),
+    "hint_k3_refused": ("K3Cloud refused the values: correct the field named in the reason (in the CRM or the "
+                        "mapping), then Retry.", "金蝶云星空拒绝了这些值：修正原因中指出的字段（在 CRM 或映射中），然后重试。"),
+    "hint_transient": ("A passing outage: the next run retries it; Retry now if it is urgent.",
+                       "临时故障：下一次运行会自动重试；紧急时可立即重试。"),
+    "hint_other": ("Read the reason, fix the record or the target, then Retry.", "查看原因，修正记录或目标后重试。"),
 }
 
 
