@@ -39,6 +39,11 @@ pre-fills), event-triggered — reads from the flow's watermark minus a look-bac
 its data-interval end, so an interval whose run failed or was skipped is read by the next run that succeeds.
 A backfill reads exactly its interval and leaves the watermark alone. `until` is clamped to now. Two runs at
 once (a backfill beside the schedule, two workers) take turns per record: nothing is written twice.
+
+**Backfill and the params.** The *Backfill* form offers the same params; leave them empty. Each backfill run
+reads its own data interval *unless* a param overrides it: `since`/`until` replace every backfill run's dates
+with that one window (each run reads the same window), `full_resync` turns every run into a full resync, and
+`ids` reads only those records in every run, whatever the dates. `dry_run` writes nothing in any of them.
 """
 
 from airflow.sdk import AssetOrTimeSchedule

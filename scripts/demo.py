@@ -31,14 +31,17 @@ def run_dag(dag_id: str, env: dict[str, str], log_path, conf: str | None = None)
     return rc, time.monotonic() - started
 
 
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+ \[")
+# Airflow's structlog lines and the standard library's "LEVEL:logger:message" lines.
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\S+ \[|(DEBUG|INFO|WARNING|ERROR):[\w.]+:)")
 
 
-def run_quietly(cmd: list[str], env: dict[str, str]) -> int:
-    """Run a helper command and show its output without the library's log lines (they are in the logs)."""
+def run_quietly(cmd: list[str], env: dict[str, str], log_path=None) -> int:
+    """Run a helper command; show its own output, not the libraries' log lines (kept in ``log_path``)."""
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    if log_path is not None:
+        log_path.write_text(proc.stdout + proc.stderr, encoding="utf-8")
     for line in (proc.stdout + proc.stderr).splitlines():
-        if not LOG_LINE.match(line):
+        if not LOG_LINE.match(line) and not line.startswith("Audit store: "):
             print(line)
     return proc.returncode
 
@@ -53,7 +56,7 @@ def print_audit_summary(env: dict[str, str]) -> None:
     except ImportError:
         print("(the audit report is not built yet)")
         return
-    run_quietly([sys.executable, "-c", code], env)
+    run_quietly([sys.executable, "-c", code], env, HOME / "demo-logs" / "report.log")
 
 
 def main() -> int:
@@ -93,7 +96,7 @@ def main() -> int:
             if dag_id == "k3cloud_deliveries_to_fxiaoke":
                 print("\n▶ Meanwhile in K3Cloud: a user audits orders and ships them (delivery notices, audited)")
                 run_quietly([sys.executable, str(ROOT / "scripts" / "demo_k3_user.py"), "--count",
-                             str(max(1, args.customers // 10))], env)
+                             str(max(1, args.customers // 10))], env, logs / "k3cloud-user.log")
                 # The notices were audited a moment ago, after the last complete 15-minute interval:
                 # a manual run up to now picks them up (as the next scheduled run would).
                 conf = '{"until": "%d"}' % ((time.time() + 60) * 1000)

@@ -52,10 +52,42 @@ def pick_port(preferred: int) -> int:
         return s.getsockname()[1]
 
 
-def airflow_env(fx_url: str, k3_url: str, *, parallelism: int = 4) -> dict[str, str]:
-    """Environment for every airflow command: local home, SQLite, connections to the simulators."""
+#: Connection fields Airflow masks besides its defaults (password, secret, token, ...): one list for
+#: `make airflow`, `make demo`, docker-compose.yaml and the README.
+SENSITIVE_VAR_CONN_NAMES = "permanent_code,app_secret,acct_id"
+
+
+def sim_connections(fx_url: str, k3_url: str) -> dict[str, dict]:
+    """The two connections pointing at the simulators, as Airflow connection JSON."""
+    return {
+        "fxiaoke_default": {
+            "conn_type": "fxiaoke",
+            "host": fx_url,
+            "login": FX["app_id"],
+            "password": FX["app_secret"],
+            "extra": {"permanent_code": FX["permanent_code"], "open_user_id": FX["open_user_id"]},
+        },
+        "k3cloud_default": {
+            "conn_type": "k3cloud",
+            "host": f"{k3_url}/k3cloud/",
+            "login": K3["username"],
+            "password": K3["password"],
+            "extra": {"acct_id": K3["acct_id"], "auth_mode": "password", "lcid": 2052, "org_number": "100"},
+        },
+    }
+
+
+def airflow_env(fx_url: str, k3_url: str, *, parallelism: int = 4, connections_in_env: bool = True) -> dict[str, str]:
+    """Environment for every airflow command: local home, SQLite, connection testing on.
+
+    :param connections_in_env: put the simulator connections in ``AIRFLOW_CONN_*`` variables (`make demo`,
+        which never opens the UI). `make airflow` passes False and stores them in the metadata DB instead:
+        an environment variable wins over the DB, so a connection saved in the UI would be silently ignored.
+    """
     HOME.mkdir(exist_ok=True)
     env = dict(os.environ)
+    for name in ("AIRFLOW_CONN_FXIAOKE_DEFAULT", "AIRFLOW_CONN_K3CLOUD_DEFAULT"):
+        env.pop(name, None)  # a stray export from the shell would shadow the connections of this stack
     env.update(
         {
             "AIRFLOW_HOME": str(HOME),
@@ -63,32 +95,29 @@ def airflow_env(fx_url: str, k3_url: str, *, parallelism: int = 4) -> dict[str, 
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-            "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "permanent_code,app_secret,acct_id",
+            "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": SENSITIVE_VAR_CONN_NAMES,
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME}/airflow.db",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
             "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
-            "AIRFLOW_CONN_FXIAOKE_DEFAULT": json.dumps(
-                {
-                    "conn_type": "fxiaoke",
-                    "host": fx_url,
-                    "login": FX["app_id"],
-                    "password": FX["app_secret"],
-                    "extra": {"permanent_code": FX["permanent_code"], "open_user_id": FX["open_user_id"]},
-                }
-            ),
-            "AIRFLOW_CONN_K3CLOUD_DEFAULT": json.dumps(
-                {
-                    "conn_type": "k3cloud",
-                    "host": f"{k3_url}/k3cloud/",
-                    "login": K3["username"],
-                    "password": K3["password"],
-                    "extra": {"acct_id": K3["acct_id"], "auth_mode": "password", "lcid": 2052, "org_number": "100"},
-                }
-            ),
         }
     )
+    if connections_in_env:
+        for conn_id, conn in sim_connections(fx_url, k3_url).items():
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
     return env
+
+
+def ensure_connections(env: dict[str, str], connections: dict[str, dict]) -> dict[str, str]:
+    """Create each connection in the metadata DB unless one with its id exists; ``{conn_id: created|kept}``."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "airflow_connections.py")],
+        input=json.dumps(connections), env=env, cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"could not create the Airflow connections:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 class Simulators:

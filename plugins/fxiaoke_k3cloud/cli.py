@@ -6,11 +6,20 @@
                                      [--since ISO] [--last N] [--format table|json]
     python -m fxiaoke_k3cloud history <CRM id or K3 number> [--format table|json]
     python -m fxiaoke_k3cloud migrate
+    python -m fxiaoke_k3cloud check [--no-connections]
+    python -m fxiaoke_k3cloud fields <CRM object, e.g. AccountObj> [--flow customers] [--format table|json]
 
 ``report`` and ``history`` only read the audit store; ``migrate`` creates or upgrades its tables (a deployment
-step: the flows' first task would do it too, on its own clock). The store is (``$SYNC_AUDIT_URL``, the ``sync_audit`` Airflow connection, or SQLite under
-``$AIRFLOW_HOME``). Exit codes: 0 done (also when there is nothing to show), 1 the store cannot be
-read, 2 usage error.
+step: the flows' first task would do it too, on its own clock). ``check`` validates every flow's mapping file
+and tests the connections ``fxiaoke_default`` and ``k3cloud_default`` before a run (exit 3 when one fails).
+``fields`` describes a CRM object in *your* tenant: its fields, which ones the flow's mapping reads, the
+mapping's source fields the tenant does not have (the shipped mappings name the simulator's custom fields, such
+as ``field_fnfcA__c``), and mapping lines to start from for the custom fields not mapped yet.
+
+The store is ``$SYNC_AUDIT_URL``, the ``sync_audit`` Airflow connection, or SQLite under ``$AIRFLOW_HOME``;
+without ``$AIRFLOW_HOME`` this checkout's own ``.airflow/`` (where `make demo` and `make airflow` keep it) is
+used when it exists. Every command says on stderr which store it read. Exit codes: 0 done (also when there is
+nothing to show), 1 the store cannot be read, 2 usage error, 3 a check failed.
 """
 
 from __future__ import annotations
@@ -18,8 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
@@ -28,6 +39,9 @@ from fxiaoke_k3cloud.flows.specs import FLOWS
 EXIT_OK = 0
 EXIT_STORE = 1
 EXIT_USAGE = 2
+EXIT_CHECK = 3
+#: The checkout's local Airflow home (`make demo`, `make airflow`): plugins/fxiaoke_k3cloud/cli.py → ../../.airflow
+PROJECT_HOME = Path(__file__).resolve().parents[2] / ".airflow"
 #: ``--since`` without an offset is China time, like the DAGs' ``since``/``until`` params.
 NAIVE_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -65,7 +79,7 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m fxiaoke_k3cloud", description="Sync audit reports, and the audit store's schema.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{report,history,migrate}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{report,history,migrate,check,fields}")
 
     report = sub.add_parser("report", help="runs per flow: window, status, counts, top reasons")
     which = report.add_mutually_exclusive_group()
@@ -81,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--format", choices=("table", "json"), default="table")
 
     sub.add_parser("migrate", help="create or upgrade the audit store's tables (run once per deployment/upgrade)")
+    check = sub.add_parser("check", help="validate every mapping file and test the connections before a run")
+    check.add_argument("--no-connections", action="store_true", help="mapping files only (no network)")
+    fields = sub.add_parser("fields", help="a CRM object's fields in your tenant, against the flow's mapping")
+    fields.add_argument("object", help="object api name, e.g. AccountObj, SalesOrderObj, or a custom …__c")
+    fields.add_argument("--flow", choices=sorted(FLOWS), help="the flow whose mapping to compare (default: by object)")
+    fields.add_argument("--format", choices=("table", "json"), default="table")
     return parser
 
 
@@ -90,16 +110,108 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _open_store() -> Any:
-    from fxiaoke_k3cloud.audit import AuditStore
+def use_project_home() -> None:
+    """Without $AIRFLOW_HOME (and no explicit store), read this checkout's .airflow/ rather than ~/airflow."""
+    if not os.environ.get("AIRFLOW_HOME") and not os.environ.get("SYNC_AUDIT_URL") and PROJECT_HOME.is_dir():
+        os.environ["AIRFLOW_HOME"] = str(PROJECT_HOME)
 
-    return AuditStore.from_airflow()
+
+def _open_store(err: TextIO | None = None) -> Any:
+    from fxiaoke_k3cloud.audit import AuditStore
+    from fxiaoke_k3cloud.audit.engine import display_url, resolve_airflow_url
+
+    url, source = resolve_airflow_url()
+    print(f"Audit store: {display_url(url)} (from {source})", file=err or sys.stderr)
+    return AuditStore(url)
+
+
+def suggest_line(api_name: str, field: dict[str, Any]) -> str:
+    """A mapping ``fields:`` entry to start from (the K3Cloud target is the implementer's choice)."""
+    lines = [f"  # {field.get('label') or api_name} ({field.get('type')}){' — required in the CRM' if field.get('is_required') else ''}",
+             "  - target: F<K3Cloud field key>     # e.g. FDescription, or FXxx.FNumber for base data",
+             f"    source: {api_name}"]
+    if field.get("type") in ("select_one", "select_many"):
+        options = ", ".join(f"{o.get('value')}={o.get('label')}" for o in (field.get("options") or [])[:6])
+        lines.append(f"    value_map: {api_name.removesuffix('__c').lower()}   # add under value_maps: {options}")
+    elif field.get("type") == "date":
+        lines.append("    transform: ms_to_date    # CRM epoch ms → 'yyyy-MM-dd' (include/mappings/README.md)")
+    elif field.get("type") == "date_time":
+        lines.append("    transform: ms_to_datetime")
+    elif field.get("type") in ("employee", "department"):
+        lines.append("    transform: first         # employee/department fields are lists")
+    elif field.get("type") in ("number", "currency"):
+        lines.append("    transform: decimal")
+    return "\n".join(lines)
+
+
+def cmd_fields(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Describe ``args.object`` through fxiaoke_default and compare it with the flow's mapping."""
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+    from fxiaoke_k3cloud.mapping import load_mapping
+    from fxiaoke_k3cloud.monitor import text
+
+    spec = FLOWS.get(args.flow) if args.flow else next((f for f in FLOWS.values() if f.source_object == args.object), None)
+    described = FxiaokeHook().describe(args.object, include_detail=False)
+    fields: dict[str, dict[str, Any]] = described.get("fields") or {}
+    mapped = set(load_mapping(spec.mapping_path).source.fields or []) if spec is not None else set()
+    missing = sorted(mapped - set(fields))
+    unmapped_custom = [n for n, f in fields.items() if n not in mapped and f.get("define_type") == "custom"]
+    if args.format == "json":
+        print(json.dumps({"object": args.object, "flow": spec.name if spec else None, "fields": fields,
+                          "mapped": sorted(mapped & set(fields)), "not_in_tenant": missing,
+                          "unmapped_custom": unmapped_custom}, ensure_ascii=False, indent=2), file=out)
+        return EXIT_OK
+    rows = [[n, f.get("label") or "", f.get("type") or "", "yes" if f.get("is_required") else "",
+             f.get("define_type") or "", "mapped" if n in mapped else ""] for n, f in sorted(fields.items())]
+    print(f"{args.object} in this tenant: {len(fields)} field(s)"
+          + (f"; compared with the {spec.name} mapping {spec.mapping_path}" if spec else ""), file=out)
+    print("\n".join(text.table(["api name", "label", "type", "required", "kind", "mapping"], rows)), file=out)
+    if missing:
+        print(f"\nThe mapping reads {len(missing)} field(s) this tenant does not have — replace them (source.fields, "
+              "fields:, number_rule) with your tenant's api names from the table above:", file=out)
+        for name in missing:
+            print(f"  {name}", file=out)
+    if unmapped_custom:
+        print("\nCustom fields not mapped yet; to sync one, add its api name to source.fields and a line like this "
+              "under fields:, then run `check`:", file=out)
+        for name in unmapped_custom:
+            print(suggest_line(name, fields[name]), file=out)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Every mapping file, then (unless --no-connections) both connections' own test."""
+    from fxiaoke_k3cloud.flows.specs import FLOWS as specs
+    from fxiaoke_k3cloud.monitor.console import mapping_problems
+
+    problems = {p["flow"]: p for p in mapping_problems()}
+    failed = 0
+    for name, spec in specs.items():
+        if name in problems:
+            failed += 1
+            print(f"FAIL  mapping {name}: {problems[name]['message']}", file=out)
+        else:
+            print(f"ok    mapping {name}: {spec.mapping_path}", file=out)
+    if not args.no_connections:
+        from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+        from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+        for hook in (FxiaokeHook(), K3CloudHook()):
+            conn_id = getattr(hook, hook.conn_name_attr)
+            try:
+                ok, message = hook.test_connection()
+            except Exception as exc:  # noqa: BLE001 - a missing connection is a check result, not a crash
+                ok, message = False, f"{type(exc).__name__}: {exc}"
+            failed += not ok
+            print(f"{'ok  ' if ok else 'FAIL'}  connection {conn_id}: {message}", file=out)
+    print("All checks passed." if not failed else f"{failed} check(s) failed: fix them before the next run.", file=out)
+    return EXIT_OK if not failed else EXIT_CHECK
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from fxiaoke_k3cloud.monitor import queries, text
 
-    store = _open_store()
+    store = _open_store(err)
     try:
         if queries.store_missing(store):
             print(f"The audit store at {store.url} has no sync runs yet (no flow has run against it).", file=err)
@@ -122,7 +234,7 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    store = _open_store()
+    store = _open_store(err)
     try:
         before = store.schema_revision()
         store.migrate()
@@ -144,7 +256,7 @@ class StoreError(Exception):
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from fxiaoke_k3cloud.monitor import queries, text
 
-    store = _open_store()
+    store = _open_store(err)
     try:
         if queries.store_missing(store):
             print(f"The audit store at {store.url} has no sync runs yet (no flow has run against it).", file=err)
@@ -177,6 +289,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 
     out = out or sys.stdout
     err = err or sys.stderr
+    use_project_home()
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     except UsageError as exc:
@@ -186,7 +299,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return int(exc.code or 0)
     # The store logs which database it opened; keep stdout for the report, warnings for stderr.
     logging.basicConfig(level=logging.WARNING, stream=err, format="%(levelname)s %(message)s")
-    command = {"report": cmd_report, "history": cmd_history, "migrate": cmd_migrate}[args.command]
+    command = {"report": cmd_report, "history": cmd_history, "migrate": cmd_migrate, "check": cmd_check,
+               "fields": cmd_fields}[args.command]
     try:
         return command(args, out, err)
     except (StoreUnavailable, ConfigError, StoreError) as exc:

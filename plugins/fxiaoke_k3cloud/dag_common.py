@@ -29,15 +29,23 @@ def every_15_minutes() -> CronDataIntervalTimetable:
 
 
 def window_params(*, ids_of: str | None, full_resync: str, dry_run: str, **extra: Param) -> dict[str, Param]:
-    """The trigger form of a flow: window override, optional id list, full resync, dry run, extras."""
+    """The trigger form of a flow: window override, optional id list, full resync, dry run, extras.
+
+    Every param is optional: its schema admits ``null``, which is what makes Airflow's trigger form show it
+    without the "required" mark (the steps read an empty value as the default).
+    """
+    backfill = " In a backfill: leave empty, or it overrides every backfill run's dates."
     params = {
-        "since": Param(None, type=["null", "string"], description="Window start (ISO 8601, no offset = Asia/Shanghai, or epoch ms)"),
-        "until": Param(None, type=["null", "string"], description="Window end (ISO 8601 or epoch ms)"),
+        "since": Param(None, type=["null", "string"],
+                       description="Optional window start (ISO 8601, no offset = Asia/Shanghai, or epoch ms)." + backfill),
+        "until": Param(None, type=["null", "string"],
+                       description="Optional window end (ISO 8601 or epoch ms)." + backfill),
     }
     if ids_of:
-        params["ids"] = Param([], type="array", items={"type": "string"}, description=f"Only these {ids_of}")
-    params["full_resync"] = Param(False, type="boolean", description=full_resync)
-    params["dry_run"] = Param(False, type="boolean", description=dry_run)
+        params["ids"] = Param([], type=["null", "array"], items={"type": "string"},
+                              description=f"Optional: only these {ids_of} (in a backfill: in every run, whatever the dates)")
+    params["full_resync"] = Param(False, type=["null", "boolean"], description=f"Optional. {full_resync}")
+    params["dry_run"] = Param(False, type=["null", "boolean"], description=f"Optional. {dry_run}")
     params.update(extra)
     return params
 

@@ -3,7 +3,8 @@
 ::
 
     SyncError                          base of everything below
-    ├── ConfigError                    a connection or setting is wrong (names the key and the fix)
+    ├── ConfigError                    a connection or setting is wrong (names the key and the fix); also an
+    │   │                              AirflowFailException: the task fails at once, without retries
     │   └── MappingError               a mapping file is invalid (names the file, the key, what is allowed)
     ├── TransportError                 no usable answer: connection refused, TLS, timeout, non-JSON body
     │   └── OutcomeUnknownError        a *write* got no answer: it may or may not have been applied;
@@ -13,13 +14,19 @@
         │   ├── RateLimitedError       Fxiaoke 30004/14001, K3Cloud MsgCode 14
         │   └── SessionExpiredError    token 20016 / MsgCode 1 that survived the one bounded refresh
         └── PermanentApiError          retrying cannot help; the message says what a person must do
-            ├── AuthenticationError    bad credentials, login refused
-            ├── PermissionDeniedError  app/user lacks a right (Fxiaoke 20020…, K3Cloud MsgCode 2)
+            ├── AuthenticationError    bad credentials, login refused                  ┐ also ConfigError:
+            ├── PermissionDeniedError  app/user lacks a right (Fxiaoke 20020…, K3Cloud MsgCode 2) │ set-up, not
+            ├── UnknownFormError       K3Cloud has no such form / Fxiaoke no such object ┘ data
             ├── QuotaExhaustedError    Fxiaoke 30002 (daily quota used up) / 30003 (no quota purchased), and
             │                          the hook's own call budget (code "call_budget")
             └── BusinessRuleError      the record was refused (validation, duplicate, state); data, not code
 
     fxiaoke_k3cloud.audit.IdMapConflictError (a SyncError): two source records claim one target number.
+
+Configuration errors versus data errors: a :class:`ConfigError` (the API ones included) is the same for every
+record, so a flow never turns it into one "failed" outcome per record — the step that met it fails once with the
+message saying what to fix (``is_config_error``), and no Airflow retry repeats it. Everything else about one
+record is data: that record's outcome, and the flow goes on.
 
 Per-record rejections inside a batch are *data* (``fxiaoke_k3cloud.audit.RecordOutcome`` rows), not exceptions.
 Permanent errors fail an Airflow task without retries; retryable ones let Airflow's task retries cover
@@ -30,13 +37,21 @@ from __future__ import annotations
 
 from typing import Any
 
+try:
+    from airflow.sdk.exceptions import AirflowFailException as _FailWithoutRetry
+except ImportError:  # pragma: no cover - outside Airflow (the simulators' tests never import this package)
+    _FailWithoutRetry = Exception  # type: ignore[assignment,misc]
+
 
 class SyncError(Exception):
     """Base class for every error raised by this package."""
 
 
-class ConfigError(SyncError):
-    """A connection field, parameter or setting is missing or wrong."""
+class ConfigError(SyncError, _FailWithoutRetry):
+    """A connection field, parameter, permission or mapping is wrong: a person must fix it; retrying cannot help.
+
+    An ``AirflowFailException``, so the task that meets it fails at once, without its retries.
+    """
 
 
 class MappingError(ConfigError):
@@ -108,12 +123,16 @@ class PermanentApiError(ApiError):
     """Retrying cannot help; a person must act."""
 
 
-class AuthenticationError(PermanentApiError):
-    """Credentials were refused."""
+class AuthenticationError(PermanentApiError, ConfigError):
+    """Credentials were refused (a configuration error: the same for every record)."""
 
 
-class PermissionDeniedError(PermanentApiError):
-    """The app or user lacks a permission."""
+class PermissionDeniedError(PermanentApiError, ConfigError):
+    """The app or user lacks a permission (a configuration error)."""
+
+
+class UnknownFormError(PermanentApiError, ConfigError):
+    """The target system has no such form / object (a typo in a mapping, or a module not licensed)."""
 
 
 class QuotaExhaustedError(PermanentApiError):
@@ -122,3 +141,24 @@ class QuotaExhaustedError(PermanentApiError):
 
 class BusinessRuleError(PermanentApiError):
     """The API refused the request on business grounds (validation, duplicate number, document state)."""
+
+
+def is_config_error(exc: BaseException | str | None) -> bool:
+    """Whether an error is a set-up problem (fails the step once) rather than a record's data problem."""
+    return isinstance(exc, ConfigError)
+
+
+def what_to_fix(exc: BaseException, *, system: str, conn_id: str) -> str:
+    """One line for a connection test: what failed and what a person checks next."""
+    if isinstance(exc, (AuthenticationError, PermissionDeniedError, UnknownFormError)):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ConfigError):
+        return f"{type(exc).__name__}: {exc} — edit connection {conn_id!r}"
+    if isinstance(exc, TransportError):
+        return (f"TransportError: {exc} — {system} did not answer: check the host of connection {conn_id!r} "
+                "(scheme and path), the network/proxy between Airflow and it, and TLS (extra ca_bundle)")
+    if isinstance(exc, QuotaExhaustedError):
+        return f"QuotaExhaustedError: {exc}"
+    if isinstance(exc, ApiError):
+        return f"{type(exc).__name__}: {exc} — {system} answered with an error; see the code and message"
+    return f"{type(exc).__name__}: {exc}"

@@ -94,7 +94,7 @@ def test_history_of_unknown_record_says_so(sqlite_filled: Filled) -> None:
         (["report", "--last", "0"], "must be a whole number >= 1"),
         (["report", "--flow", "orders", "--all-flows"], "not allowed with argument"),
         (["history"], "the following arguments are required: key"),
-        ([], "the following arguments are required: {report,history,migrate}"),
+        ([], "the following arguments are required: {report,history,migrate,check,fields}"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(argv: list[str], message: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -138,7 +138,8 @@ def test_migrate_creates_the_tables_once(tmp_path, monkeypatch) -> None:  # type
     code, out, _ = run("migrate")
     assert code == 0 and f"already at revision {HEAD_REVISION}" in out
     code, out, err = run("report")
-    assert code == 0 and "No runs of any flow" in out and err == ""  # tables now, no runs yet
+    assert code == 0 and "No runs of any flow" in out  # tables now, no runs yet
+    assert err.splitlines() == [f"Audit store: {url} (from $SYNC_AUDIT_URL)"]  # which store, and no warning
 
 
 def test_migrate_on_an_unreachable_store_exits_1_without_password(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -33,7 +33,8 @@ def test_overview_shows_the_runs_counts_and_reasons(filled: Filled) -> None:
     html = r.text
     bad = cells(html, "scheduled__2026-01-05T00:15:00")
     assert bad[0] == str(filled.bad_run)
-    assert bad[2:] == ["2026-01-05 00:15 → 00:30", "partial", "4", "0", "1", "0", "2", "1", "0", "0"]
+    # Airflow shows this run failed (report fails a partial run); the audit detail follows.
+    assert bad[2:] == ["2026-01-05 00:15 → 00:30", "failed (partial)", "4", "0", "1", "0", "2", "1", "0", "0"]
     assert "2 × rejected: tax_id is required (FTAXREGISTERCODE)" in html
     assert "password=***" in html and SECRET not in html
     orders = cells(html, "manual__2026-01-05T00:30:00")

@@ -32,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError
+from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError, is_config_error
 from fxiaoke_k3cloud.flows.base_data import org_filter, reference_fields
 from fxiaoke_k3cloud.flows.load_checks import SaveChecks
 from fxiaoke_k3cloud.flows.specs import FlowSpec
@@ -143,6 +143,8 @@ class Loader(SaveChecks):
                  response: Any = None) -> None:
         from fxiaoke_k3cloud.audit import RecordOutcome
 
+        if is_config_error(error):  # set-up (login, permission, form), not data: fail the step once, no retries
+            raise error  # type: ignore[misc]
         self.result.counts[outcome] += 1
         self.result.outcomes.append(RecordOutcome(
             flow=self.spec.name, entity=self.spec.entity, source_id=pkg.source_id, source_name=pkg.source_name,

@@ -26,6 +26,7 @@ from fxiaoke_k3cloud.errors import (
     PermanentApiError,
     SessionExpiredError,
     TransportError,
+    what_to_fix,
 )
 from fxiaoke_k3cloud.hooks._http import mask_secrets, new_session
 from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
@@ -449,9 +450,11 @@ class FxiaokeHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Get a token and describe AccountObj; ``(ok, message)`` for the Airflow UI."""
         try:
-            token = self.get_token()
+            # A fresh token, not the shared cache: the cache is keyed by app, not by secret, so a cached token
+            # would pass a connection whose app secret was just mistyped.
+            _, corp_id, _ = self._fetch_token()
             describe = self.describe("AccountObj", include_detail=False)
-        except Exception as exc:  # the UI shows the message; never raise from here
-            return False, f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # the UI shows the message (what failed, what to fix); never raise from here
+            return False, what_to_fix(exc, system="Fxiaoke", conn_id=self.fxiaoke_conn_id)
         fields = describe.get("fields") or {}
-        return True, f"Connected to {self.settings.host} (corp {token.corp_id}); AccountObj has {len(fields)} fields"
+        return True, f"Connected to {self.settings.host} (corp {corp_id}); AccountObj has {len(fields)} fields"

@@ -12,6 +12,7 @@ one exception: 10013 means both "missing corpAccessToken" and "offset out of ran
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import requests
@@ -28,6 +29,7 @@ from fxiaoke_k3cloud.errors import (
     RetryableApiError,
     SessionExpiredError,
     TransportError,
+    UnknownFormError,
 )
 from fxiaoke_k3cloud.hooks._http import truncate
 
@@ -50,6 +52,8 @@ CREDENTIAL_HINTS: dict[int, str] = {
     11015: "the corpId is illegal (host, app id and permanent code must belong to one tenant)",
     20012: "the acting employee (extra 'open_user_id' or 'mobile') does not exist in this tenant",
 }
+# 33002 with "对象[X]不存在" is an object api name the tenant does not have (a record id gives "数据[X]不存在").
+UNKNOWN_OBJECT = re.compile(r"^对象\[[^\]]*\]不存在")
 # 11016 (toUser) and 11017 (msgType) are illegal *request* parameters, not credentials.
 NON_CREDENTIAL_11XXX = frozenset({11016, 11017, 11018})
 
@@ -107,6 +111,9 @@ def error_from_body(body: dict[str, Any], *, path: str, host: str, write: bool =
         return make(QuotaExhaustedError, QUOTA_HINTS[code])
     if code in PERMISSION_HINTS:
         return make(PermissionDeniedError, PERMISSION_HINTS[code])
+    if UNKNOWN_OBJECT.match(message):
+        return make(UnknownFormError, "no such object in this tenant: check the object api name in the mapping "
+                                      "(custom objects end in __c) and that the app may see it")
     if code in CREDENTIAL_HINTS:
         return make(AuthenticationError, f"check the connection: {CREDENTIAL_HINTS[code]}")
     if 11001 <= code <= 11099 and code not in NON_CREDENTIAL_11XXX:

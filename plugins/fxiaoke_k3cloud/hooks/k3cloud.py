@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from fxiaoke_k3cloud.errors import BusinessRuleError, ConfigError, OutcomeUnknownError
+from fxiaoke_k3cloud.errors import BusinessRuleError, ConfigError, OutcomeUnknownError, what_to_fix
 from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, truncate
 from fxiaoke_k3cloud.hooks.k3cloud_auth import K3Credentials
 from fxiaoke_k3cloud.hooks.k3cloud_filter import Expr, F
@@ -108,7 +108,8 @@ class K3CloudHook(BaseHook):
         """The HTTP client, built on first use from the Airflow connection."""
         conn = self.get_connection(self.k3cloud_conn_id)
         extra = conn.extra_dejson
-        mask_secrets(conn.password, extra.get("app_secret"))
+        # acct_id too: SENSITIVE_VAR_CONN_NAMES masks it in the UI; the data-center id must not leak to logs either.
+        mask_secrets(conn.password, extra.get("app_secret"), extra.get("acct_id"))
         host = (conn.host or "").strip()
         if not host.startswith(("http://", "https://")):
             raise ConfigError(
@@ -158,14 +159,15 @@ class K3CloudHook(BaseHook):
         """Log in and run the SDK's CheckAuthInfo query (BD_Currency PRE001 must be CNY)."""
         try:
             rows = next(self.execute_bill_query("BD_Currency", ["FCODE"], F("FNUMBER") == "PRE001", page_size=1), [])
-        except Exception as exc:  # the UI shows the message; the type tells what to fix
+        except Exception as exc:  # the UI shows the message: what failed and what to fix
             self.close()
-            return False, f"{type(exc).__name__}: {exc}"
-        acct_id, auth_mode = self.client.creds.acct_id, self.client.creds.auth_mode
+            return False, what_to_fix(exc, system="K3Cloud", conn_id=self.k3cloud_conn_id)
+        creds = self.client.creds
         self.close()  # the UI's check must not keep a server session
         if any(str(r.get("FCODE")).upper() == "CNY" for r in rows):
-            return True, f"Connected to K3Cloud data center {acct_id} ({auth_mode})"
-        return False, "Logged in, but currency PRE001 (CNY) was not found; is acct_id the right data center?"
+            return True, f"Connected to K3Cloud at {creds.base_url} as {creds.username} ({creds.auth_mode})"
+        return False, ("Logged in, but currency PRE001 (CNY) was not found: extra acct_id is probably another data "
+                       "center (账套) — copy the data-center id from the K3Cloud login page's data-center list")
 
     # --- writes --------------------------------------------------------------------------------------------
     def save(self, form_id: str, model: Mapping[str, Any], **options: Any) -> SaveResult:

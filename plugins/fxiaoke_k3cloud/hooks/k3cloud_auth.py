@@ -114,7 +114,7 @@ def session_id_from_login(body: Any, creds: K3Credentials, *, cookie_session_id:
         )
     secret = "password" if creds.auth_mode == "password" else "app id / app secret"
     raise AuthenticationError(
-        f"K3Cloud login as {creds.username!r} to data center {creds.acct_id!r} failed: {reason}. "
+        f"K3Cloud login as {creds.username!r} (data center of extra acct_id) failed: {reason}. "
         f"Check the acct id (data center), the user name, the {secret}, that the app authorization "
         "(第三方系统登录授权) is enabled and bound to this user, that the user is not locked after repeated failures, "
         "and the server's IP whitelist.",

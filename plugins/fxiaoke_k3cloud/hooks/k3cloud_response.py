@@ -13,6 +13,7 @@ Pure functions over already-decoded bodies, so every shape can be tested on lite
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
@@ -25,9 +26,12 @@ from fxiaoke_k3cloud.errors import (
     RateLimitedError,
     RetryableApiError,
     SessionExpiredError,
+    UnknownFormError,
 )
 
 SYSTEM = "k3cloud"
+# A form id the data center does not have: 业务对象“X”不存在。 (with FieldName FormId).
+UNKNOWN_FORM = re.compile(r"业务对象“[^”]*”不存在")
 
 MSG_SESSION_LOST = 1
 MSG_NO_PERMISSION = 2
@@ -208,6 +212,9 @@ def api_error_for(status: Mapping[str, Any], endpoint: str) -> ApiError:
         return RateLimitedError(f"call limit reached: {text}", **kwargs)
     if code == MSG_ADMIN_FORBIDDEN:
         return AuthenticationError(f"{text} (administrator login is forbidden; use an integration user)", **kwargs)
+    if any((e.field_name or "").lower() == "formid" for e in errors) or UNKNOWN_FORM.search(text):
+        return UnknownFormError(f"{text} (no such form: check the form id in the mapping, e.g. BD_Customer, and "
+                                "that the module is licensed in this data center)", **kwargs)
     if code == MSG_LICENSE:
         return PermanentApiError(f"license error: {text} (check the K3Cloud license / user count)", **kwargs)
     if code in _RECORD_MSG_CODES:

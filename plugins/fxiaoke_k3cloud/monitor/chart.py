@@ -1,4 +1,8 @@
-"""Runs over time as an inline SVG line chart, drawn on the server (no JavaScript, no CDN)."""
+"""Runs over time as an inline SVG line chart, drawn on the server (no JavaScript, no CDN).
+
+The x axis is the run's start time (a full resync's window starts in 1970, and manual runs repeat a window:
+neither is a time axis); points and tooltips name the run's state as Airflow shows it.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,15 @@ SERIES: tuple[tuple[str, str], ...] = (
     ("failed", "#D55E00"),
     ("parked", "#CC79A7"),
 )
-WIDTH, HEIGHT = 760, 220
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 14, 40
+WIDTH, HEIGHT = 760, 240
+LEFT, RIGHT, TOP, BOTTOM = 58, 12, 14, 58
+#: The audit store's run status → the Airflow DAG run state (``report`` fails a partial run: it is red there).
+AIRFLOW_STATES = {"success": "success", "partial": "failed", "failed": "failed", "abandoned": "failed",
+                  "running": "running"}
+
+
+def airflow_state(status: str) -> str:
+    return AIRFLOW_STATES.get(status, status)
 #: Pixels one "01-05 03:30" tick label needs, so neighbours never overlap.
 LABEL_WIDTH = 72
 
@@ -33,7 +44,8 @@ def _nice_max(value: int) -> int:
     return 10 * magnitude
 
 
-def runs_chart(runs: Sequence[RunView], *, title: str) -> str:
+def runs_chart(runs: Sequence[RunView], *, title: str, x_label: str = "run start (UTC)",
+               y_label: str = "records per run") -> str:
     """SVG of the runs' counters, oldest run on the left. ``runs`` may come newest first."""
     ordered = sorted(runs, key=lambda r: (r.started_at, r.pk))
     if not ordered:
@@ -63,7 +75,7 @@ def runs_chart(runs: Sequence[RunView], *, title: str) -> str:
     for i, run in enumerate(ordered):
         # The newest run is always labelled; a regular label too close before it is dropped.
         if (i % every == 0 and x(last) - x(i) >= LABEL_WIDTH) or i == last:
-            label = fmt_time(run.window_start)[5:16]
+            label = fmt_time(run.started_at)[5:16]
             # Edge labels are anchored inwards so they are not clipped by the SVG's box.
             anchor = "end" if i == last and len(ordered) > 1 else "start" if i == 0 and len(ordered) > 1 else "middle"
             parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="{anchor}" class="tick">'
@@ -73,9 +85,18 @@ def runs_chart(runs: Sequence[RunView], *, title: str) -> str:
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for i, run in enumerate(ordered):
             value = run.counts.get(name, 0)
-            tip = f"{name} {value} — run {run.pk} ({run.status}), window {fmt_window(run.window_start, run.window_end)}"
+            tip = (f"{name} {value} — run {run.pk} ({airflow_state(run.status)}), started {fmt_time(run.started_at)}, "
+                   f"window {fmt_window(run.window_start, run.window_end)}")
             parts.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3" fill="{colour}">'
                          f"<title>{escape(tip)}</title></circle>")
+    parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - BOTTOM + 32}" text-anchor="middle" '
+                 f'class="axis">{escape(x_label)}</text>')
+    parts.append(f'<text x="14" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" class="axis" '
+                 f'transform="rotate(-90 14 {TOP + plot_h / 2:.1f})">{escape(y_label)}</text>')
+    for i, run in enumerate(ordered):  # failed runs marked on the x axis, in Airflow's words
+        if airflow_state(run.status) != "success":
+            parts.append(f'<text x="{x(i):.1f}" y="{TOP + plot_h + 5:.1f}" text-anchor="middle" class="state '
+                         f'{escape(airflow_state(run.status))}">▲<title>{escape(airflow_state(run.status))}</title></text>')
     lx = LEFT
     for name, colour in SERIES:
         parts.append(f'<rect x="{lx}" y="{HEIGHT - 14}" width="10" height="10" fill="{colour}"/>')

@@ -7,16 +7,20 @@ and inside the Airflow UI's iframe.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
 from fxiaoke_k3cloud.audit.schema import RUN_COUNT_COLUMNS
-from fxiaoke_k3cloud.monitor.chart import SERIES, runs_chart
+from fxiaoke_k3cloud.flows.specs import FLOWS
+from fxiaoke_k3cloud.monitor.chart import SERIES, airflow_state, runs_chart
+from fxiaoke_k3cloud.monitor.i18n import translator
 from fxiaoke_k3cloud.monitor.queries import DriftSnapshot, RunView
 from fxiaoke_k3cloud.monitor.text import fmt_time, fmt_window, one_line
+
+_EN = translator("en")
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;margin:0;
@@ -39,7 +43,15 @@ th{background:#f0f4f8;font-weight:600}td.n{text-align:right;font-variant-numeric
 .muted{color:#7b8794}.reasons{margin:2px 0 0 0;padding-left:16px;color:#52606d}
 .error{background:#ffe3e3;border:1px solid #e12d39;padding:10px;border-radius:4px}
 svg.chart .grid{stroke:#e4e7eb}svg.chart .tick,svg.chart .legend{font-size:11px;fill:#52606d}
+svg.chart .axis{font-size:12px;fill:#323f4b}svg.chart .state{font-size:10px;fill:#ba2525}
 code{font-size:12px}
+form.filters{margin:0 0 10px;display:flex;gap:8px;flex-wrap:wrap;align-items:center}
+form.filters select,form.filters input{padding:4px 6px;border:1px solid #bcccdc;border-radius:4px}
+a.button,button{padding:5px 10px;border:1px solid #0b69a3;background:#0b69a3;color:#fff;border-radius:4px;
+text-decoration:none;font-size:13px}
+.actions{margin:6px 0 10px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}
+.notice{background:#e3f9e5;border:1px solid #2f8132;padding:8px;border-radius:4px}
+.health{background:#f0f4f8;padding:6px 10px;border-radius:4px}
 """
 
 
@@ -62,24 +74,37 @@ _BADGE = {
 }
 
 
-def _status(status: str) -> str:
+def status_badge(status: str) -> str:
     return f'<span class="badge {_BADGE.get(status, "running")}">{esc(status)}</span>'
 
 
-def layout(title: str, body: str, *, flows: Sequence[str], current: str | None, query: str = "") -> str:
-    links = [f'<a href="./" class="{"on" if current is None else ""}">all flows</a>']
+_status = status_badge
+
+
+def _run_state(status: str) -> str:
+    """A run's Airflow state (what the Airflow UI shows), with the audit store's detail when it differs."""
+    state = airflow_state(status)
+    detail = f' <span class="muted">({esc(status)})</span>' if state != status else ""
+    return f"{status_badge(state)}{detail}"
+
+
+def layout(title: str, body: str, *, flows: Sequence[str], current: str | None, query: str = "",
+           t: Callable[[str], str] = _EN, lang: str = "en", page: str = "overview") -> str:
+    links = [f'<a href="./" class="{"on" if current is None and page == "overview" else ""}">{t("all_flows")}</a>']
     links += [
         f'<a href="./?flow={quote(f)}" class="{"on" if f == current else ""}">{esc(f)}</a>' for f in flows
     ]
+    links += [f'<a href="./records" class="{"on" if page == "records" else ""}">{t("records")}</a>',
+              f'<a href="./errors" class="{"on" if page == "errors" else ""}">{t("errors")}</a>']
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<!doctype html><html lang=\"{'zh-CN' if lang == 'zh' else 'en'}\"><head><meta charset=\"utf-8\">"
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
-        "<header><h1>Fxiaoke ⇄ K3Cloud sync monitor</h1>"
+        f"<header><h1>{t('title')}</h1>"
         f"<nav>{''.join(links)}</nav>"
-        '<form class="search" method="get" action="./record">'
-        f'<input name="q" value="{esc(query)}" placeholder="CRM id or K3 number (e.g. CUST-000123)" '
-        'aria-label="CRM id or K3 number">'
-        "<button type=\"submit\">History</button></form></header>"
+        '<form class="search" method="get" action="./records">'
+        f'<input name="q" value="{esc(query)}" placeholder="{esc(t("search_ph"))}" '
+        f'aria-label="{esc(t("search_ph"))}"><input type="hidden" name="outcome" value="any">'
+        f"<button type=\"submit\">{t('search')}</button></form></header>"
         f"<main>{body}</main></body></html>"
     )
 
@@ -88,8 +113,20 @@ def error_page(message: str, *, flows: Sequence[str] = ()) -> str:
     return layout("Sync monitor: store unavailable", f'<p class="error">{esc(message)}</p>', flows=flows, current=None)
 
 
-def _runs_table(runs: Sequence[RunView]) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in ("run", "Airflow run id", "window (UTC)", "status"))
+def airflow_run_link(dag_id: str | None, run_id: str | None, run_type: str | None = None) -> str:
+    """``<a>`` to the run in the Airflow UI, out of the iframe (re-drive chunks link to their ``sync_redrive`` run)."""
+    if not run_id:
+        return ""
+    if run_type == "redrive":
+        dag_id, run_id = "sync_redrive", run_id.split(":redrive:")[0].removesuffix(":quarantine")
+    if not dag_id or run_type == "console":
+        return f"<code>{esc(run_id)}</code>"
+    href = f"../dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    return f'<a href="{esc(href)}" target="_top"><code>{esc(run_id)}</code></a>'
+
+
+def _runs_table(runs: Sequence[RunView], t: Callable[[str], str] = _EN) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in (t("run"), t("airflow_run"), t("window"), t("state")))
     head += "".join(f'<th class="n">{esc(c)}</th>' for c in RUN_COUNT_COLUMNS)
     rows = []
     for run in runs:
@@ -101,16 +138,17 @@ def _runs_table(runs: Sequence[RunView]) -> str:
             )
             reasons = f'<ul class="reasons">{items}</ul>'
         counts = "".join(f'<td class="n">{esc(run.counts.get(c, 0))}</td>' for c in RUN_COUNT_COLUMNS)
+        dag_id = FLOWS[run.flow].dag_id if run.flow in FLOWS else None
         rows.append(
-            f"<tr><td>{esc(run.pk)}</td><td><code>{esc(run.run_id)}</code>{reasons}</td>"
-            f"<td>{esc(fmt_window(run.window_start, run.window_end))}</td><td>{_status(run.status)}</td>{counts}</tr>"
+            f"<tr><td>{esc(run.pk)}</td><td>{airflow_run_link(dag_id, run.run_id, run.run_type)}{reasons}</td>"
+            f"<td>{esc(fmt_window(run.window_start, run.window_end))}</td><td>{_run_state(run.status)}</td>{counts}</tr>"
         )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _parked_table(items: Sequence[Mapping[str, Any]]) -> str:
+def _parked_table(items: Sequence[Mapping[str, Any]], t: Callable[[str], str] = _EN) -> str:
     if not items:
-        return '<p class="muted">Nothing parked or quarantined.</p>'
+        return f'<p class="muted">{t("nothing_parked")}</p>'
     head = "".join(f"<th>{h}</th>" for h in ("CRM id", "status", "reason", "waiting for", "attempts",
                                               "parked since (UTC)", "last tried (UTC)"))
     rows = "".join(
@@ -122,9 +160,9 @@ def _parked_table(items: Sequence[Mapping[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def _drift(drift: DriftSnapshot | None) -> str:
+def _drift(drift: DriftSnapshot | None, t: Callable[[str], str] = _EN) -> str:
     if drift is None or not drift.rows:
-        return '<p class="muted">No reconciliation drift recorded yet.</p>'
+        return f'<p class="muted">{t("no_drift")}</p>'
     head = "".join(f"<th>{esc(c)}</th>" for c in drift.columns)
     rows = "".join("<tr>" + "".join(f"<td>{esc(r.get(c))}</td>" for c in drift.columns) + "</tr>" for r in drift.rows)
     return (f'<p class="muted">Latest rows of <code>{esc(drift.table)}</code>.</p>'
@@ -132,27 +170,28 @@ def _drift(drift: DriftSnapshot | None) -> str:
 
 
 def flow_section(
-    flow: str, runs: Sequence[RunView], parked: Sequence[Mapping[str, Any]], drift: DriftSnapshot | None
+    flow: str, runs: Sequence[RunView], parked: Sequence[Mapping[str, Any]], drift: DriftSnapshot | None,
+    *, t: Callable[[str], str] = _EN, health: str = "", open_problems: int = 0,
 ) -> str:
     totals = {name: sum(r.counts.get(name, 0) for r in runs) for name, _ in SERIES}
     summary = ", ".join(f"{esc(k)} {esc(v)}" for k, v in totals.items())
-    runs_html = _runs_table(runs) if runs else '<p class="muted">No runs yet.</p>'
+    runs_html = _runs_table(runs, t) if runs else f'<p class="muted">{t("no_runs")}</p>'
+    problems = (f'<p class="notice"><a href="./records?flow={quote(flow)}"><b>{open_problems}</b> '
+                f'{t("open_problems")} — {t("see_records")}</a></p>' if open_problems else "")
     return (
-        f'<section class="flow" id="flow-{esc(flow)}"><h2>{esc(flow)}</h2>'
+        f'<section class="flow" id="flow-{esc(flow)}"><h2>{esc(flow)}</h2>{health}{problems}'
         f'<p class="muted">Last {len(runs)} run(s): {summary}.</p>'
-        f"{runs_chart(runs, title=f'{flow}: records per run')}"
-        f"<h3>Recent runs</h3>{runs_html}"
-        f"<h3>Parked and quarantined records</h3>{_parked_table(parked)}"
-        f"<h3>Latest reconciliation drift</h3>{_drift(drift)}</section>"
+        f"{runs_chart(runs, title=f'{flow}: ' + t('chart_y'), x_label=t('chart_x'), y_label=t('chart_y'))}"
+        f"<h3>{t('recent_runs')}</h3>{runs_html}"
+        f"<h3>{t('parked_q')}</h3>{_parked_table(parked, t)}"
+        f"<h3>{t('drift')}</h3>{_drift(drift, t)}</section>"
     )
 
 
-def overview_page(sections: Sequence[str], *, flows: Sequence[str], current: str | None, empty: bool) -> str:
-    if empty:
-        body = '<p class="muted">The audit store has no sync runs yet: no flow has run against it.</p>'
-    else:
-        body = "".join(sections)
-    return layout("Sync monitor", body, flows=flows, current=current)
+def overview_page(sections: Sequence[str], *, flows: Sequence[str], current: str | None, empty: bool,
+                  t: Callable[[str], str] = _EN, lang: str = "en", extra: str = "") -> str:
+    body = f'<p class="muted">{t("empty_store")}</p>' if empty else "".join(sections)
+    return layout(t("title"), body + extra, flows=flows, current=current, t=t, lang=lang)
 
 
 def history_page(query: str, rows: Sequence[Mapping[str, Any]], *, flows: Sequence[str]) -> str:

@@ -139,7 +139,8 @@ def list_runs(
     views: list[RunView] = []
     with _reading(store) as conn:
         for flow in flows:
-            query = sa.select(sync_run).where(sync_run.c.flow == flow)
+            # The console's own audit rows (who ignored or retried what) are not flow runs.
+            query = sa.select(sync_run).where(sync_run.c.flow == flow, sync_run.c.run_type != "console")
             if since is not None:
                 query = query.where(sync_run.c.started_at >= since)
             query = query.order_by(sync_run.c.started_at.desc(), sync_run.c.id.desc()).limit(last)
