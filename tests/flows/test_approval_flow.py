@@ -75,13 +75,7 @@ def test_a_rejected_approval_keeps_the_account_out_of_k3cloud(dagbag, sims, stor
     assert row["outcome"] == "skipped" and "'ineffective' is held" in row["reason"]
 
 
-ORDERS_HELD_GAP = pytest.mark.xfail(
-    strict=True, reason="flows/orders.py re-reads failed and parked orders by id but not held ones "
-    "(extract.held_source_ids): an approval that keeps last_modified_time leaves the order held until its next edit "
-    "(orders.py belongs to another helper)")
-
-
-@pytest.mark.parametrize("touches", [True, pytest.param(False, marks=ORDERS_HELD_GAP)],
+@pytest.mark.parametrize("touches", [True, False],
                          ids=["approval-touches", "approval-keeps-modified-time"])
 def test_an_order_under_review_is_sent_once_after_approval(dagbag, sims, store, touches):
     from .test_orders_flow import DAG_ID as ORDERS_DAG

@@ -71,13 +71,7 @@ def test_a_voided_order_is_cancelled_once(dagbag, sims, store, mappings, include
     assert operations(sims.k3) == ops + 1
 
 
-ORDERS_LINE_GAP = pytest.mark.xfail(
-    strict=True, reason="flows/orders.py reads the changed-lines stream with hook.query_records(...) without "
-    "include_voided=True, so on a tenant whose default query hides voided rows a voided line does not bring its "
-    "order back (orders.py belongs to another helper; the fix is that one argument)")
-
-
-@pytest.mark.parametrize("includes", [True, pytest.param(False, marks=ORDERS_LINE_GAP)],
+@pytest.mark.parametrize("includes", [True, False],
                          ids=["default-includes-voided", "default-excludes-voided"])
 def test_a_line_voided_in_the_crm_leaves_the_k3cloud_order(dagbag, sims, store, includes):
     sims.fx._admin("POST", "config", {"query_includes_invalid": includes})

@@ -18,7 +18,7 @@ import logging
 from typing import Any, Iterable
 
 from fxiaoke_k3cloud.flows.base_data import usable_numbers
-from fxiaoke_k3cloud.flows.extract import check_presence, new_records, pages_in, prefetched
+from fxiaoke_k3cloud.flows.extract import check_presence, held_source_ids, new_records, pages_in, prefetched
 from fxiaoke_k3cloud.flows.queries import failed_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.window import Window
@@ -84,13 +84,16 @@ def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: in
 
     retried = 0
     if ids:
-        take_orders(pages_in(hook, spec.source_object, "_id", ids), may_be_fresh=False)
+        take_orders(pages_in(hook, spec.source_object, "_id", ids, include_voided=True), may_be_fresh=False)
     else:
         take_orders(hook.query_window(spec.source_object, spec.modified_field, window.start_ms, window.end_ms),
                     may_be_fresh=True)
         line_orders: set[str] = set()  # orders with a line changed in the window
         since = max(0, window.start_ms - LINE_SKEW_MS)
-        changed = hook.query_records(LINES_OBJECT, filters=[(spec.modified_field, "GTE", [since])])
+        # Voided lines too, asked for explicitly: a tenant's default query may hide them, and a voided line must
+        # bring its order back so the K3Cloud order loses that line.
+        changed = hook.query_records(LINES_OBJECT, filters=[(spec.modified_field, "GTE", [since])],
+                                     include_voided=True)
         with_lines: set[str] = set()
         for page in prefetched(changed):
             mine = [line for line in page if str(line.get("order_id")) in fresh]
@@ -105,10 +108,12 @@ def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: in
         older.extend(sorted(fresh - with_lines))
         parked_ids = {p.source_id for p in store.list_parked(spec.entity, status=None)
                       if p.status in ("parked", "escalated")}
+        # Earlier failures, and orders held for their life_status (an approval need not touch last_modified_time).
         retry = set(failed_source_ids(store, spec.name, spec.entity))
+        retry |= set(held_source_ids(store, spec.name, spec.entity))
         again = sorted((line_orders | parked_ids | retry) - seen)
         retried = len((parked_ids | retry) - seen)
-        take_orders(pages_in(hook, spec.source_object, "_id", again), may_be_fresh=False)
+        take_orders(pages_in(hook, spec.source_object, "_id", again, include_voided=True), may_be_fresh=False)
         if presence:
             check_presence(spec, hook, store, stage, run_pk)
     for page in prefetched(pages_in(hook, LINES_OBJECT, "order_id", older)):

@@ -196,7 +196,7 @@ class K3CloudClient:
         session_id = session_id_from_login(answer, self.creds, cookie_session_id=response.cookies.get(SESSION_COOKIE))
         mask_secrets(session_id)
         self.log.info(
-            "k3cloud: logged in to data center %s as %s (%s)", self.creds.acct_id, self.creds.username, self.creds.auth_mode
+            "k3cloud: logged in as %s (%s)", self.creds.username, self.creds.auth_mode  # acct_id is sensitive: not logged
         )
         return session_id
 
