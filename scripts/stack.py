@@ -66,6 +66,8 @@ def airflow_env(fx_url: str, k3_url: str, *, parallelism: int = 4) -> dict[str, 
             "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "permanent_code,app_secret,acct_id",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME}/airflow.db",
             "AIRFLOW__API__HOST": "127.0.0.1",
+            # The laptop demo's audit store is the embedded SQLite file (audit/engine.py refuses it elsewhere).
+            "SYNC_AUDIT_EMBEDDED": "1",
             "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
             "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
             "AIRFLOW_CONN_FXIAOKE_DEFAULT": json.dumps(
