@@ -7,6 +7,7 @@ production installation does: initial load, then deliveries, then everyday runs 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -144,3 +145,28 @@ def test_one_token_for_the_whole_deployment_and_none_refused(deployment: Deploym
     # (the simulator's token lives 7200 s): every other task process read the token from the audit store.
     assert answers.get("14001", 0) == 0, f"{token_calls} token calls for {len(tis)} tasks, answers {dict(answers)}"
     assert token_calls == 1, f"{token_calls} token calls for {len(tis)} tasks, answers {dict(answers)}"
+
+
+def test_the_shared_token_is_in_no_task_log_and_no_xcom(deployment: Deployment) -> None:
+    """The token row is encrypted with the deployment's Fernet key; the token itself appears nowhere else."""
+    import sqlalchemy as sa
+    from cryptography.fernet import Fernet
+
+    from fxiaoke_k3cloud.audit import AuditStore
+    from fxiaoke_k3cloud.audit.schema import sync_api_token
+
+    store = AuditStore(deployment.env["AIRFLOW_CONN_SYNC_AUDIT"])
+    with store.engine.connect() as conn:
+        (encrypted,) = conn.execute(sa.select(sync_api_token.c.token_encrypted)).scalars().all()
+    store.dispose()
+    token = Fernet(deployment.env["AIRFLOW__CORE__FERNET_KEY"].encode()).decrypt(encrypted.encode()).decode()
+    assert len(token) >= 16 and token not in encrypted
+
+    logs = [p for p in (deployment.home / "logs").rglob("*") if p.is_file()]
+    assert len(logs) > 20  # the task logs the workers wrote
+    assert [str(p) for p in logs if token in p.read_text(errors="replace")] == []
+    entries = deployment.call("GET", "dags/~/dagRuns/~/taskInstances/~/xcomEntries", limit=1000)["xcom_entries"]
+    values = [deployment.call("GET", f"dags/{e['dag_id']}/dagRuns/{e['run_id']}/taskInstances/{e['task_id']}/"
+                              f"xcomEntries/{e['key']}", map_index=e.get("map_index", -1)) for e in entries]
+    assert len(values) > 10 and any(v.get("value") for v in values)
+    assert token not in json.dumps(values)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from fxiaoke_k3cloud.audit.tokens import SharedTokenStore, deployment_token_store, forget_stores, token_key
+from fxiaoke_k3cloud.hooks._http import mask_secrets
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import SlidingWindowThrottle
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class TokenCache:
         refused: str | None,
     ) -> CorpToken:
         shared = store.get(token_key(*key), key[1], fetch, fresh=fresh_enough, refused=refused)
+        mask_secrets(shared.access_token)  # read from the store, not fetched here: mask it in this process too
         # The row's times are wall-clock; this process ages its copy on its own clock from the same issue time.
         age = max(0.0, time.time() - shared.issued_at)
         return CorpToken(shared.access_token, shared.corp_id, shared.expires_at - shared.issued_at, clock() - age)
