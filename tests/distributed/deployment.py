@@ -90,6 +90,7 @@ class Deployment:
             self.pg.close()  # drops the two databases
         except Exception:  # noqa: BLE001 — a cleanup failure must not hide the test's own result
             pass
+        shutil.rmtree(self.home, ignore_errors=True)  # failures quote the logs they need (log_tail)
 
     def _environment(self, airflow_db: str, audit_db: str, redis_port: int) -> dict[str, str]:
         plugins = self.home / "plugins"
@@ -207,6 +208,12 @@ class Deployment:
                 states = {d: [(r["dag_run_id"], r["state"]) for r in runs[d]] for d in dag_ids}
                 raise AssertionError(f"runs not done after {timeout:.0f}s: {states}")
             time.sleep(2)
+
+    def failed_task_logs(self, chars: int = 2500) -> str:
+        """Tails of the task logs that hold an error (for assertion messages: the home is removed on stop)."""
+        paths = [p for p in sorted((self.home / "logs").rglob("*.log")) if '"level":"error"' in
+                 p.read_text(errors="replace").replace(" ", "")]
+        return "\n".join(f"== {p.relative_to(self.home)}\n{p.read_text(errors='replace')[-chars:]}" for p in paths[:3])
 
     def task_instances(self) -> list[dict[str, Any]]:
         return self.call("GET", "dags/~/dagRuns/~/taskInstances", limit=1000)["task_instances"]

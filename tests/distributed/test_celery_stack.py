@@ -37,9 +37,9 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _all_succeeded(runs: dict[str, list]) -> None:
+def _all_succeeded(deployment: Deployment, runs: dict[str, list]) -> None:
     states = {d: Counter(r["state"] for r in rs) for d, rs in runs.items()}
-    assert all(set(c) == {"success"} for c in states.values()), states
+    assert all(set(c) == {"success"} for c in states.values()), f"{states}\n{deployment.failed_task_logs()}"
 
 
 def _at(stamp: str | None) -> datetime | None:
@@ -56,7 +56,7 @@ def test_customers_and_orders_flows_succeed_on_the_celery_workers(deployment: De
     for dag_id in (CUSTOMERS, ORDERS):  # unpaused: the scheduler starts the latest interval's run (initial load)
         deployment.call("PATCH", f"dags/{dag_id}", {"is_paused": False})
 
-    _all_succeeded(deployment.wait_runs_done([CUSTOMERS, ORDERS], {CUSTOMERS: 1, ORDERS: 1}))
+    _all_succeeded(deployment, deployment.wait_runs_done([CUSTOMERS, ORDERS], {CUSTOMERS: 1, ORDERS: 1}))
 
     customers = Counter(r["FNumber"] for r in deployment.k3.records("BD_Customer"))
     assert len(customers) == SEED_CUSTOMERS and set(customers.values()) == {1}
@@ -83,7 +83,7 @@ def test_a_three_run_deliveries_backfill_over_the_same_notices_writes_one_note_a
     deployment.call("PATCH", f"dags/{DELIVERIES}", {"is_paused": False})
 
     runs = deployment.wait_runs_done([DELIVERIES], {DELIVERIES: 3})
-    _all_succeeded(runs)
+    _all_succeeded(deployment, runs)
     backfill_runs = [r for r in runs[DELIVERIES] if r["run_type"] == "backfill"]
     assert len(backfill_runs) == 3, (backfill, [(r["dag_run_id"], r["run_type"]) for r in runs[DELIVERIES]])
 
@@ -113,7 +113,7 @@ def test_customers_orders_and_redrive_at_once_write_each_record_once_through_a_p
     deployment.call("PATCH", f"dags/{REDRIVE}", {"is_paused": False})
 
     runs = deployment.wait_runs_done([CUSTOMERS, ORDERS, REDRIVE], {d: n + 1 for d, n in before.items()})
-    _all_succeeded(runs)
+    _all_succeeded(deployment, runs)
 
     customers = Counter(r["FNumber"] for r in deployment.k3.records("BD_Customer"))
     assert len(customers) == SEED_CUSTOMERS + NEW and set(customers.values()) == {1}, customers
