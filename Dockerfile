@@ -1,4 +1,6 @@
 # Airflow image with this project's provider and pinned dependencies (used by docker-compose.yaml).
+# requirements.txt pins apache-airflow-providers-celery, celery, kombu and redis: the image runs the
+# CeleryExecutor with exactly the versions tests/distributed/ proves, not whatever the base image ships.
 FROM apache/airflow:3.3.2-python3.11
 
 COPY --chown=airflow:root requirements.txt constraints-3.11.txt /opt/project/

@@ -99,6 +99,8 @@ def airflow_env(fx_url: str, k3_url: str, *, parallelism: int = 4, connections_i
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME}/airflow.db",
             "AIRFLOW__API__HOST": "127.0.0.1",
+            # The laptop demo's audit store is the embedded SQLite file (audit/engine.py refuses it elsewhere).
+            "SYNC_AUDIT_EMBEDDED": "1",
             "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
             "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
         }

@@ -1,4 +1,4 @@
-"""AuditStore.from_airflow(): $SYNC_AUDIT_URL, then the Airflow connection, then SQLite in AIRFLOW_HOME."""
+"""AuditStore.from_airflow(): $SYNC_AUDIT_URL, then the Airflow connection, then (LocalExecutor demo only) SQLite."""
 
 from __future__ import annotations
 
@@ -100,3 +100,44 @@ def test_normalize_url(given: str, expected: str) -> None:
 def test_unsupported_database_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="supported: postgresql, sqlite"):
         AuditStore("mysql+pymysql://u:pw@h/db").engine
+
+
+@pytest.mark.parametrize("executor", ["CeleryExecutor", "LocalExecutor,CeleryExecutor",
+                                      "airflow.providers.celery.executors.celery_executor.CeleryExecutor",
+                                      "KubernetesExecutor"])
+def test_missing_connection_under_a_distributed_executor_is_an_error_naming_it(
+    executor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    monkeypatch.delenv("SYNC_AUDIT_EMBEDDED", raising=False)
+
+    with pytest.raises(ConfigError, match=r"connection 'sync_audit' does not exist.*AIRFLOW_CONN_SYNC_AUDIT="):
+        AuditStore.from_airflow()
+
+    assert not (tmp_path / "home" / "sync_audit.db").exists()  # no private SQLite file was started
+
+
+def test_the_demo_opt_in_keeps_the_embedded_default_under_any_executor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    monkeypatch.setenv("SYNC_AUDIT_EMBEDDED", "1")
+    caplog.set_level(logging.INFO, logger="fxiaoke_k3cloud.audit")
+
+    store = AuditStore.from_airflow()
+    store.migrate()
+
+    assert store.dialect == "sqlite" and (tmp_path / "home" / "sync_audit.db").exists()
+    assert "SYNC_AUDIT_EMBEDDED is set" in _logged(caplog, capsys)
+    store.dispose()
+
+
+def test_a_configured_connection_is_used_under_celery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    monkeypatch.setenv("AIRFLOW_CONN_SYNC_AUDIT", f'{{"conn_type": "sqlite", "host": "{tmp_path / "shared.db"}"}}')
+    store = AuditStore.from_airflow()
+    store.migrate()
+    assert (tmp_path / "shared.db").exists()
+    store.dispose()

@@ -2,7 +2,12 @@
 
 The store is our own database (Airflow 3 tasks may not touch Airflow's metadata DB). Its URL comes from,
 in order: ``$SYNC_AUDIT_URL``; the Airflow connection ``sync_audit``; SQLite at
-``$AIRFLOW_HOME/sync_audit.db`` for a laptop demo.
+``$AIRFLOW_HOME/sync_audit.db`` for a laptop demo only.
+
+The SQLite default is the embedded demo's, and only its: every task process of a LocalExecutor (or one that
+sets ``$SYNC_AUDIT_EMBEDDED=1``) runs on one machine and sees one file. Under any other executor (Celery,
+Kubernetes, ...) each worker would keep its own private id map and claims, so a missing connection is a
+:class:`ConfigError` naming it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ log = logging.getLogger(__name__)
 
 URL_ENV = "SYNC_AUDIT_URL"
 DEFAULT_CONN_ID = "sync_audit"
+# "1": the embedded SQLite default is wanted whatever the executor (the demo scripts set it).
+EMBEDDED_ENV = "SYNC_AUDIT_EMBEDDED"
+# Executors whose task processes all run on the scheduler's machine (they can share one SQLite file).
+LOCAL_EXECUTORS = ("LocalExecutor",)
 VERSION_TABLE = "sync_audit_alembic_version"
-HEAD_REVISION = "0005"  # the newest migration (a test checks it against Alembic's own head)
+HEAD_REVISION = "0006"  # the newest migration (a test checks it against Alembic's own head)
 # Key of the Postgres advisory lock taken while migrating (any constant; "sync_aud" in ASCII).
 MIGRATION_LOCK_KEY = 0x73796E635F617564
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
@@ -53,8 +62,31 @@ def sqlite_fallback_url() -> str:
     return f"sqlite:///{home / 'sync_audit.db'}"
 
 
-def resolve_airflow_url(conn_id: str = DEFAULT_CONN_ID) -> tuple[str, str]:
-    """Return ``(url, source)`` for the audit store; ``source`` says where the URL came from."""
+def configured_executors() -> list[str]:
+    """Class names of the executors in Airflow's ``[core] executor`` (``"A,alias:pkg.B"`` → ``["A", "B"]``)."""
+    from airflow.sdk.configuration import conf
+
+    names = []
+    for entry in (conf.get("core", "executor", fallback="") or "LocalExecutor").split(","):
+        # An entry is "Name", "pkg.module.Name" or "alias:pkg.module.Name".
+        path = entry.strip().rsplit(":", 1)[-1].strip()
+        if path:
+            names.append(path.rsplit(".", 1)[-1])
+    return names or ["LocalExecutor"]
+
+
+def embedded_default_allowed() -> tuple[bool, str]:
+    """Whether the SQLite default may stand in for a missing connection, and why (for the messages)."""
+    if os.environ.get(EMBEDDED_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return True, f"${EMBEDDED_ENV} is set"
+    executors = configured_executors()
+    if all(name in LOCAL_EXECUTORS for name in executors):
+        return True, f"executor {', '.join(executors)} runs every task on this machine"
+    return False, f"executor {', '.join(executors)} runs tasks on other machines"
+
+
+def configured_url(conn_id: str = DEFAULT_CONN_ID) -> tuple[str, str] | None:
+    """``(url, source)`` from ``$SYNC_AUDIT_URL`` or the Airflow connection, or None when neither exists."""
     env_url = os.environ.get(URL_ENV)
     if env_url:
         return normalize_url(env_url), f"${URL_ENV}"
@@ -65,11 +97,31 @@ def resolve_airflow_url(conn_id: str = DEFAULT_CONN_ID) -> tuple[str, str]:
     try:
         conn = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
-        return sqlite_fallback_url(), f"SQLite fallback (no Airflow connection {conn_id!r})"
+        return None
     if (conn.conn_type or "").lower() == "sqlite":
         # Airflow keeps a SQLite path in ``host``; get_uri() would render "sqlite://<path>" wrongly.
         return f"sqlite:///{conn.host}", f"Airflow connection {conn_id!r}"
     return normalize_url(conn.get_uri()), f"Airflow connection {conn_id!r}"
+
+
+def resolve_airflow_url(conn_id: str = DEFAULT_CONN_ID) -> tuple[str, str]:
+    """Return ``(url, source)`` for the audit store; ``source`` says where the URL came from.
+
+    :raises ConfigError: no URL is configured and the executor is not a local one (see the module doc).
+    """
+    found = configured_url(conn_id)
+    if found is not None:
+        return found
+    allowed, why = embedded_default_allowed()
+    if not allowed:
+        raise ConfigError(
+            f"audit store: the Airflow connection {conn_id!r} does not exist and ${URL_ENV} is not set, and "
+            f"{why}: a local SQLite file would be a private id map per worker. Create the connection {conn_id!r} "
+            f"on every Airflow component (e.g. AIRFLOW_CONN_{conn_id.upper()}=postgresql://user:password@host:5432/"
+            f"sync_audit) or set ${URL_ENV}; the embedded SQLite default is for the LocalExecutor demo only "
+            f"(${EMBEDDED_ENV}=1 forces it)."
+        )
+    return sqlite_fallback_url(), f"SQLite fallback (no Airflow connection {conn_id!r}; {why})"
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -244,3 +244,22 @@ sync_drift = sa.Table(
     sa.Index("ix_sync_drift_run_flow", "drift_run", "flow"),
     sa.Index("ix_sync_drift_source", "flow", "source_id"),
 )
+
+# ---------------------------------------------------------------- shared API token (revision 0006)
+
+# One row per Fxiaoke app (``token_key`` = sha256 of host, appId and permanentCode; the secrets themselves are
+# never stored): the corpAccessToken every task process of the deployment uses, Fernet-encrypted with
+# Airflow's key, and the times of the recent token calls (the endpoint's budget, shared by every worker).
+# Read and renewed under a row lock (``audit/tokens.py``).
+sync_api_token = sa.Table(
+    "sync_api_token",
+    metadata,
+    sa.Column("token_key", sa.String(64), primary_key=True),
+    sa.Column("app_id", sa.String(100), nullable=False),
+    sa.Column("token_encrypted", sa.Text(), nullable=True),
+    sa.Column("corp_id", sa.String(100), nullable=True),
+    sa.Column("issued_at", UTCDateTime(), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("recent_calls", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
