@@ -6,7 +6,8 @@ query paths and filter/order shapes (``fxiaoke_query``), and the envelope parsin
 (``fxiaoke_errors.parse_response`` / ``error_from_body``, which read an ``httpx.Response`` as they read a
 ``requests`` one). Only the socket differs: ``httpx.AsyncClient``.
 
-The token is kept for the client's life and renewed by the hook's rule (``CorpToken.needs_refresh``); a
+The token is the deployment's (``TOKEN_CACHE``, shared with every task process through the audit store) and
+renewed by the hook's rule (``CorpToken.needs_refresh``); a
 20016 gets one fresh token and one replay. The token endpoint allows about 10 calls a minute: a poller makes
 one token call per ~6600 s. Secrets (app secret, permanent code, token) are never logged.
 """
@@ -35,7 +36,7 @@ from fxiaoke_k3cloud.hooks.fxiaoke_query import (
     normalize_order,
     projection,
 )
-from fxiaoke_k3cloud.hooks.fxiaoke_token import CorpToken
+from fxiaoke_k3cloud.hooks.fxiaoke_token import TOKEN_CACHE, CorpToken
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +84,32 @@ class AsyncFxiaokeClient:
         raise error_from_body(envelope, path=path, host=self.settings.host)
 
     async def _get_token(self, *, refused: str | None = None) -> CorpToken:
+        """The deployment's token (``TOKEN_CACHE``: this process, else the audit store's row, else one call).
+
+        The cache and its store are synchronous, so they run in a thread; the token call itself, when one is
+        needed, is made on this event loop (``_fetch``), so the triggerer's loop never blocks on the network.
+        """
         async with self._lock:
             token = self._token
             if token is None or token.needs_refresh(time.monotonic()) or token.access_token == refused:
-                s = self.settings
-                body = await self._send(TOKEN_PATH, {"appId": s.app_id, "appSecret": s.app_secret,
-                                                     "permanentCode": s.permanent_code})
-                if not body.get("corpAccessToken") or not body.get("corpId") or body.get("expiresIn") is None:
-                    raise TransportError(f"{s.host} token answer lacks corpAccessToken/corpId/expiresIn",
-                                         system=SYSTEM, endpoint=TOKEN_PATH)
-                token = CorpToken(str(body["corpAccessToken"]), str(body["corpId"]), float(body["expiresIn"]),
-                                  time.monotonic())
+                loop = asyncio.get_running_loop()
+
+                def fetch() -> tuple[str, str, float]:  # called in the worker thread, under the store's row lock
+                    return asyncio.run_coroutine_threadsafe(self._fetch(), loop).result()
+
+                token = await asyncio.to_thread(TOKEN_CACHE.get, self.settings.token_key, fetch, refused=refused)
                 self._token = token
-                log.info("Fetched a Fxiaoke corpAccessToken for %s (expires in %s s)", s.app_id, token.expires_in)
             return token
+
+    async def _fetch(self) -> tuple[str, str, float]:
+        s = self.settings
+        body = await self._send(TOKEN_PATH, {"appId": s.app_id, "appSecret": s.app_secret,
+                                             "permanentCode": s.permanent_code})
+        if not body.get("corpAccessToken") or not body.get("corpId") or body.get("expiresIn") is None:
+            raise TransportError(f"{s.host} token answer lacks corpAccessToken/corpId/expiresIn",
+                                 system=SYSTEM, endpoint=TOKEN_PATH)
+        log.info("Fetched a Fxiaoke corpAccessToken for %s (expires in %s s)", s.app_id, body["expiresIn"])
+        return str(body["corpAccessToken"]), str(body["corpId"]), float(body["expiresIn"])
 
     async def call(self, path: str, payload: Mapping[str, Any], *, with_user: bool = True) -> dict[str, Any]:
         """An authenticated read; the success envelope."""
