@@ -52,7 +52,8 @@ def test_batch_packages_refused_with_a_conflict_are_resent_not_recorded_as_failu
     k3cloud.faults({"lock_conflict_record_rate": 0.4, "seed": 5})
     models = [customer(f"BL{i:02d}") for i in range(12)]
     models[7] = customer("BL07", FTRADINGCURRID={"FNumber": "NOPE"})  # a real data error stays a data error
-    outcomes = hook.batch_save("BD_Customer", models)
+    # IsVerifyBaseDataField: real servers leave an unknown reference empty unless asked to check (issue 14 #6)
+    outcomes = hook.batch_save("BD_Customer", models, IsVerifyBaseDataField=True)
     assert [o.index for o in outcomes] == list(range(12))
     assert [o.ok for o in outcomes] == [i != 7 for i in range(12)]
     assert outcomes[7].msg_code != 13 and "NOPE" in outcomes[7].errors[0].message

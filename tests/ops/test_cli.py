@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,8 @@ def test_python_dash_m_entry_point(sqlite_filled: Filled) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "fxiaoke_k3cloud", "report", "--flow", "orders", "--format", "json"],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
+        # as a user runs it: not in Airflow's unit-test mode (which logs "Unit test configuration loaded" to stdout)
+        env={k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__UNIT_TEST_MODE"},
     )
     assert proc.returncode == 0, proc.stderr
     assert [r["flow"] for r in json.loads(proc.stdout)] == ["orders"]
