@@ -21,24 +21,14 @@ from typing import Any
 
 from fxiaoke_k3cloud.events.position import Position
 from fxiaoke_k3cloud.events.watcher import PollingWatcher
-from fxiaoke_k3cloud.flows.window import SHANGHAI
+from fxiaoke_k3cloud.flows.window import k3_local_ms
 from fxiaoke_k3cloud.hooks.k3cloud_async import AsyncK3CloudClient, credentials_of
 from fxiaoke_k3cloud.hooks.k3cloud_filter import F
 
 FIELDS = ["FID", "FBillNo", "FApproveDate"]
 
 
-def approve_ms(value: Any) -> int | None:
-    """K3Cloud local datetime text (UTC+8, no offset) → epoch ms; None when empty or unparsable."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=SHANGHAI)
-    return int(moment.timestamp() * 1000)
+approve_ms = k3_local_ms  # FApproveDate as epoch ms (flows/window.py)
 
 
 class K3CloudAuditTrigger(PollingWatcher):

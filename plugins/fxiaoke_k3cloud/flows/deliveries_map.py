@@ -24,7 +24,7 @@ from fxiaoke_k3cloud.audit.schema import id_map
 from fxiaoke_k3cloud.flows.deliveries_crm import crm_order_lines, crm_orders, crm_products, crm_warehouses, owners_of
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.flows.stage import Stage
-from fxiaoke_k3cloud.flows.window import SHANGHAI
+from fxiaoke_k3cloud.flows.window import k3_local_ms
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +32,6 @@ ORDER_LINE_ENTITY = "order_line"  # written by the orders flow (entry_rows.line_
 STOCK_KEY = "FStockID.FNumber"
 ENTRY_KEY = "FSOEntryId"
 ID_CHUNK = 500
-
-
-def _approve_ms(value: Any) -> int | None:
-    """K3Cloud local datetime text (UTC+8, no offset) → epoch ms; None when empty or unparsable."""
-    from datetime import datetime
-
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=SHANGHAI)
-    return int(moment.timestamp() * 1000)
 
 
 def _drop_empty(values: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +167,7 @@ def map_notices(spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str,
             "order_names": [str(orders[i].get("name") or i) for i in ids],
             "owners": list(dict.fromkeys(o for i in ids for o in owners_of(orders[i]))),
             "order_status": _text(status_map.get(str(lines[0].get("FDocumentStatus")))),
-            "modified_ms": _approve_ms(lines[0].get("FApproveDate")),
+            "modified_ms": k3_local_ms(lines[0].get("FApproveDate")),
         })
     stage.put(run_pk, "package", packages, key="source_id")
 

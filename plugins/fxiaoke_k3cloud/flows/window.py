@@ -10,6 +10,19 @@ from zoneinfo import ZoneInfo
 from fxiaoke_k3cloud.errors import ConfigError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def k3_local_ms(value: Any) -> int | None:
+    """K3Cloud local datetime text (UTC+8, no offset) → epoch ms; None when empty or unparsable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=SHANGHAI)
+    return int(moment.timestamp() * 1000)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
