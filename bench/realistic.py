@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bench.report import BATCH_TARGET, QUERY_PAGE, classify
+from bench.report import BATCH_TARGET, QUERY_PAGE, classify, written
 
 PROFILE: dict[str, dict[str, float]] = {
     # Measured shape from issue 19: "50 ms per call + 40 ms per saved record" in front of the K3Cloud simulator
@@ -59,11 +59,6 @@ def honest_bound(*, read_objects: list[int], rows_read: int, written: int, api: 
             "k3_s": k3_s, "bound_s": max(fx_s, fx_floor, k3_s)}
 
 
-def _written(phase: dict[str, Any]) -> int:
-    counts = phase.get("counts") or {}
-    return int(counts.get("created", 0)) + int(counts.get("updated", 0))
-
-
 def run(args: Any, sims: Any, phases: Any, flows: list[str]) -> dict[str, Any]:
     """Fresh K3Cloud and audit store, the realistic profile; first sync and a no-op run per flow; both baselines."""
     out: dict[str, Any] = {"profile": PROFILE, "allowed": ALLOWED, "flows": {}, "baselines": {}}
@@ -91,10 +86,10 @@ def figures(raw: dict[str, Any], lines_seeded: int) -> dict[str, Any]:
         extracted = first["extracted"]
         objects = [extracted, lines_seeded] if flow == "orders" else [extracted]
         rows = extracted + (lines_seeded if flow == "orders" else 0)
-        bound = honest_bound(read_objects=objects, rows_read=rows, written=_written(first), api=first["api"])
+        bound = honest_bound(read_objects=objects, rows_read=rows, written=written(first), api=first["api"])
         noop = phases["noop"]
         flows[flow] = {
-            "records": extracted, "written": _written(first), "status": first["status"], "wall_s": first["wall_s"],
+            "records": extracted, "written": written(first), "status": first["status"], "wall_s": first["wall_s"],
             "step_seconds": first["step_seconds"], "calls": first["api"], "calls_by_kind": classify(first["api"]),
             "bound": bound, "ratio_to_bound": first["wall_s"] / bound["bound_s"] if bound["bound_s"] else None,
             "noop": {"wall_s": noop["wall_s"], "api_calls_total": noop["api"]["fx"]["total"] + noop["api"]["k3"]["total"],
