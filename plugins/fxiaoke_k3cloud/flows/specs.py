@@ -37,6 +37,8 @@ class FlowSpec:
     source_object: str
     mapping_file: str
     target_form: str
+    #: ``crm_to_k3`` (source Fxiaoke, target K3Cloud) or ``k3_to_crm`` (source K3Cloud, target Fxiaoke).
+    direction: str = "crm_to_k3"
     modified_field: str = "last_modified_time"
     lookback: timedelta = timedelta(minutes=10)
     #: How long the source's search index may trail its writes: the watermark never passes now - index_lag.
@@ -86,6 +88,7 @@ FLOWS: dict[str, FlowSpec] = {
         source_object="SAL_DELIVERYNOTICE",
         mapping_file="deliveries.yaml",
         target_form="DeliveryNoteObj",
+        direction="k3_to_crm",
         modified_field="FApproveDate",
         index_lag=timedelta(0),  # K3Cloud's query reads the database itself
         steps=(f"{_DELIVERIES}:extract", f"{_DELIVERIES}:transform", f"{_DELIVERIES}:load"),
