@@ -46,17 +46,21 @@ def required_task_ids(flow: str) -> set[str]:
 def _stage_task(flow: str, stage: Stage, *, first: bool, later: list[str]):
     @task(task_id=stage.task_id, **({"pool": stage.pool} if stage.pool else {}))
     def run_stage(upstream: dict | None = None, **context) -> dict:
+        # Imported when the task runs (DAG parsing stays cheap): the run's API calls and what stopped a stage.
+        from fxiaoke_k3cloud.flows.run_notes import task_notes
+        from fxiaoke_k3cloud.flows.steps import open_store
+
         fn = resolve_step(stage.step)
+        with task_notes(flow, context, open_store):
+            result = fn(flow, context) if first else fn(flow, upstream, context)
         if first:
-            result = fn(flow, context)
             if isinstance(result, dict) and result.get("nothing_to_do") and later:
                 # Short-circuit: the first step found nothing to do (and moved the watermark itself); the later
                 # steps are skipped without starting their task processes. The result is pushed by hand because
                 # Airflow pushes a return value only when the task returns.
                 context["ti"].xcom_push(key="return_value", value=result)
                 raise DownstreamTasksSkipped(tasks=later)
-            return result
-        return fn(flow, upstream, context)
+        return result
 
     return run_stage
 

@@ -140,6 +140,50 @@ class AuditStore(ClaimMixin, StateMixin):
             if result.rowcount != 1:
                 raise KeyError(f"no sync_run with id {run_pk}")
 
+    def add_api_calls(self, flow: str, run_id: str, calls: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Add one task's API calls (``{system: {"total": n, "by_path": {path: n}}}``) to the run's ``api_calls``.
+
+        Keyed on (flow, Airflow run id) like ``start_run``; False when the run has no row (its first task stopped
+        before opening it). Totals and paths add up across the run's tasks.
+        """
+        if not calls:
+            return False
+        with self.engine.begin() as conn:
+            where = sa.and_(sync_run.c.flow == flow, sync_run.c.run_id == run_id)
+            row = conn.execute(sa.select(sync_run.c.id, sync_run.c.api_calls).where(where).with_for_update()).first()
+            if row is None:
+                return False
+            merged: dict[str, Any] = dict(row.api_calls or {}) if isinstance(row.api_calls, dict) else {}
+            for system, seen in calls.items():
+                known = merged.get(system) if isinstance(merged.get(system), dict) else {}
+                paths = dict(known.get("by_path") or {})
+                for path, n in dict(seen.get("by_path") or {}).items():
+                    paths[str(path)] = int(paths.get(str(path), 0)) + int(n)
+                merged[str(system)] = {"total": int(known.get("total") or 0) + int(seen.get("total") or 0),
+                                       "by_path": paths}
+            conn.execute(sa.update(sync_run).where(sync_run.c.id == row.id).values(api_calls=merged))
+        return True
+
+    def note_run_message(self, flow: str, run_id: str, message: str) -> bool:
+        """Keep what stopped one of the run's tasks on its (still open) row; the report step carries it on.
+
+        False when the run has no open row. ``finish_run`` replaces the message with the run's own.
+        """
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(sync_run)
+                .where(sync_run.c.flow == flow, sync_run.c.run_id == run_id, sync_run.c.status == "running")
+                .values(message=safe_text(message))
+            )
+        return result.rowcount == 1
+
+    def run_pk_of(self, flow: str, run_id: str) -> int | None:
+        """The key of the run of ``flow`` for the Airflow run ``run_id``, or None."""
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(sync_run.c.id).where(sync_run.c.flow == flow,
+                                                                sync_run.c.run_id == run_id)).scalar_one_or_none()
+        return None if found is None else int(found)
+
     # ---------------------------------------------------------------- records
 
     def record_outcomes(self, run_pk: int, rows: Sequence[RecordOutcome]) -> int:

@@ -218,10 +218,15 @@ def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     ti = context["ti"]
     extracted = ti.xcom_pull(task_ids=f"extract_{spec.name}")
     if not extracted:
-        raise AirflowFailException(f"{spec.name}: extract did not finish; nothing was synced (see its log)")
+        from fxiaoke_k3cloud.flows.run_notes import close_unextracted
+
+        raise AirflowFailException(close_unextracted(spec.name, open_store(), _run_meta(context)[0]))
     loaded = ti.xcom_pull(task_ids=f"load_{spec.name}")
     store = open_store()
     run_pk = extracted["run_pk"]
+    from fxiaoke_k3cloud.flows.run_notes import record_calls
+
+    record_calls(store, spec.name, _run_meta(context)[0])  # this process's calls (a re-drive's: all its steps')
     summary = store.run_summary(run_pk)
     counts = {k: int(v) for k, v in summary["records"].items()}
     counts["extracted"] = int(extracted.get("extracted", 0))
@@ -230,7 +235,8 @@ def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     if loaded is None and extracted.get("nothing_to_do"):
         loaded = {}  # extract found nothing to do and the DAG skipped the later steps
     if loaded is None:
-        status, message = "failed", "load did not finish; records not written are retried by the next run"
+        # What stopped a stage (its own text, e.g. the configuration error and what to fix), left by run_notes.
+        status, message = "failed", summary.get("message") or "load did not finish; records not written are retried by the next run"
     elif problems or escalated:
         parts = [f"{problems} record(s) rejected or failed"] if problems else []
         parts += [f"{len(escalated)} record(s) parked for too long: "

@@ -46,8 +46,12 @@ def shape_entity(pkg: Any) -> str | None:
     return getattr(shape, "entity", None)
 
 
-def audit_transform_outcomes(spec: FlowSpec, store: Any, run_pk: int, result: Any) -> list[dict[str, Any]]:
+def audit_transform_outcomes(spec: FlowSpec, store: Any, run_pk: int, result: Any,
+                             numbers: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Record rejected / held / reported / parked records; park the parked ones (retried by later runs).
+
+    :param numbers: CRM id → K3 number (:func:`target_numbers`), kept on rejected and parked outcomes so a person
+        finds them by the number too.
 
     Returns the voided records that reached K3Cloud (source id, name, K3 number), for an optional void action.
     """
@@ -57,10 +61,12 @@ def audit_transform_outcomes(spec: FlowSpec, store: Any, run_pk: int, result: An
         return RecordOutcome(flow=spec.name, entity=spec.entity, source_id=source_id, source_name=name,
                              outcome=kind, reason=reason, **extra)
 
-    rows = [outcome(r.source_id, r.source_name, "rejected", r.reason, error_class="MappingRejection")
-            for r in result.rejected]
+    number = (numbers or {}).get
+    rows = [outcome(r.source_id, r.source_name, "rejected", r.reason, error_class="MappingRejection",
+                    target_number=number(r.source_id)) for r in result.rejected]
     rows += [outcome(s.source_id, s.source_name, "skipped", s.reason, target_number=s.number) for s in result.held]
-    rows += [outcome(p.source_id, p.source_name, "parked", p.reason) for p in result.parked]
+    rows += [outcome(p.source_id, p.source_name, "parked", p.reason, target_number=number(p.source_id))
+             for p in result.parked]
     reported = _reported_outcomes(spec, store, result.reported)
     rows += [outcome(s.source_id, s.source_name, kind, reason, target_number=number)
              for s, kind, reason, number in reported]
@@ -88,6 +94,26 @@ def _reported_outcomes(spec: FlowSpec, store: Any, reported: list[Any]) -> list[
                                        "close or void it in K3Cloud, or let the sync do it (mapping option "
                                        "on_source_void, or run with void_action=close)",
                         entry.target_number))
+    return out
+
+
+def target_numbers(mapping: Any, frame: Any) -> dict[str, str]:
+    """CRM id → the K3 number the mapping's number rule makes of the record (its raw value where that fails)."""
+    from fxiaoke_k3cloud.mapping.columns import map_column
+    from fxiaoke_k3cloud.mapping.engine import compile_plan
+    from fxiaoke_k3cloud.mapping.transforms import TransformContext
+
+    src, rule = mapping.source, mapping.number_rule
+    if frame.empty or src.id_field not in frame.columns or rule.source not in frame.columns:
+        return {}
+    mapped = map_column(frame.reset_index(drop=True), compile_plan(mapping).fields[0],
+                        TransformContext(timezone=mapping.defaults.timezone), strip_text=mapping.defaults.strip_text,
+                        lookup_table=None, target_system=mapping.target.system)
+    out = {}
+    for pos, (rid, raw) in enumerate(zip(frame[src.id_field].tolist(), frame[rule.source].tolist())):
+        value = raw if pos in mapped.problems else mapped.values[pos]
+        if rid is not None and value is not None and value == value and str(value).strip():
+            out[str(rid)] = str(value)
     return out
 
 
@@ -136,7 +162,8 @@ def _transform_staged(spec: FlowSpec, store: Any, run_pk: int, hooks: list[Any])
             (package_from_mapping(p, mapping.target.pk, modified.get(p.source_id), entry_ids)
              for p in result.packages),
             key="source_id")
-        stage.append(run_pk, "void", audit_transform_outcomes(spec, store, run_pk, result), key="source_id")
+        numbers = target_numbers(mapping, frame) if result.rejected or result.parked else None
+        stage.append(run_pk, "void", audit_transform_outcomes(spec, store, run_pk, result, numbers), key="source_id")
         for key, n in result.counts.items():
             if key in counts and key != "packages":
                 counts[key] += n

@@ -13,6 +13,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from fxiaoke_k3cloud.hooks import call_ledger
+
 DEFAULT_CALLS_PER_20S = 80
 WINDOW_S = 20.0
 
@@ -84,6 +86,7 @@ class CallCounter:
     def add(self, path: str) -> None:
         self.total += 1
         self.by_path[path] += 1
+        call_ledger.add("fxiaoke", path)
 
     def as_dict(self) -> dict[str, object]:
         return {"total": self.total, "by_path": dict(self.by_path)}

@@ -52,6 +52,7 @@ from fxiaoke_k3cloud.errors import (
     SessionExpiredError,
     TransportError,
 )
+from fxiaoke_k3cloud.hooks import call_ledger
 from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, new_session, truncate
 from fxiaoke_k3cloud.hooks.k3cloud_auth import (
     LOGOUT,
@@ -167,6 +168,7 @@ class K3CloudClient:
         url = f"{self.creds.base_url}{LOGOUT}.common.kdsvc"
         headers = {"Content-Type": "application/json; charset=utf-8", "Cookie": f"{SESSION_COOKIE}={session_id}"}
         try:
+            call_ledger.add(SYSTEM, LOGOUT.rsplit(".", 1)[-1])
             response = self.session.post(url, data=b"{}", headers=headers, timeout=self.settings.timeout)
         except requests.exceptions.RequestException as exc:
             self.log.warning("k3cloud: logout failed (%s); the session ends at the server's idle timeout", type(exc).__name__)
@@ -288,6 +290,7 @@ class K3CloudClient:
         data = encode_body(payload)
         name = service.rsplit(".", 1)[-1]
         host = urlsplit(url).netloc
+        call_ledger.add(SYSTEM, name)  # counted when sent, answered or not (the run's api_calls)
         try:
             response = self.session.post(url, data=data, headers=headers, timeout=self.settings.timeout)
         except requests.exceptions.SSLError as exc:

@@ -131,8 +131,11 @@ def create_app(
             if queries.store_missing(s):
                 return _page(pages.overview_page([], flows=list(FLOWS), current=flow, empty=True, t=t, lang=lang))
             present = queries.flows_in_store(s)
-            nav = list(dict.fromkeys([*FLOWS, *present]))
-            shown = [flow] if flow else present
+            nav = list(dict.fromkeys([*FLOWS, *present]))  # every registry flow, with runs or not yet
+            shown = [flow] if flow else nav
+            quota, _ = console.crm_daily_quota()
+            health = {name: console.flow_health(s, name) for name in shown}
+            crm_today = console.crm_calls_today(s)
             sections = [
                 pages.flow_section(
                     name,
@@ -140,11 +143,14 @@ def create_app(
                     queries.open_parked(s, name),
                     queries.latest_drift(s, name),
                     t=t,
-                    health=console_pages.health_line(console.flow_health(s, name), t),
+                    health=console_pages.health_line(
+                        {**health[name], "crm_quota": quota, "crm_calls_all_flows": crm_today}, t),
                     open_problems=len(console.records(s, console.RecordFilter(flow=name))),
                 )
                 for name in shown
             ]
+            if not flow:
+                sections.insert(0, console_pages.watchers_table(queries.watcher_states(s), t))
             invalid = console.mapping_problems()
             if invalid:  # a configuration error stops every run of that flow: say it first
                 sections.insert(0, "".join(
@@ -252,9 +258,9 @@ def create_app(
                 n += await run_in_threadpool(console.ignore, store(), flow, ids, reason=reason, actor=actor_name)
             done = f"{t('ignore_done')}: {n} — {actor_name}"
         elif action == "retry":
-            unsupported = sorted(set(selected) - set(console.RETRYABLE_FLOWS))
+            unsupported = sorted(set(selected) - set(console.retryable_flows()))
             if unsupported:
-                return back_to(back, error=t("retry_unsupported"))
+                return back_to(back, error=console_pages.retry_note(t))
             token = user_token(request.headers, request.cookies) or ""
             base = airflow_api or os.environ.get("SYNC_CONSOLE_AIRFLOW_API") or f"{request.url.scheme}://{request.url.netloc}"
             runs = []

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from fxiaoke_k3cloud.audit import AuditStore, RecordOutcome
 from fxiaoke_k3cloud.audit.schema import id_map, parked, sync_record, sync_run
 from fxiaoke_k3cloud.errors import MappingError
-from fxiaoke_k3cloud.flows.specs import FLOWS
+from fxiaoke_k3cloud.flows.specs import FLOWS, redrive_flows
 from fxiaoke_k3cloud.mapping import load_mapping
 from fxiaoke_k3cloud.monitor.queries import StoreUnavailable, _reading, _short
 
@@ -36,11 +36,37 @@ ATTENTION = ("rejected", "failed", "parked")
 #: Error classes that are set-up problems, not a record's data (see ``fxiaoke_k3cloud.errors``).
 CONFIG_CLASSES = frozenset({"ConfigError", "MappingError", "AuthenticationError", "PermissionDeniedError",
                             "UnknownFormError"})
-#: Flows the re-drive DAG can retry by id.
-RETRYABLE_FLOWS = ("customers", "orders")
+#: The CRM's daily API quota when the Fxiaoke connection does not say (extra ``daily_quota``, else its
+#: ``call_budget``): one "Open API [100000 次]" resource pack (docs/specs: fxiaoke-openapi §6.3).
+DEFAULT_DAILY_QUOTA = 100_000
+FXIAOKE_CONN_ID = "fxiaoke_default"  # FxiaokeHook.default_conn_name (not imported: the hook pulls in requests)
 #: Rows scanned for a free-text search (the newest first): plenty for a console, bounded for the database.
 SEARCH_SCAN = 20_000
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def retryable_flows() -> list[str]:
+    """Flows the re-drive DAG retries by id: the registry's ``redrive`` flows (``flows.specs``)."""
+    return redrive_flows()
+
+
+def crm_daily_quota(conn_id: str = FXIAOKE_CONN_ID) -> tuple[int, str]:
+    """The CRM's API calls a day and where that figure comes from (connection extra, or the default)."""
+    try:
+        # Imported here: airflow.models is heavy and only the overview page needs it (the api-server has it loaded).
+        from airflow.models.connection import Connection
+
+        extra = Connection.get_connection_from_secrets(conn_id).extra_dejson
+    except Exception:  # noqa: BLE001 - no such connection, no Airflow database: the documented default
+        extra = {}
+    for key in ("daily_quota", "call_budget"):
+        try:
+            value = int(extra.get(key) or 0)
+        except (TypeError, ValueError):
+            continue
+        if value > 0:
+            return value, f"{conn_id} extra {key}"
+    return DEFAULT_DAILY_QUOTA, "default"
 
 
 def normalise(text: Any) -> str:
@@ -209,7 +235,7 @@ def flow_health(store: AuditStore, flow: str, *, now: datetime | None = None) ->
     """Lag p50/p95 (source change → target write, last 7 days), API calls today, last successful run."""
     now = now or datetime.now(timezone.utc)
     spec = FLOWS.get(flow)
-    today = now.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = _today(now)
     with _reading(store) as conn:
         lags: list[float] = []
         if spec is not None:
@@ -225,11 +251,7 @@ def flow_health(store: AuditStore, flow: str, *, now: datetime | None = None) ->
                 sync_run.c.flow == flow, sync_run.c.started_at >= today, sync_run.c.api_calls.is_not(None))):
             if isinstance(value, dict):
                 recorded = True
-                for api, n in value.items():
-                    if isinstance(n, (int, float)):
-                        calls[str(api)] += int(n)
-                    elif isinstance(n, dict):
-                        calls[str(api)] += sum(int(v) for v in n.values() if isinstance(v, (int, float)))
+                calls.update(_calls_of(value))
         last = conn.execute(sa.select(sync_run.c.run_id, sync_run.c.finished_at).where(
             sync_run.c.flow == flow, sync_run.c.status == "success", sync_run.c.run_type != CONSOLE_RUN_TYPE)
             .order_by(sync_run.c.finished_at.desc()).limit(1)).one_or_none()
@@ -242,6 +264,34 @@ def flow_health(store: AuditStore, flow: str, *, now: datetime | None = None) ->
         "last_success_at": last[1] if last else None,
         "dag_id": spec.dag_id if spec else None,
     }
+
+
+def _calls_of(value: Any) -> Counter[str]:
+    """``{system: n}`` of one run's ``api_calls`` (``{system: {"total", "by_path"}}``, or older flat shapes)."""
+    calls: Counter[str] = Counter()
+    if isinstance(value, dict):
+        for api, n in value.items():
+            if isinstance(n, (int, float)):
+                calls[str(api)] += int(n)
+            elif isinstance(n, dict):
+                total = n.get("total")
+                calls[str(api)] += int(total) if isinstance(total, (int, float)) else sum(
+                    int(v) for v in n.values() if isinstance(v, (int, float)))
+    return calls
+
+
+def _today(now: datetime) -> datetime:
+    """Midnight in China time: when the CRM's daily quota starts again."""
+    return now.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def crm_calls_today(store: AuditStore, *, now: datetime | None = None) -> int:
+    """Fxiaoke API calls recorded today by every flow's runs (the tenant's quota is shared)."""
+    today = _today(now or datetime.now(timezone.utc))
+    with _reading(store) as conn:
+        values = conn.execute(sa.select(sync_run.c.api_calls).where(
+            sync_run.c.started_at >= today, sync_run.c.api_calls.is_not(None))).scalars().all()
+    return sum(_calls_of(v).get("fxiaoke", 0) for v in values)
 
 
 # ---------------------------------------------------------------------------------------------- actions

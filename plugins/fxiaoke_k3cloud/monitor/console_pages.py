@@ -8,12 +8,12 @@ monitor's strict Content-Security-Policy and inside the Airflow UI's iframe. Eve
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from fxiaoke_k3cloud.audit.schema import RECORD_OUTCOMES
-from fxiaoke_k3cloud.monitor.console import RETRYABLE_FLOWS, RecordFilter
+from fxiaoke_k3cloud.monitor.console import RecordFilter, retryable_flows
 from fxiaoke_k3cloud.monitor.pages import airflow_run_link, esc, layout, status_badge
 from fxiaoke_k3cloud.monitor.text import fmt_time, one_line
 
@@ -78,7 +78,7 @@ def records_page(f: RecordFilter, rows: Sequence[Mapping[str, Any]], *, flows: S
         f'<button type="submit" name="action" value="retry">{t("retry")}</button> '
         f'<input name="reason" placeholder="{esc(t("ignore_reason"))}" size="36" maxlength="500"> '
         f'<button type="submit" name="action" value="ignore">{t("ignore")}</button> '
-        f'<span class="muted">{t("retry_unsupported")}</span></div>'
+        f'<span class="muted">{esc(retry_note(t))}</span></div>'
     )
     banner = (f'<p class="notice" id="notice">{notice}</p>' if notice else "") + (
         f'<p class="error" id="error">{esc(error)}</p>' if error else "")
@@ -137,13 +137,61 @@ def health_line(h: Mapping[str, Any], t: T) -> str:
         return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
     calls = h.get("api_calls_today")
-    calls_text = ", ".join(f"{k} {v}" for k, v in sorted(calls.items())) if calls else t("not_recorded")
+    if calls:
+        parts = []
+        for system, n in sorted(calls.items()):
+            text = f"{system} {n:,}"
+            if system == "fxiaoke" and h.get("crm_quota"):
+                quota, all_flows = int(h["crm_quota"]), int(h.get("crm_calls_all_flows") or n)
+                text += (f" / {quota:,} {t('quota')} ({100 * n / quota:.1f} %; {t('all_flows')} {all_flows:,}, "
+                         f"{100 * all_flows / quota:.1f} %)")
+            parts.append(text)
+        calls_text = ", ".join(parts)
+    else:
+        calls_text = t("not_recorded")
     last = (f"{airflow_run_link(h.get('dag_id'), h['last_success_run_id'])} ({esc(fmt_time(h['last_success_at']))})"
             if h.get("last_success_run_id") else t("never"))
     return (f'<p class="health">{t("lag")}: p50 <b>{dur(h.get("lag_p50_s"))}</b>, p95 <b>{dur(h.get("lag_p95_s"))}</b>'
-            f' <span class="muted">(n={esc(h.get("lag_n"))})</span> · {t("api_today")}: {esc(calls_text)} · '
+            f' <span class="muted">(n={esc(h.get("lag_n"))})</span> · <span class="calls">{t("api_today")}: '
+            f'{esc(calls_text)}</span> · '
             f'{t("last_success")}: {last}</p>')
 
 
 def retry_allowed(flow: str) -> bool:
-    return flow in RETRYABLE_FLOWS
+    return flow in retryable_flows()
+
+
+def retry_note(t: T) -> str:
+    """Which flows Retry re-drives (from the registry) and what to do for the others."""
+    return t("retry_unsupported").format(flows=", ".join(retryable_flows()))
+
+
+def watchers_table(states: Sequence[Mapping[str, Any]], t: T) -> str:
+    """The event watchers: last poll (and how long ago), ok/error, position, and silent (highlighted)."""
+    if not states:
+        return (f'<section class="flow" id="watchers"><h2>{t("watchers")}</h2>'
+                f'<p class="muted">{t("no_watchers")}</p></section>')
+
+    def at(ms: Any) -> str:
+        return fmt_time(datetime.fromtimestamp(ms / 1000, tz=timezone.utc)) if ms is not None else t("never")
+
+    rows = []
+    for w in states:
+        since = w.get("seconds_since_poll")
+        result = w.get("last_result")
+        badge = status_badge("success" if result == "ok" else "failed") if result else ""
+        result_text = f'{badge} {esc(w.get("last_error") or "")}' if result else esc(t("never"))
+        silent = w.get("silent")
+        rows.append(
+            f'<tr class="{"silent" if silent else ""}"><td><code>{esc(w["name"])}</code></td>'
+            f'<td>{esc(" ".join(str(x) for x in (w.get("source"), w.get("form")) if x))}</td><td>{esc(w.get("mode"))}</td>'
+            f'<td>{esc(at(w.get("last_polled_ms")))}{"" if since is None else f" ({since:.0f} s)"}</td>'
+            f"<td>{result_text}</td>"
+            f'<td>{esc(at(w.get("position_ms")) if w.get("position_ms") is not None else "—")} '
+            f'<code>{esc(w.get("position_record_id") or "")}</code></td>'
+            f'<td class="watch-silent">{status_badge("failed") + " " + esc(t("silent")) if silent else esc(t("no"))}'
+            f"</td></tr>")
+    head = "".join(f"<th>{esc(t(h))}</th>" for h in ("watcher", "source", "mode", "last_poll", "poll_result",
+                                                      "position", "silent"))
+    return (f'<section class="flow" id="watchers"><h2>{t("watchers")}</h2><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table><p class="muted">{t("watchers_note")}</p></section>')

@@ -52,6 +52,7 @@ text-decoration:none;font-size:13px}
 .actions{margin:6px 0 10px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}
 .notice{background:#e3f9e5;border:1px solid #2f8132;padding:8px;border-radius:4px}
 .health{background:#f0f4f8;padding:6px 10px;border-radius:4px}
+tr.silent td{background:#fff5f5}
 """
 
 

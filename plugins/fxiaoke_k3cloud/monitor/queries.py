@@ -6,6 +6,7 @@ migrates or creates tables, so pointing the page or the command line at a fresh 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,8 +17,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from fxiaoke_k3cloud.audit import AuditStore
-from fxiaoke_k3cloud.audit.schema import RUN_COUNT_COLUMNS, sync_record, sync_run
+from fxiaoke_k3cloud.audit.schema import RUN_COUNT_COLUMNS, sync_record, sync_run, watermark
 from fxiaoke_k3cloud.flows.specs import FLOWS
+
+try:  # the watchers' own reading of their rows (events/status.py), when this build has it
+    from fxiaoke_k3cloud.events.status import watcher_states as _watcher_states
+except ImportError:  # pragma: no cover - older builds: read the rows directly (same shape, fewer fields)
+    _watcher_states = None
+
+#: Watermark-table rows of the event watchers (events/position.py): ``watch:<name>`` and ``watch:<name>:polled``.
+WATCH_PREFIX = "watch:"
 
 #: Outcomes a person has to look at; a run with any of them gets its top reasons listed.
 ATTENTION = ("rejected", "failed", "parked")
@@ -262,3 +271,43 @@ def latest_drift(store: AuditStore, flow: str | None = None, *, limit: int = 20)
     except sa.exc.SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot read the audit store at {store.url}: {_short(exc)}") from exc
     return DriftSnapshot(table=names[0], columns=[c.name for c in table.c], rows=rows)
+
+
+def watcher_states(store: AuditStore, *, now_ms: int | None = None) -> list[dict[str, Any]]:
+    """Per event watcher: when it last polled, ok or error, its position, and whether it has gone silent.
+
+    ``events.status.watcher_states`` when present (it knows the deployment's watchers, modes and thresholds);
+    otherwise the ``watch:*`` rows of the watermark table read directly (silent after 300 s without a poll).
+    """
+    if store_missing(store):
+        return []
+    try:
+        if _watcher_states is not None:
+            return _watcher_states(store, now_ms=now_ms)
+        return _watcher_rows(store, now_ms=now_ms)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreUnavailable(f"cannot read the audit store at {store.url}: {_short(exc)}") from exc
+
+
+def _watcher_rows(store: AuditStore, *, now_ms: int | None = None, silent_s: float = 300.0) -> list[dict[str, Any]]:
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    with _reading(store) as conn:
+        rows = {str(r.flow): (int(r.value_ms), str(r.run_id or "")) for r in conn.execute(
+            sa.select(watermark.c.flow, watermark.c.value_ms, watermark.c.run_id)
+            .where(watermark.c.flow.like(WATCH_PREFIX + "%")))}
+    names = sorted({key[len(WATCH_PREFIX):].removesuffix(":polled") for key in rows})
+    out = []
+    for name in names:
+        polled, position = rows.get(f"{WATCH_PREFIX}{name}:polled"), rows.get(WATCH_PREFIX + name)
+        since = None if polled is None else max(0.0, (now_ms - polled[0]) / 1000)
+        rid = position[1] if position else None
+        out.append({"name": name, "source": None, "form": None, "mode": "poll", "expected": True,
+                    "last_polled_ms": polled[0] if polled else None,
+                    "last_result": None if polled is None else ("ok" if polled[1] == "ok" else "error"),
+                    "last_error": None if polled is None or polled[1] == "ok" else polled[1],
+                    "position_ms": position[0] if position else None,
+                    "position_record_id": None if rid is None else rid.removeprefix("id:"),
+                    "poll_s": None, "threshold_s": silent_s,
+                    "seconds_since_poll": None if since is None else round(since, 1),
+                    "silent": since is None or since > silent_s})
+    return out
