@@ -2,7 +2,7 @@
 
 ::
 
-    python -m fxiaoke_k3cloud report [--flow customers|orders|deliveries | --all-flows]
+    python -m fxiaoke_k3cloud report [--flow <a flow of flows/specs.py> | --all-flows]
                                      [--since ISO] [--last N] [--format table|json]
     python -m fxiaoke_k3cloud history <CRM id or K3 number> [--format table|json]
     python -m fxiaoke_k3cloud migrate

@@ -213,3 +213,32 @@ def test_console_refuses_anonymous_users_and_foreign_posts(console) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from sync_run where run_type = 'console'")).scalar() == 0
     engine.dispose()
+
+
+def test_console_overview_shows_the_watchers_and_the_runs_api_calls(console) -> None:
+    from fxiaoke_k3cloud.audit import AuditStore
+
+    store = AuditStore(os.environ["SYNC_AUDIT_URL"])
+    now = int(time.time() * 1000)
+    store.set_watermark("watch:k3cloud_audited_delivery_notices", now - 40_000, "id:100123", force=True)
+    store.set_watermark("watch:k3cloud_audited_delivery_notices:polled", now - 4_000, "ok")
+    store.set_watermark("watch:fxiaoke_changed_accounts", now - 7_200_000, "id:65f0000000000000000000001", force=True)
+    store.set_watermark("watch:fxiaoke_changed_accounts:polled", now - 3_600_000, "TransportError")
+    calls = store.recent_runs("customers", limit=1)[0]["api_calls"]
+    store.dispose()
+    b = console.browser
+    b.call("Network.setExtraHTTPHeaders", headers={"Accept-Language": "en-US,en;q=0.9"})
+    b.navigate(f"{console.ui}/")
+    rows = b.eval("[...document.querySelectorAll('#watchers tbody tr')].map("
+                  "r => ({silent: r.classList.contains('silent'), cells: [...r.querySelectorAll('td')].map(c => c.innerText.trim())}))")
+    by_name = {r["cells"][0]: r for r in rows}
+    k3 = by_name["k3cloud_audited_delivery_notices"]
+    assert not k3["silent"] and "success" in k3["cells"][4] and "100123" in k3["cells"][5]
+    fx = by_name["fxiaoke_changed_accounts"]
+    assert fx["silent"] and "TransportError" in fx["cells"][4] and "silent" in fx["cells"][6]
+    health = b.text("#flow-customers .calls")
+    assert f"fxiaoke {calls['fxiaoke']['total']:,} / 100,000 daily quota" in health, health
+    assert f"k3cloud {calls['k3cloud']['total']:,}" in health
+    for name in ("customers", "orders", "deliveries"):  # every registry flow has its panel, runs or not
+        assert b.eval(f"!!document.getElementById('flow-{name}')"), name
+    b.screenshot(DOCS / "console-watchers.png")

@@ -111,7 +111,7 @@ def errors_page(groups: Sequence[Mapping[str, Any]], mapping_problems: Sequence[
         mapping_html = f'<p class="muted">{t("mappings_ok")}</p>'
     if stopped:
         items = "".join(f"<li>{esc(r['flow'])}: {airflow_run_link(r.get('dag_id'), r['run_id'], r.get('run_type'))} "
-                        f"({esc(fmt_time(r['started_at']))}) — {esc(one_line(r.get('message'), 200))}</li>"
+                        f"({esc(fmt_time(r['started_at']))}) — {esc(one_line(r.get('message'), 800))}</li>"
                         for r in stopped)
         mapping_html += f'<h3>{t("stopped_runs")}</h3><ul id="stopped">{items}</ul>'
     config = [g for g in groups if g["kind"] == "config"]
