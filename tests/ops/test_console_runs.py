@@ -152,3 +152,18 @@ def test_watcher_panel_shows_last_poll_result_position_and_silence(store) -> Non
     assert "100123" in k3 and "success" in k3 and 'class="silent"' not in k3
     fx = rows["fxiaoke_changed_accounts"]
     assert "TransportError" in fx and 'class="silent"' in fx
+
+
+def test_lag_counts_the_incremental_runs_writes_not_a_full_resync_of_old_records(dagbag, sims, store) -> None:  # noqa: F811
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+    from fxiaoke_k3cloud.monitor.console import flow_health
+
+    sims.fx.seed({"objects": {"AccountObj": [account(i) for i in (1, 2, 3)]}})  # changed long ago (BASE_MS)
+    dr, states = run_dag(dagbag, CUSTOMERS, FULL)
+    assert dr.state == "success", states
+    assert flow_health(store, "customers")["lag_n"] == 0  # a full resync's writes say nothing about lag
+    FxiaokeHook(retry_wait_s=0).update_record("AccountObj", account(2)["_id"], {"name": "新名字有限公司"})
+    dr, states = run_dag(dagbag, CUSTOMERS)  # incremental: from the watermark
+    assert dr.state == "success", states
+    health = flow_health(store, "customers")
+    assert health["lag_n"] == 1 and 0 <= health["lag_p95_s"] < 120, health

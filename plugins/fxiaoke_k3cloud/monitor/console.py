@@ -43,6 +43,7 @@ FXIAOKE_CONN_ID = "fxiaoke_default"  # FxiaokeHook.default_conn_name (not import
 #: Rows scanned for a free-text search (the newest first): plenty for a console, bounded for the database.
 SEARCH_SCAN = 20_000
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # window start of a full resync (flows.window.EPOCH)
 
 
 def retryable_flows() -> list[str]:
@@ -232,17 +233,21 @@ def _percentile(values: Sequence[float], p: float) -> float:
 
 
 def flow_health(store: AuditStore, flow: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """Lag p50/p95 (source change → target write, last 7 days), API calls today, last successful run."""
+    """Lag p50/p95 (source change → target write, last 7 days, incremental runs), API calls today, last success."""
     now = now or datetime.now(timezone.utc)
     spec = FLOWS.get(flow)
     today = _today(now)
     with _reading(store) as conn:
         lags: list[float] = []
         if spec is not None:
+            # Writes of the flow's own incremental runs: a full resync or a backfill re-sends records changed
+            # long ago, whose "lag" says nothing about how fast a change gets through.
             rows = conn.execute(
                 sa.select(id_map.c.synced_at, id_map.c.source_modified_ms)
+                .join(sync_run, sync_run.c.id == id_map.c.run)
                 .where(id_map.c.entity == spec.entity, id_map.c.synced_at >= now - timedelta(days=7),
-                       id_map.c.source_modified_ms.is_not(None))
+                       id_map.c.source_modified_ms.is_not(None), sync_run.c.flow == flow,
+                       sync_run.c.window_start > EPOCH, sync_run.c.run_type != "backfill")
                 .order_by(id_map.c.synced_at.desc()).limit(5000)).all()
             lags = [max(0.0, s.timestamp() - m / 1000) for s, m in rows]
         calls: Counter[str] = Counter()
