@@ -39,7 +39,7 @@ def client(store: AuditStore) -> TestClient:
 def cli(*argv: str) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out=out, err=err)
-    return code, out.getvalue() + err.getvalue()
+    return code, out.getvalue() + err.getvalue()  # stdout first (JSON), then which store was read
 
 
 def test_a_run_records_its_api_calls_per_system_and_the_console_shows_them_against_the_quota(
@@ -62,6 +62,8 @@ def test_a_run_records_its_api_calls_per_system_and_the_console_shows_them_again
     shown = re.search(r'<span class="calls">(.*?)</span>', html).group(1)
     n = calls["fxiaoke"]["total"]
     assert f"fxiaoke {n:,} / 50,000 daily quota" in shown and f"k3cloud {calls['k3cloud']['total']:,}" in shown
+    code, out = cli("report", "--flow", "customers", "--format", "json")
+    assert code == 0 and json.JSONDecoder().raw_decode(out)[0][0]["api_calls"] == calls
 
     # A second flow's calls add up in the tenant's total; the per-flow figure stays its own.
     fx_before = sims.fx.stats()["total"]

@@ -54,6 +54,8 @@ class RunView:
     counts: dict[str, int]
     message: str | None
     top_reasons: list[dict[str, Any]] = field(default_factory=list)
+    #: API calls the run's tasks sent: ``{system: {"total": n, "by_path": {path: n}}}`` (None: not recorded).
+    api_calls: dict[str, Any] | None = None
 
     @property
     def has_problems(self) -> bool:
@@ -73,6 +75,7 @@ class RunView:
             "counts": dict(self.counts),
             "message": self.message,
             "top_reasons": list(self.top_reasons),
+            "api_calls": self.api_calls,
         }
 
 
@@ -91,6 +94,7 @@ def _run_view(row: Any, reasons: list[dict[str, Any]]) -> RunView:
         counts={name: int(m[name] or 0) for name in RUN_COUNT_COLUMNS},
         message=m["message"],
         top_reasons=reasons,
+        api_calls=m["api_calls"] if isinstance(m["api_calls"], dict) else None,
     )
 
 
