@@ -1,7 +1,8 @@
 """`make airflow`: a local Airflow UI with both simulators running.
 
-Ports: the UI on AIRFLOW_PORT (default 8080); the simulators on 18801 (Fxiaoke) and 18802 (K3Cloud), or a free
-port when those are taken. DEMO_CUSTOMERS (default 300) sets the simulated CRM's size.
+Ports: the UI on AIRFLOW_PORT (default 8080; refused with a hint when taken — the tasks use the same port for
+Airflow's execution API); the simulators on 18801 (Fxiaoke) and 18802 (K3Cloud), the log servers on 8793/8794,
+each or a free port when taken. DEMO_CUSTOMERS (default 300) sets the simulated CRM's size.
 
 The connections fxiaoke_default and k3cloud_default are created in Airflow's metadata DB pointing at the
 simulators, only when absent: edit them in the UI (Admin → Connections, with a Test button) and your version
@@ -19,8 +20,8 @@ import sys
 import time
 
 from stack import (
-    HOME, ROOT, VENV_BIN, Simulators, airflow_env, ensure_connections, migrate_airflow_db, sim_connections,
-    stop_process_group,
+    HOME, ROOT, VENV_BIN, Simulators, airflow_env, ensure_connections, migrate_airflow_db, pick_port, port_free,
+    sim_connections, stop_process_group,
 )
 
 POOLS = [("fxiaoke_api", 4, "Concurrent Fxiaoke OpenAPI calls"), ("k3cloud_api", 4, "Concurrent K3Cloud Web API calls")]
@@ -57,6 +58,12 @@ def run_airflow(args: argparse.Namespace, sims: Simulators) -> None:
     """Prepare the metadata DB and run `airflow standalone` until it ends; it is stopped however this ends."""
     env = airflow_env(sims.fx_url, sims.k3_url, parallelism=4, connections_in_env=False)
     env["AIRFLOW__API__PORT"] = str(args.port)
+    # Tasks report to the execution API of this same api-server: Airflow's default is localhost:8080 whatever
+    # the UI's port, so with AIRFLOW_PORT set every task would be killed after its supervisor's retries.
+    env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{args.port}/execution/"
+    # The worker's and the triggerer's log servers: their usual ports, or free ones when another Airflow has them.
+    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(pick_port(8793))
+    env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(pick_port(8794))
     print(f"Simulators: Fxiaoke {sims.fx_url}  K3Cloud {sims.k3_url}  ({args.customers} demo customers)")
     migrate_airflow_db(env)
     for name, slots, desc in POOLS:
@@ -83,6 +90,10 @@ def run_airflow(args: argparse.Namespace, sims: Simulators) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not port_free(args.port):
+        print(f"Port {args.port} is taken (another Airflow?): stop it, or choose another port, e.g. "
+              f"AIRFLOW_PORT={pick_port(args.port + 10)} make airflow", file=sys.stderr)
+        return 2
 
     def on_signal(signum, frame):  # noqa: ARG001
         raise Stop()

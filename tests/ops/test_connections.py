@@ -151,3 +151,18 @@ def test_make_airflow_help_starts_nothing(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "AIRFLOW_PORT" in proc.stdout and "18801" in proc.stdout and "18802" in proc.stdout
     assert "Simulators:" not in proc.stdout
+
+
+def test_make_airflow_on_a_taken_port_says_so_and_starts_nothing(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "local_airflow.py"), "--port", str(port)],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert f"Port {port} is taken" in proc.stderr and "AIRFLOW_PORT=" in proc.stderr
+    assert "Simulators:" not in proc.stdout
+
