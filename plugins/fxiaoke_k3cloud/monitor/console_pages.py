@@ -187,7 +187,7 @@ def watchers_table(states: Sequence[Mapping[str, Any]], t: T) -> str:
             f'<td>{esc(" ".join(str(x) for x in (w.get("source"), w.get("form")) if x))}</td><td>{esc(w.get("mode"))}</td>'
             f'<td>{esc(at(w.get("last_polled_ms")))}{"" if since is None else f" ({since:.0f} s)"}</td>'
             f"<td>{result_text}</td>"
-            f'<td>{esc(at(w.get("position_ms")) if w.get("position_ms") is not None else "—")} '
+            f'<td>{esc(at(w["position_ms"]) if (w.get("position_ms") or 0) > 0 else "—")} '
             f'<code>{esc(w.get("position_record_id") or "")}</code></td>'
             f'<td class="watch-silent">{status_badge("failed") + " " + esc(t("silent")) if silent else esc(t("no"))}'
             f"</td></tr>")
