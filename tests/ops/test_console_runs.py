@@ -137,6 +137,8 @@ def test_every_registry_flow_is_in_the_console_without_runs(store) -> None:
         assert f'id="flow-{name}"' in overview, name
         assert f'<option value="{name}"' in records, name
     assert 'id="watchers"' in overview
+    zh = c.get("/", headers={"Accept-Language": "zh-CN"}).text
+    assert "最近 0 次运行" in zh and "尚无可绘制的运行。" in zh and "run(s)" not in zh and "to chart" not in zh
 
 
 def test_watcher_panel_shows_last_poll_result_position_and_silence(store) -> None:

@@ -55,6 +55,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "last_success": ("last successful run", "最近成功运行"),
     "never": ("never", "从未"),
     "recent_runs": ("Recent runs", "最近运行"),
+    "last_runs": ("Last {n} run(s)", "最近 {n} 次运行"),
+    "no_chart": ("No runs to chart yet.", "尚无可绘制的运行。"),
     "parked_q": ("Parked and quarantined records", "挂起与隔离的记录"),
     "nothing_parked": ("Nothing parked or quarantined.", "没有挂起或隔离的记录。"),
     "open_problems": ("records need attention", "条记录待处理"),

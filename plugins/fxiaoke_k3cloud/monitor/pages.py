@@ -181,8 +181,9 @@ def flow_section(
                 f'{t("open_problems")} — {t("see_records")}</a></p>' if open_problems else "")
     return (
         f'<section class="flow" id="flow-{esc(flow)}"><h2>{esc(flow)}</h2>{health}{problems}'
-        f'<p class="muted">Last {len(runs)} run(s): {summary}.</p>'
-        f"{runs_chart(runs, title=f'{flow}: ' + t('chart_y'), x_label=t('chart_x'), y_label=t('chart_y'))}"
+        f'<p class="muted">{esc(t("last_runs").format(n=len(runs)))}: {summary}.</p>'
+        + (runs_chart(runs, title=f"{flow}: " + t("chart_y"), x_label=t("chart_x"), y_label=t("chart_y")) if runs
+           else f'<p class="muted">{t("no_chart")}</p>') +
         f"<h3>{t('recent_runs')}</h3>{runs_html}"
         f"<h3>{t('parked_q')}</h3>{_parked_table(parked, t)}"
         f"<h3>{t('drift')}</h3>{_drift(drift, t)}</section>"
