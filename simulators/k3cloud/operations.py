@@ -289,6 +289,11 @@ def has_downstream(store: Store, doc: Doc) -> bool:
                 for link in row.get("FEntity_Link") or []:
                     if str(link.get("FEntity_Link_FSBillId")) == str(doc.id) and _source_form(link) == doc.form.form_id:
                         return True
+    if doc.form.form_id == "SAL_SaleOrder":  # receipts pushed from the order link to its receipt plan
+        from .forms import RECEIVE_BILL
+        from .receipts import pushed_amount
+
+        return pushed_amount(store, RECEIVE_BILL, doc) > 0
     return False
 
 
