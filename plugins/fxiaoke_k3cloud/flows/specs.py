@@ -60,6 +60,7 @@ class FlowSpec:
 
 _STEPS = "fxiaoke_k3cloud.flows.steps"
 _DELIVERIES = "fxiaoke_k3cloud.flows.deliveries"
+_RECEIPTS = "fxiaoke_k3cloud.flows.receipts"
 
 FLOWS: dict[str, FlowSpec] = {
     "customers": FlowSpec(
@@ -92,6 +93,22 @@ FLOWS: dict[str, FlowSpec] = {
         modified_field="FApproveDate",
         index_lag=timedelta(0),  # K3Cloud's query reads the database itself
         steps=(f"{_DELIVERIES}:extract", f"{_DELIVERIES}:transform", f"{_DELIVERIES}:load"),
+        redrive=False,
+        reconcile=False,
+    ),
+    # K3Cloud → Fxiaoke: audited receipt bills (收款单) → CRM payments with one line per order paid.
+    "receipts": FlowSpec(
+        name="receipts",
+        dag_id="k3cloud_receipts_to_fxiaoke",
+        entity="receipt",
+        source_object="AR_RECEIVEBILL",
+        mapping_file="receipts.yaml",
+        target_form="PaymentObj",
+        direction="k3_to_crm",
+        modified_field="FApproveDate",
+        index_lag=timedelta(0),  # K3Cloud's query reads the database itself
+        steps=(f"{_RECEIPTS}:extract", f"{_RECEIPTS}:transform", f"{_RECEIPTS}:load"),
+        depends_on=("orders",),
         redrive=False,
         reconcile=False,
     ),
