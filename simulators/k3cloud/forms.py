@@ -6,6 +6,7 @@ Chinese labels the real server uses in its validation messages.
 
 from __future__ import annotations
 
+from . import receipt_fields as receipts
 from .metadata import Entity, Form, entity, parse_fields
 
 ORG = "ORG_Organizations"
@@ -342,52 +343,9 @@ FEntrynote t 备注
 
 # 收款单: header per the Save templates of public clients (k3cloud-webapi.md §5.6; README "AR_RECEIVEBILL").
 # FRECAMOUNTFOR / FREALRECAMOUNTFOR are the entries' sum, kept by the server (Save computes them).
-RECEIVE_BILL = _bill("AR_RECEIVEBILL", "收款单", f"""
-FBillTypeID r:BOS_BillType 单据类型 req
-FDATE d 业务日期 req
-FCONTACTUNITTYPE t 往来单位类型 req
-FCONTACTUNIT r:BD_Customer 往来单位 req
-FPAYUNITTYPE t 付款单位类型
-FPAYUNIT r:BD_Customer 付款单位
-FCURRENCYID r:BD_Currency 币别 req
-FSETTLECUR r:BD_Currency 结算币别
-FSETTLEORGID r:{ORG} 结算组织 req
-FPAYORGID r:{ORG} 收款组织
-FSALEORGID r:{ORG} 销售组织
-FSALEERID r:BD_Saler 销售员
-FSALEDEPTID r:BD_Department 销售部门
-FBUSINESSTYPE t 业务类型
-FEXCHANGERATE n 汇率
-FRECAMOUNTFOR n 收款金额 ro
-FREALRECAMOUNTFOR n 实收金额 ro
-FWRITTENOFFSTATUS t 核销状态 ro
-FREMARK t 备注
-FTHIRDBILLNO t 第三方单据编号
-""", [
-    entity("FRECEIVEBILLENTRY", "FEntryID", "收款单明细", """
-FSETTLETYPEID r:BD_SETTLETYPE 结算方式 req
-FPURPOSEID r:CN_RECPAYPURPOSE 收款用途 req
-FRECTOTALAMOUNTFOR n 应收金额
-FRECAMOUNTFOR_E n 收款金额 req
-FPOSTDATE d 登账日期
-FACCOUNTID t 我方银行账号
-FSALEORDERNO t 销售订单号
-FSaleOrderID i 销售订单内码
-FORDERENTRYID i 销售订单明细内码
-FCOMMENT t 备注
-"""),
-    entity("FRECEIVEBILLSRCENTRY", "FEntryID", "源单明细", """
-FSRCBILLTYPEID t 源单类型
-FSRCBILLNO t 源单编号
-FSRCBILLID i 源单内码
-FSRCROWID i 源单行内码
-FORDERBILLNO t 销售订单号
-FPLANRECAMOUNT n 计划收款金额
-FREALRECAMOUNT n 本次收款金额
-FAFTTAXTOTALAMOUNT n 应收金额
-FSRCCURRENCYID r:BD_Currency 源单币别
-FRECEIVEBILLSRCENTRY_Link x 关联关系
-"""),
+RECEIVE_BILL = _bill("AR_RECEIVEBILL", "收款单", receipts.HEADER.format(org=ORG), [
+    entity("FRECEIVEBILLENTRY", "FEntryID", "收款单明细", receipts.ENTRY),
+    entity("FRECEIVEBILLSRCENTRY", "FEntryID", "源单明细", receipts.SRC_ENTRY),
 ], prefix="SKD", org_key="FSETTLEORGID", defaults={
     "FBillTypeID": {"FNumber": "SKDLX01_SYS"}, "FCONTACTUNITTYPE": "BD_Customer", "FPAYUNITTYPE": "BD_Customer",
     "FBUSINESSTYPE": "1", "FCURRENCYID": {"FNumber": "PRE001"}, "FEXCHANGERATE": 1,

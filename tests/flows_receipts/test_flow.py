@@ -120,3 +120,40 @@ def test_dry_run_writes_nothing_and_keeps_the_watermark(world):
     assert world.payments(live=False) == []
     assert world.outcomes(number) == ["skipped"]
     assert world.store.get_watermark("receipts") is None
+
+
+def test_reaudited_with_another_amount_replaces_the_payment_and_the_order_follows(world):
+    order = world.order()
+    number = world.pushed_receipt(order, amount=20)
+    run_flow()
+    [old] = world.payments()
+    world.k3.unaudit(RECEIPT, numbers=[number])
+    doc = world.k3_doc(RECEIPT, number)
+    world.k3.save(RECEIPT, {"FID": doc["FID"], "FRECEIVEBILLENTRY": [
+        {"FEntryID": doc["FRECEIVEBILLENTRY"][0]["FEntryID"], "FRECAMOUNTFOR_E": 45}]}, IsDeleteEntry=False)
+    world.audit(number)  # un-audited and re-audited between two runs: the flow sees only the new amount
+
+    run_flow()
+    run_flow()
+
+    [new] = world.payments()
+    assert new["_id"] != old["_id"] and float(new["payment_amount"]) == 45.0
+    assert {p["_id"]: p["life_status"] for p in world.payments(live=False)}[old["_id"]] == "invalid"
+    assert world.paid_owed(order.crm_id) == (45.0, 5.0)
+    assert world.outcomes(number) == ["created", "updated", "unchanged"]
+    assert "voided" in world.history(number)[1]["reason"]
+
+
+def test_a_receipt_deleted_after_sync_voids_its_payment_once(world):
+    order = world.order()
+    number = world.pushed_receipt(order)
+    run_flow()
+    world.k3.unaudit(RECEIPT, numbers=[number])
+    world.k3.delete(RECEIPT, numbers=[number])
+
+    run_flow(since="2020-01-01T00:00:00", until="2020-01-01T01:00:00")  # the un-audit is outside this window
+    run_flow(since="2020-01-01T00:00:00", until="2020-01-01T01:00:00")
+
+    assert world.payments() == [] and world.paid_owed(order.crm_id) == (0.0, 50.0)
+    history = world.history(number)
+    assert [h["outcome"] for h in history] == ["created", "updated"] and "deleted in K3Cloud" in history[1]["reason"]
