@@ -66,33 +66,24 @@ def test_a_refused_k3cloud_login_fails_extract_once_as_a_config_error(world, mon
     assert _records(world.store, flow) == []  # no per-record outcome at all
 
 
-def test_a_crm_permission_error_in_the_delivery_load_fails_the_step_not_each_notice(world):
+@pytest.mark.parametrize("module,flow,api,loader,package", [
+    (deliveries, "deliveries", NOTE_OBJECT, DeliveryLoader, NotePackage),
+    (receipts, "receipts", PAYMENT, ReceiptLoader, ReceiptPackage),
+], ids=["deliveries", "receipts"])
+def test_a_crm_permission_error_in_the_load_fails_the_step_not_each_document(world, module, flow, api, loader,
+                                                                           package):
     for _ in range(3):
-        world.audited_notice(world.order())
-    run_pk, rows = _staged(deliveries, "deliveries", world.store)
-    hook = UnauthorisedOnCreate(world.fxsim, NOTE_OBJECT)
+        world.pushed_receipt(world.order()) if flow == "receipts" else world.audited_notice(world.order())
+    run_pk, rows = _staged(module, flow, world.store)
+    hook = UnauthorisedOnCreate(world.fxsim, api)
 
     try:
-        with pytest.raises(PermissionDeniedError):
-            DeliveryLoader(flow_spec("deliveries"), hook, world.store, run_pk).run([NotePackage.from_stage(r) for r in rows])
+        with pytest.raises(PermissionDeniedError) as caught:
+            loader(flow_spec(flow), hook, world.store, run_pk).run([package.from_stage(r) for r in rows])
     finally:
         world.fxsim.faults({})
 
+    assert isinstance(caught.value, ConfigError)
     assert hook.creates == 1  # the step stopped at the first refusal
-    assert _failed(world.store, "deliveries") == []
-
-
-def test_a_crm_permission_error_in_the_receipt_load_fails_the_step_not_each_bill(world):
-    for _ in range(3):
-        world.pushed_receipt(world.order())
-    run_pk, rows = _staged(receipts, "receipts", world.store)
-    hook = UnauthorisedOnCreate(world.fxsim, PAYMENT)
-
-    try:
-        with pytest.raises(PermissionDeniedError):
-            ReceiptLoader(flow_spec("receipts"), hook, world.store, run_pk).run([ReceiptPackage.from_stage(r) for r in rows])
-    finally:
-        world.fxsim.faults({})
-
-    assert hook.creates == 1 and _failed(world.store, "receipts") == []
-    assert [n for n in (world.payments(live=False))] == []  # refused: nothing landed
+    assert _failed(world.store, flow) == []
+    assert world.fxsim.records(api) == []  # refused: nothing landed

@@ -223,27 +223,9 @@ class DeliveryLoader(ClaimedLoader):
         self.store.release(self.spec.entity, [pkg.source_id])
 
     def _create(self, pkg: NotePackage) -> tuple[str, str | None] | None:
-        """Create the note; after a lost answer read it back by name and never re-send in the same run.
-
-        The CRM's search index can lag a write by seconds, so "not found right after a timeout" does not prove
-        the create failed: the notice is marked failed and the next run reads back by name again (``run``
-        does that for every notice without an id-map entry) before it creates anything.
-        """
-        try:
-            return self.hook.create_record(NOTE_OBJECT, pkg.create_data, details={LINE_OBJECT: pkg.lines}), None
-        except OutcomeUnknownError as exc:
-            log.warning("%s: create of delivery note %s got no answer (%s); reading back by name",
-                        self.spec.name, pkg.number, exc)
-            found = notes_by_name(self.hook, [pkg.number]).get(pkg.number)
-            if found:
-                return found, "create timed out; found in the CRM by name on read-back"
-            self._outcome(pkg, "failed", error=exc,
-                          reason=f"{pkg.number}: create outcome unknown (no answer) and not found by name yet; "
-                                 "the next run reads back by name again before creating")
-        except (ApiError, TransportError) as exc:
-            self._outcome(pkg, "failed", error=exc, request=pkg.create_data,
-                          reason=f"{pkg.number}: CRM refused the delivery note: {exc}")
-        return None
+        """Create the note (read back by name after a lost answer: :meth:`ClaimedLoader.create_once`)."""
+        return self.create_once(pkg, NOTE_OBJECT, pkg.create_data, {LINE_OBJECT: pkg.lines}, notes_by_name,
+                                "delivery note")
 
     def _update_orders(self, pkg: NotePackage) -> str | None:
         if not pkg.order_status:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from fxiaoke_k3cloud.audit import RecordOutcome
-from fxiaoke_k3cloud.errors import is_config_error
+from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, TransportError, is_config_error
 from fxiaoke_k3cloud.flows.claims import Claims
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 
@@ -85,6 +85,29 @@ class ClaimedLoader:
             flow=self.spec.name, entity=self.spec.entity, source_id=pkg.source_id, source_name=pkg.number,
             outcome=outcome, reason=reason, target_id=target_id, target_number=pkg.number,
             payload_hash=pkg.payload_hash, attempt=attempt, error_class=error, request=request))
+
+    def create_once(self, pkg: Any, api: str, data: dict[str, Any], details: dict[str, list[dict[str, Any]]],
+                    find_by_name: Callable[[Any, list[str]], dict[str, str]], what: str) -> tuple[str, str | None] | None:
+        """Create the CRM record named ``pkg.number``; after a lost answer read it back by name, never re-send.
+
+        Returns ``(id, note)``, or None when the document got its outcome here (refused, or not found yet).
+        The CRM's search index can lag a write by seconds, so "not found right after a timeout" does not prove
+        the create failed: the document is failed and the next run reads back by name again before creating.
+        """
+        try:
+            return self.hook.create_record(api, data, details=details), None
+        except OutcomeUnknownError as exc:
+            log.warning("%s: create of %s %s got no answer (%s); reading back by name", self.spec.name, what,
+                        pkg.number, exc)
+            found = find_by_name(self.hook, [pkg.number]).get(pkg.number)
+            if found:
+                return found, "create timed out; found in the CRM by name on read-back"
+            self._outcome(pkg, "failed", error=exc,
+                          reason=f"{pkg.number}: create outcome unknown (no answer) and not found by name yet; "
+                                 "the next run reads back by name again before creating")
+        except (ApiError, TransportError) as exc:
+            self._outcome(pkg, "failed", error=exc, request=data, reason=f"{pkg.number}: CRM refused the {what}: {exc}")
+        return None
 
     @staticmethod
     def raise_config_error(exc: BaseException) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from fxiaoke_k3cloud.audit import IdMapEntry
-from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError, TransportError
+from fxiaoke_k3cloud.errors import ApiError, OutcomeUnknownError, SyncError
 from fxiaoke_k3cloud.flows.k3_load import ClaimedLoader
 
 log = logging.getLogger(__name__)
@@ -123,21 +123,7 @@ class ReceiptLoader(ClaimedLoader):
         self.store.release(self.spec.entity, [pkg.source_id])
 
     def _create(self, pkg: ReceiptPackage) -> tuple[str, str | None] | None:
-        try:
-            return self.hook.create_record(PAYMENT, pkg.create_data, details={PAYMENT_LINE: pkg.lines}), None
-        except OutcomeUnknownError as exc:
-            log.warning("%s: create of payment %s got no answer (%s); reading back by name", self.spec.name,
-                        pkg.number, exc)
-            found = payments_by_name(self.hook, [pkg.number]).get(pkg.number)
-            if found:
-                return found, "create timed out; found in the CRM by name on read-back"
-            self._outcome(pkg, "failed", error=exc,
-                          reason=f"{pkg.number}: create outcome unknown (no answer) and not found by name yet; "
-                                 "the next run reads back by name again before creating")
-        except (ApiError, TransportError) as exc:
-            self._outcome(pkg, "failed", error=exc, request=pkg.create_data,
-                          reason=f"{pkg.number}: CRM refused the payment: {exc}")
-        return None
+        return self.create_once(pkg, PAYMENT, pkg.create_data, {PAYMENT_LINE: pkg.lines}, payments_by_name, "payment")
 
     def _void_bill(self, pkg: ReceiptPackage, entry: Any) -> None:
         if entry is not None and entry.payload_hash in (VOIDED, "deleted"):
