@@ -3,23 +3,13 @@ audited and un-audited; the order cannot be un-audited while a receipt links to 
 
 from __future__ import annotations
 
-import pytest
-
-from .k3sim_helpers import K3Http, customer_model, ok, order_model
-from .test_k3sim_push import audit, push
+from .k3sim_helpers import K3Http, ok
+from .test_k3sim_push import audit, audited_order, push  # noqa: F401 - audited_order is a fixture
 
 FORM = "AR_RECEIVEBILL"
 KEYS = ("FBillNo,FDocumentStatus,FCONTACTUNIT.FNumber,FPAYUNIT.FNumber,FCURRENCYID.FNumber,FSETTLEORGID.FNumber,"
         "FBillTypeID.FNumber,FRECAMOUNTFOR,FRECEIVEBILLENTRY_FEntryID,FSETTLETYPEID.FNumber,FPURPOSEID.FNumber,"
         "FRECAMOUNTFOR_E,FSALEORDERNO")
-
-
-@pytest.fixture
-def audited_order(k3: K3Http) -> str:
-    ok(k3.save("BD_Customer", customer_model(), IsAutoSubmitAndAudit=True))
-    number = k3.save("SAL_SaleOrder", order_model(lines=(("MAT-0001", 5), ("MAT-0002", 2))))["Number"]
-    audit(k3, "SAL_SaleOrder", number)
-    return number
 
 
 def test_push_from_a_sale_order_takes_what_is_left_to_receive(k3: K3Http, audited_order: str) -> None:
