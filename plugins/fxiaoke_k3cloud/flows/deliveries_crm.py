@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
+from fxiaoke_k3cloud.audit import IdMapEntry
 from fxiaoke_k3cloud.errors import (
     ApiError,
     AuthenticationError,
@@ -35,7 +36,6 @@ from fxiaoke_k3cloud.errors import (
     SyncError,
     TransportError,
 )
-from fxiaoke_k3cloud.audit import IdMapEntry
 from fxiaoke_k3cloud.flows.k3_load import ClaimedLoader
 
 log = logging.getLogger(__name__)
