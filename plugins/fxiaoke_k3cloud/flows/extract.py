@@ -66,6 +66,14 @@ def held_source_ids(store: Any, flow: str, entity: str, limit: int = RETRY_LIMIT
         return [row[0] for row in conn.execute(query)]
 
 
+def retry_source_ids(spec: FlowSpec, store: Any) -> list[str]:
+    """The records every run of a flow reads again by id: parked ones (their dependency may have landed), earlier
+    failures (the cause may have cleared) and held ones (their approval may have finished), oldest first."""
+    parked = [p.source_id for p in store.list_parked(spec.entity, status=None) if p.status in ("parked", "escalated")]
+    again = [*parked, *failed_source_ids(store, spec.name, spec.entity), *held_source_ids(store, spec.name, spec.entity)]
+    return list(dict.fromkeys(again))
+
+
 def prefetched(pages: Iterable[T], depth: int = 1) -> Iterator[T]:
     """``pages``, pulled by a background thread up to ``depth`` items ahead of the caller.
 
@@ -170,8 +178,7 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     for page in prefetched(hook.query_window(spec.source_object, spec.modified_field, window.start_ms,
                                              window.end_ms)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
-    again = [*failed_source_ids(store, spec.name, spec.entity), *held_source_ids(store, spec.name, spec.entity)]
-    retry_ids = [sid for sid in dict.fromkeys(again) if sid not in seen]
+    retry_ids = [sid for sid in retry_source_ids(spec, store) if sid not in seen]
     for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids, include_voided=True)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
     check_presence(spec, hook, store, stage, run_pk)
