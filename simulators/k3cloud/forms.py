@@ -340,6 +340,19 @@ FEntrynote t 备注
     entity("SubHeadEntity", "FEntryId", "财务信息", _SUBHEAD_SETTLE, multi=False, orm="SAL_OUTSTOCKFIN"),
 ], prefix="XSCKD", org_key="FStockOrgId", defaults={"FBillTypeID": {"FNumber": "XSCKD01_SYS"}})
 
+# 联系人 (common contact): a person of a customer (FCompanyType BD_Customer + FCompany) or of a supplier. Field keys
+# from public WebAPI Save payloads (see README "BD_CommonContact"); not org-controlled here (assumption).
+CONTACT = _base("BD_CommonContact", "联系人", "FCONTACTID", """
+FCompanyType t 所属公司类型
+FCompany r:BD_Customer 所属公司
+FCustId r:BD_Customer 客户
+FMobile t 移动电话
+FTel t 固定电话
+FEmail t 电子邮箱
+FPost t 职务
+FBizAddress t 详细地址
+""", prefix="CXR")
+
 # Base data the business forms reference. Org-controlled ones must be allocated to the org a bill is in.
 BASE_FORMS: list[Form] = [
     _base(ORG, "组织机构", "FOrgID", "FOrgFunctions t 组织职能"),
@@ -360,7 +373,7 @@ BASE_FORMS: list[Form] = [
     _base("BD_PriceList", "价目表", "FID", "", org=True),
     _base("BD_DiscountList", "折扣表", "FID", "", org=True),
     _base("BD_OPERATORGROUP", "业务组", "FID"),
-    _base("BD_CommonContact", "联系人", "FCONTACTID"),
+    CONTACT,
     _base("BD_CUSTLOCATION", "客户地点", "FID"),
     _base("BD_BankType", "银行类型", "FID"),
     _base("BD_BankDetail", "银行网点", "FID"),
