@@ -4,12 +4,15 @@
   move the order's timestamp), parked orders (retried first, every run) and earlier failures; then every
   line of those orders, and the products the lines use (for their ``product_code``). See
   :func:`extract_orders` for how lines are read in full pages.
-* Customers first: an order whose CRM customer is not in the id map yet gets that customer synced in the
-  same run (a ``customers`` run of type ``dependency``), through the customers flow's own code.
-* Lookups for the mapping: CRM account → K3 customer number (id map), CRM product → K3 material number. Both
-  only when usable in the selling org (the mapping's ``FSaleOrgId``): allocated to it, audited and not forbidden
-  there — K3Cloud keeps a row per use org, each with its own state (see :mod:`.base_data`). A customer a workflow
-  left unaudited is not usable yet. Anything missing or unusable parks the order; a later run releases it.
+* Customers first: declared in ``sales_orders.yaml`` (``lookups.customers.flow: customers``) and done by the
+  generic ``sync_dependencies`` step and :mod:`.lookups` — nothing here.
+* Materials (this module's ``lookups`` hook): CRM product → K3 material number by ``product_code``, only when
+  usable in the selling org (the mapping's ``FSaleOrgId``): allocated to it, audited and not forbidden there —
+  K3Cloud keeps a row per use org, each with its own state (see :mod:`.base_data`). Anything missing or
+  unusable parks the order; a later run releases it.
+
+The pipeline calls this module's hooks by name (``FlowSpec.module``): ``extract``, ``staged_lines``, ``lookups``,
+``read_all``, ``reconcile_extras``, ``reconcile_drifts``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reconciliation: does K3Cloud hold what the CRM says it should?
 
-For one flow (customers or orders) it reads every current CRM record, maps it with the flow's own mapping
+For one flow (any in the registry with reconcile on) it reads every current CRM record, maps it with the flow's own mapping
 (the same transform the flow runs, orders with the flow's lookups), and compares with K3Cloud read through
 ``ExecuteBillQuery``:
 
