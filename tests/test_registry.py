@@ -52,3 +52,15 @@ def test_every_lookup_flow_is_a_registered_dependency():
                 continue
             assert decl.flow in specs.FLOWS, f"{spec.mapping_file}: lookups.{lookup}.flow {decl.flow!r}"
             assert decl.flow in spec.depends_on, f"{name}: lookup {lookup} resolves through {decl.flow}, not in depends_on"
+
+
+def test_a_flow_target_form_is_known_to_the_hook_from_its_mapping_alone():
+    """Read-back by number needs the form's pk and number field: the mapping's target gives them, no hook table."""
+    from fxiaoke_k3cloud.flows.mappings import flow_mapping
+    from fxiaoke_k3cloud.hooks.k3cloud_query import FORM_KEYS, form_keys, stable_order
+
+    assert "BD_CommonContact" not in FORM_KEYS
+    flow_mapping(specs.flow_spec("contacts"))
+    keys = form_keys("bd_commoncontact")
+    assert (keys.pk, keys.number_key) == ("FCONTACTID", "FNumber")
+    assert stable_order("BD_CommonContact", ["FNumber"], None) == "FCONTACTID ASC"
