@@ -15,10 +15,11 @@ import time
 
 from stack import HOME, ROOT, VENV_BIN, Simulators, airflow_env, migrate_airflow_db
 
-# In the order the business needs them: customers before orders, orders before deliveries.
+# In the order the business needs them: customers before orders and contacts, orders before deliveries.
 FLOWS = [
     ("fxiaoke_customers_to_k3cloud", "Fxiaoke customers (AccountObj) → K3Cloud BD_Customer"),
     ("fxiaoke_orders_to_k3cloud", "Fxiaoke sales orders → K3Cloud SAL_SaleOrder"),
+    ("fxiaoke_contacts_to_k3cloud", "Fxiaoke contacts (ContactObj) → K3Cloud BD_CommonContact"),
     ("k3cloud_deliveries_to_fxiaoke", "K3Cloud audited delivery notices → Fxiaoke"),
     ("k3cloud_receipts_to_fxiaoke", "K3Cloud audited receipt bills → Fxiaoke payments"),
 ]

@@ -351,6 +351,19 @@ RECEIVE_BILL = _bill("AR_RECEIVEBILL", "收款单", receipts.HEADER.format(org=O
     "FBUSINESSTYPE": "1", "FCURRENCYID": {"FNumber": "PRE001"}, "FEXCHANGERATE": 1,
 })
 
+# 联系人 (common contact): a person of a customer (FCompanyType BD_Customer + FCompany) or of a supplier. Field keys
+# from public WebAPI Save payloads (see README "BD_CommonContact"); not org-controlled here (assumption).
+CONTACT = _base("BD_CommonContact", "联系人", "FCONTACTID", """
+FCompanyType t 所属公司类型
+FCompany r:BD_Customer 所属公司
+FCustId r:BD_Customer 客户
+FMobile t 移动电话
+FTel t 固定电话
+FEmail t 电子邮箱
+FPost t 职务
+FBizAddress t 详细地址
+""", prefix="CXR")
+
 # Base data the business forms reference. Org-controlled ones must be allocated to the org a bill is in.
 BASE_FORMS: list[Form] = [
     _base(ORG, "组织机构", "FOrgID", "FOrgFunctions t 组织职能"),
@@ -372,7 +385,7 @@ BASE_FORMS: list[Form] = [
     _base("BD_PriceList", "价目表", "FID", "", org=True),
     _base("BD_DiscountList", "折扣表", "FID", "", org=True),
     _base("BD_OPERATORGROUP", "业务组", "FID"),
-    _base("BD_CommonContact", "联系人", "FCONTACTID"),
+    CONTACT,
     _base("BD_CUSTLOCATION", "客户地点", "FID"),
     _base("BD_BankType", "银行类型", "FID"),
     _base("BD_BankDetail", "银行网点", "FID"),

@@ -52,6 +52,12 @@ class FlowSpec:
     #: Whether ``sync_redrive`` / ``sync_reconcile`` handle this flow (CRM → K3Cloud flows today).
     redrive: bool = True
     reconcile: bool = True
+    #: The flow's own module (``fxiaoke_k3cloud.flows.orders``): named hooks the shared pipeline calls when the
+    #: module defines them — ``extract`` (replaces the generic extract), ``staged_lines`` (entry rows for the
+    #: transform), ``lookups`` (tables not resolved through an id map), ``read_all`` (every record, for
+    #: reconciliation), ``reconcile_extras`` / ``reconcile_drifts`` (more ERP documents / checks). None: the
+    #: generic pipeline alone.
+    module: str | None = None
 
     @property
     def mapping_path(self) -> Path:
@@ -78,7 +84,18 @@ FLOWS: dict[str, FlowSpec] = {
         source_object="SalesOrderObj",
         mapping_file="sales_orders.yaml",
         target_form="SAL_SaleOrder",
-        steps=("extract", "sync_customers", "transform", "load"),
+        steps=("extract", "sync_dependencies", "transform", "load"),
+        depends_on=("customers",),
+        module="fxiaoke_k3cloud.flows.orders",
+    ),
+    "contacts": FlowSpec(
+        name="contacts",
+        dag_id="fxiaoke_contacts_to_k3cloud",
+        entity="contact",
+        source_object="ContactObj",
+        mapping_file="contacts.yaml",
+        target_form="BD_CommonContact",
+        steps=("extract", "sync_dependencies", "transform", "load"),
         depends_on=("customers",),
     ),
     # K3Cloud → Fxiaoke: the source is K3Cloud (modified field FApproveDate, UTC+8 local), the target the CRM.
@@ -128,6 +145,14 @@ def resolve_step(step: str):
     # Imported when the step runs, not at import of this module: the registry is read when DAG files are
     # parsed, and the pipeline pulls in pandas and the hooks.
     return getattr(importlib.import_module(module or _STEPS), name)
+
+
+def flow_hook(spec: FlowSpec, name: str):
+    """The flow module's hook ``name`` (see ``FlowSpec.module``), or None when the flow has none."""
+    if not spec.module:
+        return None
+    # Imported when a step runs, not at import of this module (DAG parsing stays cheap).
+    return getattr(importlib.import_module(spec.module), name, None)
 
 
 def ordered(names) -> list[str]:
