@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +43,8 @@ from fxiaoke_k3cloud.audit.schema import watermark
 from fxiaoke_k3cloud.errors import ConfigError
 from fxiaoke_k3cloud.events.pacing import Pacing
 from fxiaoke_k3cloud.events.position import PREFIX
+from fxiaoke_k3cloud.flows.window import k3_local_ms
+from fxiaoke_k3cloud.hooks.k3cloud_filter import F
 
 SILENT_SETTING = "SYNC_WATCHER_SILENT_S"
 HEARTBEAT_S = 30.0  # PollingWatcher's default heartbeat_s
@@ -130,3 +133,25 @@ def watcher_states(store: AuditStore, *, now_ms: int | None = None) -> list[dict
             "silent": mode == "poll" and (since is None or since > threshold),
         })
     return states
+
+
+def pending_change(state: dict[str, Any], *, k3cloud_hook: Any = None, fxiaoke_hook: Any = None) -> dict[str, Any] | None:
+    """The newest change at the source past the watcher's position — ``{"record": …, "at_ms": …}`` — or None.
+
+    One call (``ExecuteBillQuery`` / ``data/query``, newest first, one row) with the hook of the watcher's source;
+    a hook of the other source is not needed. Same-second changes with a lower id than the position are not seen
+    (as by the watcher itself).
+    """
+    since_ms = state.get("position_ms") or 0
+    if state["source"] == "k3cloud":
+        # FApproveDate is compared in whole seconds on the wire: from the second after the position's.
+        since = datetime.fromtimestamp(since_ms // 1000 + 1, tz=timezone.utc)
+        pages = k3cloud_hook.execute_bill_query(
+            state["form"], ["FID", "FBillNo", "FApproveDate"], (F("FDocumentStatus") == "C") & (F("FApproveDate") >= since),
+            order_by=["FApproveDate DESC", "FID DESC"], page_size=1)
+        rows = next(iter(pages), [])
+        return {"record": rows[0].get("FBillNo") or rows[0].get("FID"), "at_ms": k3_local_ms(rows[0].get("FApproveDate"))} if rows else None
+    pages = fxiaoke_hook.query_records(state["form"], [("last_modified_time", "GT", [since_ms])],
+                                       [("last_modified_time", False)], fields=["name", "last_modified_time"], page_size=1)
+    rows = next(iter(pages), [])
+    return {"record": rows[0].get("name") or rows[0].get("_id"), "at_ms": rows[0].get("last_modified_time")} if rows else None
