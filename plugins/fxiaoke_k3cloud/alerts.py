@@ -354,3 +354,21 @@ def alert_silent_watchers(store: AuditStore, *, k3cloud_hook: Any = None, fxiaok
             store.set_watermark(f"{PREFIX}{state['name']}:alerted", episode, "alerted", force=True)
             alerted.append(state["name"])
     return alerted
+
+
+def check_watchers() -> list[dict[str, Any]]:
+    """The ``sync_watchers`` DAG's task: alert on silent watchers; returns ``watcher_states`` (for the XCom)."""
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook  # imported on use: the DAG file stays cheap to parse
+    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+    store = AuditStore.from_airflow()
+    try:
+        alerted = alert_silent_watchers(store, k3cloud_hook=K3CloudHook(), fxiaoke_hook=FxiaokeHook())
+        states = watcher_states(store)
+    finally:
+        store.dispose()
+    for state in states:
+        log.info("watcher %s (%s): last poll %s s ago (%s), silent=%s%s", state["name"], state["mode"],
+                 state["seconds_since_poll"], state["last_result"], state["silent"],
+                 " — alerted" if state["name"] in alerted else "")
+    return states

@@ -89,3 +89,14 @@ def test_unreachable_source_is_said_and_nothing_configured_marks_nothing(world, 
     assert alerts.alert_silent_watchers(store, to_users=[], webhook_conn_id="", now_ms=polled + 2 * TEN_MIN) == []
     assert alert(store, polled + 2 * TEN_MIN) == [NAME]
     assert json.dumps(texts(fxiaoke), ensure_ascii=False).count(NAME) >= 2
+
+
+def test_the_dags_task_reads_the_settings_and_alerts(world, store, fxiaoke, monkeypatch):
+    monkeypatch.setenv(alerts.USERS_SETTING, ADMIN)
+    monkeypatch.setenv("SYNC_WATCHER_SILENT_S", "120")
+    store.set_watermark("watch:k3cloud_audited_delivery_notices:polled", 1_000, "ok")  # last poll long ago
+    states = alerts.check_watchers()
+    assert [s["name"] for s in states if s["silent"]] == [NAME]
+    assert len(texts(fxiaoke)) == 1 and "alert after 120 s" in texts(fxiaoke)[0]
+    alerts.check_watchers()  # the next 5-minute run: same spell, nothing more
+    assert len(texts(fxiaoke)) == 1
