@@ -2,7 +2,10 @@
 through a real Airflow (scheduler + LocalExecutor, dag-processor, triggerer, api-server) and the simulators.
 
     python -m bench.latency [--events 10] [--crm-events 5] [--poll-s 5] [--fx-poll-s 20] [--phases poll,push]
-                            [--gap-s 0,10] [--out bench/results]
+                            [--gap-s 0,10] [--airflow-env KEY=VALUE ...] [--out bench/results]
+
+    # the 100-audit run with a triggerer restart halfway (about 40 min on 2 busy cores):
+    python -m bench.latency --phases poll --events 100 --crm-events 4 --no-failover --gap-s 0,5
 
 Per phase, fresh simulators and a fresh Airflow home:
 
@@ -17,7 +20,11 @@ moments of the poll cycle), the notice is audited. Measured from just before the
 note's ``create_time`` and the owner message's ``sentAt`` (simulator clocks = this machine's clock). CRM → K3Cloud:
 an account's name is changed at a random moment; measured to the K3Cloud customer's ``FModifyDate``.
 Polling cost: the watchers' calls during a quiet minute at the end, per hour. Every note and message is
-checked for duplicates. Results: ``latency.json`` and ``latency.md`` in ``--out``.
+checked for duplicates at the CRM simulator (exit code 1 on a duplicate or a missing one). Where the time goes:
+per audit, the asset event, the woken run's queued/running and each task's queued/start/end from Airflow's
+metadata DB, summarised per segment. The stack's Airflow settings are ``bench.airflow_stack.LATENCY_SETTINGS``
+(``--airflow-env AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=1`` measures Airflow's default). Results:
+``latency.json`` and ``latency.md`` in ``--out``.
 """
 
 from __future__ import annotations
