@@ -297,7 +297,8 @@ def silent_watcher_text(state: Mapping[str, Any], pending: Mapping[str, Any] | N
         f"last polled {_when(state['last_polled_ms'])}, {int(state['seconds_since_poll'])} s ago"
     lines = [f"[同步告警] 事件监听器 {state['name']} 已停止轮询 / watcher {state['name']} is silent: {since} "
              f"(expected every {state['poll_s']:g} s; alert after {state['threshold_s']:g} s).",
-             f"Position: {_when(state['position_ms'])}" + (f", record {state['position_record_id']}" if state["position_record_id"] else "") + "."]
+             f"Position: {_when(state['position_ms'])}"
+             + (f", record {state['position_record_id']}" if state["position_record_id"] else "") + "."]
     if pending:
         lines.append(f"Waiting at the source ({state['source']} {state['form']}): {pending['record']} changed "
                      f"{_when(pending.get('at_ms'))} and newer — they reach the other system only at the next 15-minute run.")

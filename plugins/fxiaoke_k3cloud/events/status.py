@@ -150,7 +150,9 @@ def pending_change(state: dict[str, Any], *, k3cloud_hook: Any = None, fxiaoke_h
             state["form"], ["FID", "FBillNo", "FApproveDate"], (F("FDocumentStatus") == "C") & (F("FApproveDate") >= since),
             order_by=["FApproveDate DESC", "FID DESC"], page_size=1)
         rows = next(iter(pages), [])
-        return {"record": rows[0].get("FBillNo") or rows[0].get("FID"), "at_ms": k3_local_ms(rows[0].get("FApproveDate"))} if rows else None
+        if not rows:
+            return None
+        return {"record": rows[0].get("FBillNo") or rows[0].get("FID"), "at_ms": k3_local_ms(rows[0].get("FApproveDate"))}
     pages = fxiaoke_hook.query_records(state["form"], [("last_modified_time", "GT", [since_ms])],
                                        [("last_modified_time", False)], fields=["name", "last_modified_time"], page_size=1)
     rows = next(iter(pages), [])
