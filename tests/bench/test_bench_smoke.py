@@ -71,4 +71,9 @@ def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
     assert change["written"] == 3 and change["task_process"]["tasks"] == 4
     assert change["calls"]["k3"]["BatchSave"] == 1 and change["calls"]["k3"]["Logout"] == 1
     assert any(t["target"].startswith("1 % changed") for t in results["targets"])
+    summary = subprocess.run([sys.executable, "-m", "bench.summary", str(out / "latest.json")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert summary.returncode == 0, summary.stderr
+    assert "| fast profile, customers | 300 |" in summary.stdout and "1 % of 300 changed" in summary.stdout
+    assert summary.stdout.count("PASS") + summary.stdout.count("FAIL") + summary.stdout.count("n/a") >= len(results["targets"])
 
