@@ -6,7 +6,8 @@ and the bound is the *honest* one of issue 19:
 
     bound = max(Fxiaoke time, K3Cloud time)            (extract overlapped with load)
     API time = minimal calls × per-call time ÷ allowed concurrency + records × per-record time ÷ allowed concurrency
-    Fxiaoke time is never below the rate-limit floor: calls on one endpoint ÷ its allowed rate.
+    Fxiaoke time is never below the rate-limit floor: the least time the calls on one endpoint take under the
+    gateway's sliding window (``report.rate_floor_s``: a burst of 100, then 100 per further 20 s).
 
 The allowed concurrency and rates, and where they come from, are in ``ALLOWED``; the profile and its sources in
 ``PROFILE``. Baselines: one Save per record on one thread, and a 4-thread per-record writer (what a hand-written
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bench.report import BATCH_TARGET, QUERY_PAGE, classify, written
+from bench.report import BATCH_TARGET, QUERY_PAGE, classify, rate_floor_s, written
 
 PROFILE: dict[str, dict[str, float]] = {
     # Measured shape from issue 19: "50 ms per call + 40 ms per saved record" in front of the K3Cloud simulator
@@ -53,7 +54,7 @@ def honest_bound(*, read_objects: list[int], rows_read: int, written: int, api: 
         return latency_ms / 1000 + (s["service_seconds"] / s["total"] if s["total"] else 0.0)
 
     fx_s = (fx_calls * per_call("fx", fxp["latency_ms"]) + rows_read * fxp["per_row_ms"] / 1000) / ALLOWED["fx_concurrency"]
-    fx_floor = pages / (ALLOWED["fx_calls_per_20s"] / 20.0)
+    fx_floor = rate_floor_s(pages, ALLOWED["fx_calls_per_20s"])
     k3_s = (k3_calls * per_call("k3", k3p["latency_ms"]) + written * k3p["per_record_ms"] / 1000) / ALLOWED["k3_concurrency"]
     return {"fx_min_calls": fx_calls, "k3_min_calls": k3_calls, "fx_s": max(fx_s, fx_floor), "fx_rate_floor_s": fx_floor,
             "k3_s": k3_s, "bound_s": max(fx_s, fx_floor, k3_s)}

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import realistic, report
+from bench import everyday, realistic, report
 from bench.sims import Seeded, Simulators
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +31,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated customer counts for the memory-scaling runs (largest is the 100k target)")
     p.add_argument("--profile", choices=["fast", "both"], default="both",
                    help="fast: the bare simulators (+ L) only; both: also the realistic service-time profile (bench/realistic.py)")
+    p.add_argument("--target-customers", type=int, default=20_000,
+                   help="customers of the target-size fast-profile run and the everyday runs (bench/everyday.py); 0 skips it")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for latest.json / latest.md")
     args = p.parse_args(argv)
-    if args.customers < 1 or args.orders < 0 or args.latency_ms < 0:
-        p.error("--customers must be >= 1, --orders >= 0, --latency-ms >= 0")
+    if args.customers < 1 or args.orders < 0 or args.latency_ms < 0 or args.target_customers < 0:
+        p.error("--customers must be >= 1, --orders >= 0, --latency-ms >= 0, --target-customers >= 0")
     args.memory_sizes = sorted({int(x) for x in args.memory_sizes.split(",") if x.strip()})
     return args
 
@@ -56,6 +58,11 @@ class PhaseRunner:
         self.sims = sims
         self.workdir = workdir
         self.count = 0
+        # One Fernet key for every phase, as every component of a deployment has: the phases (fresh processes,
+        # like task processes) then share the Fxiaoke token through the audit store instead of fetching their own.
+        from cryptography.fernet import Fernet
+
+        self.fernet_key = Fernet.generate_key().decode()
 
     def env(self, audit_db: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -64,6 +71,7 @@ class PhaseRunner:
             "AIRFLOW_HOME": str(self.workdir / "airflow-home"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "SYNC_AUDIT_URL": f"sqlite:///{self.workdir / audit_db}",
+            "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "plugins"), env.get("PYTHONPATH")])),
         })
         return env
@@ -142,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile == "both":
             print("realistic profile", flush=True)
             real = realistic.run(args, sims, phases, ["customers"] + (["orders"] if with_orders else []))
+        target = None
+        if args.target_customers:
+            print(f"target size: {args.target_customers} customers, fast profile, everyday runs", flush=True)
+            target = everyday.run(args, sims, phases)
         transform = phases.run({"kind": "transform", "n": args.transform_records}, api=False)
         memory = [run_memory(phases, n) for n in args.memory_sizes]
     finally:
@@ -155,11 +167,18 @@ def main(argv: list[str] | None = None) -> int:
         results["realistic"] = realistic.figures(real, seeded.lines)
         results["targets"] += realistic.targets(results["realistic"])
         results["raw_realistic"] = real
+    if target is not None:
+        results["target_size"] = everyday.figures(target, args.latency_ms)
+        results["targets"] += everyday.targets(results["target_size"])
+        results["raw_target_size"] = target
     markdown = report.markdown(results)
+    marker = "## Targets"
+    sections = []
     if real is not None:
-        marker = "## Targets"
-        section = "\n".join(realistic.markdown(results["realistic"], seeded.customers))
-        markdown = markdown.replace(marker, section + "\n" + marker, 1)
+        sections += realistic.markdown(results["realistic"], seeded.customers)
+    if target is not None:
+        sections += everyday.markdown(results["target_size"])
+    markdown = markdown.replace(marker, "\n".join(sections) + "\n" + marker, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     (args.out / "latest.md").write_text(markdown)

@@ -56,8 +56,9 @@ def get_provider_info() -> dict:
                     },
                     "calls_per_20s": {
                         "label": "Client throttle (calls per 20 s per endpoint)",
-                        "description": "Stay below the gateway's 100 calls / 20 s per endpoint.",
-                        "schema": {"type": ["integer", "null"], "default": 80},
+                        "description": "At most the gateway's 100 calls / 20 s per endpoint (the default), "
+                                       "shared by every task process when the audit store is configured.",
+                        "schema": {"type": ["integer", "null"], "default": 100},
                     },
                     "call_budget": {
                         "label": "Call budget per hook",

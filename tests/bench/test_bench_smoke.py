@@ -7,15 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(900)  # ~4 min here, 3 × that on a loaded 2-core machine: three profiles' worth of processes
 def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--customers", "20", "--orders", "10", "--latency-ms", "0",
-         "--transform-records", "2000", "--memory-sizes", "200", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+         "--transform-records", "2000", "--memory-sizes", "200", "--target-customers", "300", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=840,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((out / "latest.json").read_text())
@@ -62,3 +65,18 @@ def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
     for heading in ("## First sync", "## Second pass", "## Baseline", "## Mapping engine and memory",
                     "## Realistic profile: the honest bound", "## Targets"):
         assert heading in markdown
+    target = results["target_size"]  # the target-size fast run and the everyday runs, counted by the simulators
+    assert target["customers"] == 300 and target["first"]["written"] == 300 and target["changed"] == 3
+    assert target["bound"]["bound_s"] == max(target["bound"]["fx_s"], target["bound"]["k3_s"]) > 0
+    noop, change = target["runs"]["noop"], target["runs"]["change"]
+    assert noop["calls"]["k3"] == {} and noop["task_process"]["tasks"] == 2  # short-circuit: no K3Cloud session
+    assert "/cgi/corpAccessToken/get/V2" not in noop["calls"]["fx"]  # the phases share the deployment's token
+    assert change["written"] == 3 and change["task_process"]["tasks"] == 4
+    assert change["calls"]["k3"]["BatchSave"] == 1 and change["calls"]["k3"]["Logout"] == 1
+    assert any(t["target"].startswith("1 % changed") for t in results["targets"])
+    summary = subprocess.run([sys.executable, "-m", "bench.summary", str(out / "latest.json")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert summary.returncode == 0, summary.stderr
+    assert "| fast profile, customers | 300 |" in summary.stdout and "1 % of 300 changed" in summary.stdout
+    assert summary.stdout.count("PASS") + summary.stdout.count("FAIL") + summary.stdout.count("n/a") >= len(results["targets"])
+

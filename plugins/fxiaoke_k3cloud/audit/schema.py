@@ -263,3 +263,13 @@ sync_api_token = sa.Table(
     sa.Column("recent_calls", sa.Text(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# The Fxiaoke per-path call window (migration 0007; ``audit/throttle.py``): granted slot times of the last window.
+sync_call_window = sa.Table(
+    "sync_call_window",
+    metadata,
+    sa.Column("window_key", sa.String(64), primary_key=True),
+    sa.Column("path", sa.String(300), nullable=False),
+    sa.Column("granted", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

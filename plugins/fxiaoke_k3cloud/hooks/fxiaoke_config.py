@@ -8,10 +8,9 @@ from urllib.parse import urlsplit
 
 from fxiaoke_k3cloud.errors import ConfigError
 from fxiaoke_k3cloud.hooks._http import HttpSettings
-from fxiaoke_k3cloud.hooks.fxiaoke_throttle import DEFAULT_CALLS_PER_20S
+from fxiaoke_k3cloud.hooks.fxiaoke_throttle import DEFAULT_CALLS_PER_20S, GATEWAY_LIMIT_PER_20S
 
 DEFAULT_HOST = "https://open.fxiaoke.com"
-GATEWAY_LIMIT_PER_20S = 100  # the gateway's own per-path limit (§6.3); the client stays at or below it
 
 
 def _optional_int(extra: Mapping[str, Any], key: str, *, low: int, high: int | None = None) -> int | None:

@@ -20,7 +20,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from fxiaoke_k3cloud.errors import OutcomeUnknownError, QuotaExhaustedError, RetryableApiError, SessionExpiredError, TransportError
 from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
 from fxiaoke_k3cloud.hooks.fxiaoke_errors import SYSTEM, error_from_body, parse_response, refused_without_effect
-from fxiaoke_k3cloud.hooks.fxiaoke_throttle import CallCounter, SlidingWindowThrottle
+from fxiaoke_k3cloud.hooks.fxiaoke_throttle import CallCounter, Throttle
 
 
 def never_sent(exc: requests.RequestException) -> bool:
@@ -40,7 +40,7 @@ class FxiaokeTransport:
         self,
         settings: FxiaokeSettings,
         session: requests.Session,
-        throttle: SlidingWindowThrottle,
+        throttle: Throttle,
         counter: CallCounter,
         budget: int | None,
         log: logging.Logger,
