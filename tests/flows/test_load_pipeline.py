@@ -212,6 +212,7 @@ def test_never_two_k3cloud_requests_in_flight(sims, store, small_chunks, one_in_
     assert counts == {"updated": 4, "unchanged": N - 4}
     assert hook.max_in_flight == 1
     assert hook.max_http_in_flight == 1  # every K3Cloud request, not only BatchSave
+    assert sims.k3.stats()["max_in_flight_seen"] == 1  # as the simulator saw them
     assert threading.get_ident() not in hook.threads  # the worker thread sends them all
 
 
