@@ -167,9 +167,10 @@ def test_customers_load_killed_mid_batch_then_rerun_loses_and_duplicates_nothing
 
 def test_orders_load_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(crash_world):
     world = crash_world
-    world.fx.seed({"demo": 80})
+    world.fx.seed({"demo": 170})
     orders = [o for o in world.fx.records("SalesOrderObj") if o.get("life_status") == "normal"]
-    assert len(orders) > 2 * BATCH, "need more than two BatchSave chunks of orders"
+    # More BatchSave calls than the load has in flight at once (4), so the kill falls between two of its rounds.
+    assert len(orders) > 4 * BATCH, "need more than four BatchSave chunks of orders"
     transformed = _upto_transform(ORDERS, "manual__crash_orders_1")
     world.k3.faults({"latency_ms": 150})
     killed_after = _kill_load_when(ORDERS, transformed, lambda: _batch_saves(world.k3) >= 2

@@ -203,7 +203,7 @@ class K3CloudClient:
                              response.status_code)
             return
         self.logouts += 1
-        self.log.info("k3cloud: logged out of data center %s", self.creds.acct_id)
+        self.log.info("k3cloud: logged out as %s", self.creds.username)  # acct_id is sensitive: not logged
 
     def _keep_signed_cookie(self, response: requests.Response, sent: str | None) -> None:
         # The official SDK replays the kdservice-sessionid it receives; a new one replaces a lost one.
