@@ -42,7 +42,15 @@ class Stage:
 #: Slots of the ``k3cloud_api`` pool a flow's load task holds: the K3Cloud requests it may have in flight at once
 #: (it sends min(this, the connection's ``max_in_flight``)). The pool must have at least this many slots, or the
 #: task never starts; ``SYNC_K3_LOAD_POOL_SLOTS`` lowers it for a smaller pool (read when the DAG file is parsed).
-LOAD_POOL_SLOTS = int(os.environ.get("SYNC_K3_LOAD_POOL_SLOTS", "4"))
+def _load_pool_slots() -> int:
+    raw = os.environ.get("SYNC_K3_LOAD_POOL_SLOTS", "4").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"SYNC_K3_LOAD_POOL_SLOTS must be a whole number ≥ 1 (slots of the k3cloud_api pool a "
+                          f"load task holds), got {raw!r}")
+    return int(raw)
+
+
+LOAD_POOL_SLOTS = _load_pool_slots()
 
 
 def _pool_args(flow: str, stage: Stage) -> dict[str, Any]:
