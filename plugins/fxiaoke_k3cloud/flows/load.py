@@ -62,53 +62,47 @@ def new_loader(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
 
 def load_packages(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any,
                   packages: list[Package]) -> Counter:
-    """Write packages with the mapping's save options (one request in flight: the orders flow's customers step
-    holds one pool slot); persist the id map, the outcomes and releases.
+    """Write packages with the mapping's save options, chunk by chunk through :class:`Writers` (heartbeat and
+    claim renewal included; in flight: the connection's figure capped by the task's pool slots — one for the
+    orders flow's customers step); persist the id map, the outcomes and releases.
 
     Each record is claimed first (see :mod:`fxiaoke_k3cloud.audit.claims`): one that another run is writing
     right now is written after that run released it, from the id map as that run left it.
     """
     claims = Claims(store, spec.entity, run_pk)
-    counts: Counter = Counter()
+    claimed: dict[str, tuple[str, str]] = {}
     try:
         mine, deferred = claims.take([p.source_id for p in packages])
-        if mine:
-            ids = set(mine)
-            counts.update(persist(spec, store, run_pk,
-                                  new_loader(spec, store, hook, run_pk, mapping).run([p for p in packages if p.source_id in ids])))
-            claims.release(mine)
-        if deferred:
+        ids = set(mine)
+        with Writers(spec, store, run_pk, claims, in_flight(hook)) as writers:
+            for part in chunks([p for p in packages if p.source_id in ids], LOAD_CHUNK):
+                loader = new_loader(spec, store, hook, run_pk, mapping, claimed=claimed)
+                writers.submit(loader, loader.plan(list(part)), [p.source_id for p in part])
+            writers.drain()
+            counts = writers.counts
             counts.update(_load_deferred(spec, store, hook, run_pk, mapping, claims,
-                                         [p for p in packages if p.source_id in deferred]))
+                                         [p for p in packages if p.source_id in deferred], writers, claimed=claimed))
     finally:
         claims.release_all()
     return counts
 
 
 def _load_deferred(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any, claims: Claims,
-                   packages: list[Package], writers: Writers | None = None, **loader_options: Any) -> Counter:
-    """Packages another run was writing: wait for its claims (holding none), then plan them afresh (and send them
-    through ``writers`` when given: in flight with the heartbeat, persisted by it)."""
+                   packages: list[Package], writers: Writers, **loader_options: Any) -> Counter:
+    """Packages another run was writing: wait for its claims (holding none), then plan them afresh and send them
+    through ``writers`` (which persist them); returns the counts of those still held by the other run."""
     if not packages:
         return Counter()
     log.info("%s: %s record(s) are being written by another run; waiting for it", spec.name, len(packages))
     mine, held = claims.wait([p.source_id for p in packages])
-    counts: Counter = Counter()
-    if mine:
-        ids = set(mine)
-        wanted = [p for p in packages if p.source_id in ids]
-        if writers is None:
-            loader = new_loader(spec, store, hook, run_pk, mapping, **loader_options)
-            counts.update(persist(spec, store, run_pk, loader.run(wanted)))
-            claims.release(mine)
-        else:
-            for part in chunks(wanted, LOAD_CHUNK):
-                loader = new_loader(spec, store, hook, run_pk, mapping, **loader_options)
-                writers.submit(loader, loader.plan(list(part)), [p.source_id for p in part])
-            writers.drain()
-    if held:
-        counts.update(persist(spec, store, run_pk, claims.still_held(spec, [p for p in packages if p.source_id in held], held)))
-    return counts
+    ids = set(mine)
+    for part in chunks([p for p in packages if p.source_id in ids], LOAD_CHUNK):
+        loader = new_loader(spec, store, hook, run_pk, mapping, **loader_options)
+        writers.submit(loader, loader.plan(list(part)), [p.source_id for p in part])
+    writers.drain()
+    if not held:
+        return Counter()
+    return persist(spec, store, run_pk, claims.still_held(spec, [p for p in packages if p.source_id in held], held))
 
 
 def reads_everything(store: Any, run_pk: int) -> bool:
