@@ -7,9 +7,9 @@ The request path (timeouts, session, retries, error mapping) lives in ``k3cloud_
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-import threading
 from types import TracebackType
 from typing import Any
 
