@@ -115,6 +115,12 @@ def get_provider_info() -> dict:
                         "description": "Org number used in signed mode and as default create/use org, e.g. 100.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "max_in_flight": {
+                        "label": "Requests in flight per load",
+                        "description": "K3Cloud requests a load sends at once (1–32); never more than the load "
+                                       "task's slots in the k3cloud_api pool (4).",
+                        "schema": {"type": ["integer", "null"], "default": 4, "minimum": 1, "maximum": 32},
+                    },
                     **_TLS_FIELDS,
                 },
                 "ui-field-behaviour": {

@@ -18,6 +18,7 @@ Imported by DAG files at parse time: it must stay cheap (airflow.sdk, the standa
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +39,35 @@ class Stage:
     pool: str | None = None
 
 
+#: Slots of the ``k3cloud_api`` pool a flow's load task holds: the K3Cloud requests it may have in flight at once
+#: (it sends min(this, the connection's ``max_in_flight``)). The pool must have at least this many slots, or the
+#: task never starts; ``SYNC_K3_LOAD_POOL_SLOTS`` lowers it for a smaller pool (read when the DAG file is parsed).
+def _load_pool_slots() -> int:
+    raw = os.environ.get("SYNC_K3_LOAD_POOL_SLOTS", "4").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"SYNC_K3_LOAD_POOL_SLOTS must be a whole number ≥ 1 (slots of the k3cloud_api pool a "
+                          f"load task holds), got {raw!r}")
+    return int(raw)
+
+
+LOAD_POOL_SLOTS = _load_pool_slots()
+
+
+def _pool_args(flow: str, stage: Stage) -> dict[str, Any]:
+    if not stage.pool:
+        return {}
+    if stage.pool == "k3cloud_api" and stage.task_id == f"load_{flow}" and LOAD_POOL_SLOTS > 1:
+        return {"pool": stage.pool, "pool_slots": LOAD_POOL_SLOTS}
+    return {"pool": stage.pool}
+
+
 def required_task_ids(flow: str) -> set[str]:
     """The task ids the report reads XCom from (see ``steps.report``)."""
     return {f"extract_{flow}", f"load_{flow}"}
 
 
 def _stage_task(flow: str, stage: Stage, *, first: bool, later: list[str]):
-    @task(task_id=stage.task_id, **({"pool": stage.pool} if stage.pool else {}))
+    @task(task_id=stage.task_id, **_pool_args(flow, stage))
     def run_stage(upstream: dict | None = None, **context) -> dict:
         # Imported when the task runs (DAG parsing stays cheap): the run's API calls and what stopped a stage.
         from fxiaoke_k3cloud.flows.run_notes import task_notes

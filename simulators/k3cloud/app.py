@@ -66,6 +66,15 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
                               and method not in ("logout", "getdatacenterlist", "queryasyncresult")):
             return PlainTextResponse("Not Found", status_code=404)
         sim.stats.count(CANONICAL.get(method, parts[-1]))
+        sim.stats.enter()
+        served = [False]
+        try:
+            return await _serve(method, request, served)
+        finally:
+            if not served[0]:
+                sim.stats.leave()
+
+    async def _serve(method: str, request: Request, served: list[bool]) -> Response:
         faults = sim.faults
         if faults.roll("error_rate"):
             return PlainTextResponse("502 Bad Gateway", status_code=int(faults.get("error_status", 502) or 502))
@@ -84,7 +93,10 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             if gate is not None:
                 gate.release()
         if faults.roll("timeout_rate"):
-            # The work is done; the answer comes too late for a client with a normal read timeout.
+            # The work is done; the answer comes too late for a client with a normal read timeout. The client gives
+            # up on it (its read timeout is shorter), so it no longer counts as in flight.
+            served[0] = True
+            sim.stats.leave()
             await asyncio.sleep(faults.get("timeout_delay_s", 30) or 30)
         return response
 

@@ -76,3 +76,24 @@ def test_runs_airflow_is_not_asked_about_are_abandoned_only_after_silence(store,
     assert store.close_abandoned("customers") == []
     clock.advance(timedelta(hours=3))
     assert [c["id"] for c in store.close_abandoned("customers")] == [run]
+
+
+def test_renewing_keeps_a_long_load_s_claims_past_their_first_lease(store, clock):
+    """A load renews its claims with its heartbeat: another run cannot take them over mid-load."""
+    a, b = "run 1 on other-host:1", "run 2 on other-host:2"
+    store.claim("customer", ["x", "y"], holder=a, run=1, lease=timedelta(minutes=15))
+    store.claim("order", ["x"], holder=a, run=1, lease=timedelta(minutes=15))
+    clock.advance(timedelta(minutes=14))
+    assert store.renew_claims("customer", holder=a, run=1) == 2  # this entity's claims only
+    clock.advance(timedelta(minutes=14))  # 28 min after the claim, 14 after the renewal
+    assert store.claim("customer", ["x", "y"], holder=b, run=2) == ([], {"x": a, "y": a})
+    assert store.claim("order", ["x"], holder=b, run=2) == (["x"], {})  # not renewed: expired, taken over
+
+
+def test_renewing_does_not_take_back_a_claim_another_run_took_over(store, clock):
+    a, b = "run 1 on other-host:1", "run 2 on other-host:2"
+    store.claim("customer", ["x"], holder=a, run=1, lease=timedelta(minutes=15))
+    clock.advance(timedelta(minutes=16))  # run 1 went silent past its lease
+    assert store.claim("customer", ["x"], holder=b, run=2) == (["x"], {})
+    assert store.renew_claims("customer", holder=a, run=1) == 0
+    assert store.claim("customer", ["x"], holder=a, run=1) == ([], {"x": b})

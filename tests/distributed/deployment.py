@@ -118,6 +118,9 @@ class Deployment:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
             "SYNC_MAPPINGS_DIR": str(ROOT / "include" / "mappings"),
+            # test_celery_stack shrinks k3cloud_api to 1 slot while the DAGs run: a load task holding more slots
+            # (dag_factory.LOAD_POOL_SLOTS, 4 by default) would never start in a pool of 1.
+            "SYNC_K3_LOAD_POOL_SLOTS": "1",
             "AIRFLOW_CONN_SYNC_AUDIT": audit_db.replace("postgresql+psycopg2://", "postgresql://", 1),
             "AIRFLOW_CONN_FXIAOKE_DEFAULT": json.dumps({
                 "conn_type": "fxiaoke", "host": self.fx.base_url, "login": FX["app_id"], "password": FX["app_secret"],

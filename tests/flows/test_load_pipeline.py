@@ -1,4 +1,5 @@
-"""The load step overlaps its database work with the K3Cloud calls, one request in flight, nothing lost on errors.
+"""The load step overlaps its database work with the K3Cloud calls, nothing lost on errors — here with one request
+in flight (connection extra ``max_in_flight: 1``); N in flight: test_in_flight.py.
 
 The calls go over HTTP to the K3Cloud simulator through a real K3CloudHook; the wrappers below only watch (and,
 where a test says so, slow down or break) the hook's ``batch_save`` and the audit store's writes.
@@ -30,6 +31,14 @@ RUNS = itertools.count(1)
 @pytest.fixture
 def small_chunks(monkeypatch):
     monkeypatch.setattr("fxiaoke_k3cloud.flows.load.LOAD_CHUNK", CHUNK)
+
+
+@pytest.fixture
+def one_in_flight(sims, monkeypatch):
+    """The K3Cloud connection allows one request in flight (``max_in_flight: 1``)."""
+    from simproc import k3cloud_conn
+
+    monkeypatch.setenv("AIRFLOW_CONN_K3CLOUD_DEFAULT", k3cloud_conn(sims.k3, max_in_flight=1))
 
 
 class WatchedHook:
@@ -189,7 +198,7 @@ def test_a_run_spanning_several_chunks_lands_every_record_once(dagbag, sims, sto
     assert k3_numbers(sims.k3) == Counter(flat(CHUNKS))
 
 
-def test_never_two_k3cloud_requests_in_flight(sims, store, small_chunks):
+def test_never_two_k3cloud_requests_in_flight(sims, store, small_chunks, one_in_flight):
     from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 
     seed(sims)
@@ -203,10 +212,11 @@ def test_never_two_k3cloud_requests_in_flight(sims, store, small_chunks):
     assert counts == {"updated": 4, "unchanged": N - 4}
     assert hook.max_in_flight == 1
     assert hook.max_http_in_flight == 1  # every K3Cloud request, not only BatchSave
+    assert sims.k3.stats()["max_in_flight_seen"] == 1  # as the simulator saw them
     assert threading.get_ident() not in hook.threads  # the worker thread sends them all
 
 
-def test_persisting_a_chunk_overlaps_the_next_chunks_calls(sims, store, small_chunks):
+def test_persisting_a_chunk_overlaps_the_next_chunks_calls(sims, store, small_chunks, one_in_flight):
     seed(sims)
     run_pk = stage_customers()
     hook, watched = WatchedHook(slow_s=SLOW_S), WatchedStore(store, slow_s=0.05)
@@ -224,7 +234,7 @@ def test_persisting_a_chunk_overlaps_the_next_chunks_calls(sims, store, small_ch
     # prove the pipelining; how much it saves is measured by `make bench`, side by side.
 
 
-def test_a_failed_persist_still_persists_the_chunk_in_flight_and_raises(sims, store, small_chunks):
+def test_a_failed_persist_still_persists_the_chunk_in_flight_and_raises(sims, store, small_chunks, one_in_flight):
     seed(sims)
     run_pk = stage_customers()
     watched = WatchedStore(store, fail=("record_outcomes", 2))  # chunk 1's outcomes
@@ -236,7 +246,7 @@ def test_a_failed_persist_still_persists_the_chunk_in_flight_and_raises(sims, st
     assert outcomes_by_number(store, run_pk) == Counter(CHUNKS[0] + CHUNKS[2])
 
 
-def test_an_unexpected_error_in_a_chunks_calls_keeps_the_finished_chunks_and_raises(sims, store, small_chunks):
+def test_an_unexpected_error_in_a_chunks_calls_keeps_the_finished_chunks_and_raises(sims, store, small_chunks, one_in_flight):
     seed(sims)
     run_pk = stage_customers()
     with pytest.raises(RuntimeError, match="the hook broke"):
@@ -247,7 +257,7 @@ def test_an_unexpected_error_in_a_chunks_calls_keeps_the_finished_chunks_and_rai
     assert id_map_numbers(store) == Counter(done)
 
 
-def test_an_error_reading_the_next_chunk_still_persists_the_chunk_in_flight(sims, store, small_chunks):
+def test_an_error_reading_the_next_chunk_still_persists_the_chunk_in_flight(sims, store, small_chunks, one_in_flight):
     seed(sims)
     run_pk = stage_customers()
     watched = WatchedStore(store, fail=("get_id_map", 3))  # planning chunk 2, while chunk 1 is in flight

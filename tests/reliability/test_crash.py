@@ -165,8 +165,12 @@ def test_customers_load_killed_mid_batch_then_rerun_loses_and_duplicates_nothing
     print(f"\n{in_flight}: killed after {killed_after:.1f} s with {written}/{size} customers written")
 
 
-def test_orders_load_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(crash_world):
+def test_orders_load_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(crash_world, monkeypatch):
     world = crash_world
+    # One request in flight here: the simulator spends ~0.5 s of CPU per order BatchSave and serves them one at
+    # a time (the test's polls wait behind them too), so with 4 in flight every chunk lands before a poll sees the
+    # midpoint. Kills with 4 in flight: the customers tests above.
+    monkeypatch.setenv("AIRFLOW_CONN_K3CLOUD_DEFAULT", k3cloud_conn(world.k3, max_in_flight=1))
     world.fx.seed({"demo": 80})
     orders = [o for o in world.fx.records("SalesOrderObj") if o.get("life_status") == "normal"]
     assert len(orders) > 2 * BATCH, "need more than two BatchSave chunks of orders"

@@ -56,6 +56,7 @@ def _airflow_env(home: Path, fx: SimulatorProcess, k3: SimulatorProcess, audit_u
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
         "SYNC_AUDIT_URL": audit_url,
+        "SYNC_K3_LOAD_POOL_SLOTS": "2",  # the pools below have 2 slots: a load task asking for more never starts
         "AIRFLOW_CONN_FXIAOKE_DEFAULT": json.dumps({
             "conn_type": "fxiaoke", "host": fx.base_url, "login": FX["app_id"], "password": SECRETS["fx_app_secret"],
             "extra": {"permanent_code": SECRETS["fx_permanent_code"], "open_user_id": FX["open_user_id"],

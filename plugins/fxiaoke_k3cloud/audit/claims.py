@@ -26,7 +26,8 @@ from fxiaoke_k3cloud.audit.schema import RUN_COUNT_COLUMNS, sync_claim, sync_run
 
 log = logging.getLogger(__name__)
 
-#: How long a claim holds without being released: longer than any one chunk's K3Cloud calls take.
+#: How long a claim holds without being released or renewed; a load renews its claims on every heartbeat
+#: (``renew_claims``), so only a run that went silent (killed, hung) loses them.
 CLAIM_LEASE = timedelta(minutes=15)
 #: A run of a type Airflow cannot be asked about (re-drive, dependency) counts as gone after this silence.
 STALE_AFTER = timedelta(hours=2)
@@ -107,6 +108,17 @@ class ClaimMixin(StoreBase):
                     sync_claim.c.entity == entity, sync_claim.c.key.in_(part),
                     sync_claim.c.holder == holder)).rowcount
         return released
+
+    def renew_claims(self, entity: str, *, holder: str, run: int | None, lease: timedelta = CLAIM_LEASE) -> int:
+        """Push the lease of every claim this run holds on ``entity`` to now + ``lease`` (the load's heartbeat:
+        a load that runs longer than one lease keeps its records); returns how many were renewed.
+
+        A claim already taken over by another run (this one was silent past its lease) is not taken back.
+        """
+        mine = sync_claim.c.holder == holder if run is None else sync_claim.c.run == run
+        with self.engine.begin() as conn:
+            return conn.execute(sa.update(sync_claim).where(sync_claim.c.entity == entity, mine).values(
+                holder=holder, expires_at=self._now() + lease)).rowcount
 
     def claim_waiting(self, entity: str, keys: Sequence[str], *, holder: str, run: int | None,
                       timeout: float, poll: float = 0.5,

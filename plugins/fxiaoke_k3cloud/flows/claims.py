@@ -7,7 +7,9 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from fxiaoke_k3cloud.audit import RecordOutcome
 from fxiaoke_k3cloud.audit.claims import holder_name
+from fxiaoke_k3cloud.flows.load_plan import LoadResult
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,11 @@ class Claims:
             self.store.release_claims(self.entity, ids, holder=self.holder)
             self.held.difference_update(ids)
 
+    def renew(self) -> None:
+        """Renew the lease of every claim this run holds on the entity (called with the run's heartbeat)."""
+        if self.held:
+            self.store.renew_claims(self.entity, holder=self.holder, run=self.run_pk)
+
     def release_all(self) -> None:
         try:
             self.release(list(self.held))
@@ -55,9 +62,6 @@ class Claims:
 
     def still_held(self, spec: Any, packages: Sequence[Any], held: dict[str, str]) -> Any:
         """Outcomes for packages whose claim another run still holds after the wait: failed, retried later."""
-        from fxiaoke_k3cloud.audit import RecordOutcome
-        from fxiaoke_k3cloud.flows.load import LoadResult
-
         result = LoadResult()
         for pkg in packages:
             result.counts["failed"] += 1

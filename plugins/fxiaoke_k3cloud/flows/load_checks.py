@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class SaveChecks:
-    """Mixed into :class:`~fxiaoke_k3cloud.flows.load.Loader` (uses its hook, spec, options, result and
+    """Mixed into :class:`~fxiaoke_k3cloud.flows.load_write.Loader` (uses its hook, spec, options, result and
     ``_outcome`` / ``_link``)."""
 
     hook: Any

@@ -7,9 +7,9 @@ The request path (timeouts, session, retries, error mapping) lives in ``k3cloud_
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from functools import cached_property
 from types import TracebackType
 from typing import Any
 
@@ -53,7 +53,12 @@ from fxiaoke_k3cloud.hooks.k3cloud_response import (
     success_entities,
     success_messages,
 )
-from fxiaoke_k3cloud.hooks.k3cloud_transport import RETRY_INITIAL_WAIT_S, RETRY_MAX_ATTEMPTS, K3CloudClient
+from fxiaoke_k3cloud.hooks.k3cloud_transport import (
+    RETRY_INITIAL_WAIT_S,
+    RETRY_MAX_ATTEMPTS,
+    K3CloudClient,
+    max_in_flight_from_extra,
+)
 
 class K3CloudHook(BaseHook):
     """Talks to the Kingdee K3Cloud Web API with session login or the official SDK's signed headers.
@@ -69,9 +74,14 @@ class K3CloudHook(BaseHook):
     - extra ``lcid``: 2052 zh-CN (default), 1033 en-US, 3076 zh-TW — the language of messages;
     - extra ``org_number``: organisation number sent in signed mode (default ``0``);
     - extras ``timeout`` (read timeout, s; default 60, connect 10), ``verify_ssl`` (default true),
-      ``ca_bundle`` (PEM file for a private CA).
+      ``ca_bundle`` (PEM file for a private CA);
+    - extra ``max_in_flight``: K3Cloud write requests a load sends at once (default 4, 1–32); a load never sends
+      more than its task's slots in the ``k3cloud_api`` pool either.
 
     The password, app secret and session ids are registered with Airflow's log masker and never logged.
+
+    Thread-safe: the writer threads of a load share one hook, one client and one server session; a lost session
+    is re-opened by one login, whichever threads noticed it (see ``k3cloud_transport``).
 
     One server session per hook in every auth mode (signed mode replays the ``kdservice-sessionid`` cookie like
     the official SDK). Use it as a context manager, or call ``close()``, so the session is logged out when the
@@ -101,11 +111,27 @@ class K3CloudHook(BaseHook):
         self.k3cloud_conn_id = k3cloud_conn_id
         self.max_attempts = max_attempts
         self.retry_wait_s = retry_wait_s
+        self._client: K3CloudClient | None = None
+        self._client_lock = threading.Lock()
 
     # --- connection ---------------------------------------------------------------------------------------
-    @cached_property
+    @property
     def client(self) -> K3CloudClient:
-        """The HTTP client, built on first use from the Airflow connection."""
+        """The HTTP client, built on first use from the Airflow connection (once, whichever thread asks first)."""
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._build_client()
+                client = self._client
+        return client
+
+    @property
+    def max_in_flight(self) -> int:
+        """Requests a load may have in flight at once on this connection (extra ``max_in_flight``, default 4)."""
+        return self.client.max_in_flight
+
+    def _build_client(self) -> K3CloudClient:
         conn = self.get_connection(self.k3cloud_conn_id)
         extra = conn.extra_dejson
         # acct_id too: SENSITIVE_VAR_CONN_NAMES masks it in the UI; the data-center id must not leak to logs either.
@@ -134,6 +160,7 @@ class K3CloudHook(BaseHook):
         return K3CloudClient(
             creds, HttpSettings.from_extra(extra),
             max_attempts=self.max_attempts, retry_wait_s=self.retry_wait_s, log=self.log,
+            max_in_flight=max_in_flight_from_extra(extra, self.k3cloud_conn_id),
         )
 
     def get_conn(self) -> K3CloudClient:
@@ -145,7 +172,8 @@ class K3CloudHook(BaseHook):
         Every task that talks to K3Cloud calls this when it is done (also on failure), so a task costs one
         login and gives its session back instead of leaving it to the server's idle timeout.
         """
-        client = self.__dict__.pop("client", None)  # never built: nothing to log out of
+        with self._client_lock:
+            client, self._client = self._client, None  # never built: nothing to log out of
         if client is not None:
             client.close()
 

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 import requests
+from requests.adapters import DEFAULT_POOLSIZE as DEFAULT_POOL_MAXSIZE
+from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -45,6 +47,7 @@ from urllib3.exceptions import NewConnectionError
 
 from fxiaoke_k3cloud.errors import (
     ApiError,
+    ConfigError,
     OutcomeUnknownError,
     PermanentApiError,
     RateLimitedError,
@@ -79,6 +82,23 @@ RETRY_MAX_ATTEMPTS = 4
 RETRY_INITIAL_WAIT_S = 1.0
 RETRY_MAX_WAIT_S = 20.0
 RETRYABLE_HTTP_STATUSES = frozenset({500, 502, 503, 504})
+DEFAULT_MAX_IN_FLIGHT = 4  # requests a load sends at once (connection extra max_in_flight)
+MAX_IN_FLIGHT_LIMIT = 32
+
+
+def max_in_flight_from_extra(extra: Any, conn_id: str) -> int:
+    """The connection extra ``max_in_flight``: a whole number 1–32 (default 4); anything else is a ConfigError."""
+    raw = extra.get("max_in_flight") if hasattr(extra, "get") else None
+    if raw in (None, ""):
+        return DEFAULT_MAX_IN_FLIGHT
+    try:
+        value = int(raw) if not isinstance(raw, bool) and float(raw) == int(float(raw)) else None
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not 1 <= value <= MAX_IN_FLIGHT_LIMIT:
+        raise ConfigError(f"k3cloud connection {conn_id!r}: extra 'max_in_flight' must be a whole number from 1 "
+                          f"to {MAX_IN_FLIGHT_LIMIT} (K3Cloud requests a load sends at once), got {raw!r}")
+    return value
 
 
 _DECIMAL_ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -111,7 +131,9 @@ def _not_sent(exc: requests.exceptions.RequestException) -> bool:
 
 
 class K3CloudClient:
-    """HTTP client for one K3Cloud data center; thread-safe, one ``requests.Session``.
+    """HTTP client for one K3Cloud data center; thread-safe, one ``requests.Session`` and one server session
+    shared by every thread (``_login_lock``: one login at a time; a lost session is dropped only by the first
+    thread that saw it, so N threads that lose it together cause one new login, not N).
 
     :param max_attempts: attempts per call for the retryable cases (1 = no retry).
     :param retry_wait_s: base of the backoff; 0 retries immediately (tests).
@@ -125,14 +147,19 @@ class K3CloudClient:
         max_attempts: int = RETRY_MAX_ATTEMPTS,
         retry_wait_s: float = RETRY_INITIAL_WAIT_S,
         log: logging.Logger | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.creds = creds
+        self.max_in_flight = max_in_flight
         self.settings = settings
         self.max_attempts = max_attempts
         self.retry_wait_s = retry_wait_s
         self.log = log or logging.getLogger(__name__)
         self.session = new_session(settings, system=SYSTEM)
         self.session.cookies.set_policy(_RejectAllCookies())
+        if max_in_flight > DEFAULT_POOL_MAXSIZE:  # one kept-alive connection per thread in flight
+            for prefix in ("https://", "http://"):
+                self.session.mount(prefix, HTTPAdapter(pool_maxsize=max_in_flight))
         self.session.headers.update({"Accept-Charset": "utf-8", "User-Agent": "fxiaoke-k3cloud-sync K3CloudHook"})
         self._session_id: str | None = None
         self._login_lock = threading.Lock()
@@ -178,7 +205,7 @@ class K3CloudClient:
                              response.status_code)
             return
         self.logouts += 1
-        self.log.info("k3cloud: logged out of data center %s", self.creds.acct_id)
+        self.log.info("k3cloud: logged out as %s", self.creds.username)  # acct_id is sensitive: not logged
 
     def _keep_signed_cookie(self, response: requests.Response, sent: str | None) -> None:
         # The official SDK replays the kdservice-sessionid it receives; a new one replaces a lost one.
