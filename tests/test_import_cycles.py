@@ -104,11 +104,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-# Cycles in modules other work owns right now, each hidden by an import inside a function; listed exactly, so a new
-# cycle fails and removing one of these makes the test fail until the entry goes (the list only shrinks).
-KNOWN = [
-    ["fxiaoke_k3cloud.flows.claims", "fxiaoke_k3cloud.flows.load"],  # claims imports load.LoadResult (load rewrite)
-]
+# Known cycles, listed exactly (none left): a new cycle fails the test.
+KNOWN: list[list[str]] = []
 
 
 def test_the_flows_import_graph_has_no_cycle():
