@@ -18,7 +18,7 @@ from fxiaoke_k3cloud.audit.schema import metadata
 
 TABLES = {"sync_run", "sync_record", "id_map", "watermark", "parked", "sync_stage", "sync_drift_run", "sync_drift", "sync_claim", "sync_api_token",
           VERSION_TABLE}
-HEAD = "0006"
+HEAD = "0008"
 
 
 def _tables(url: str) -> set[str]:

@@ -60,6 +60,7 @@ class FlowSpec:
 
 _STEPS = "fxiaoke_k3cloud.flows.steps"
 _DELIVERIES = "fxiaoke_k3cloud.flows.deliveries"
+WRITE_BACK = "fxiaoke_k3cloud.flows.writeback:write_back"
 
 FLOWS: dict[str, FlowSpec] = {
     "customers": FlowSpec(
@@ -69,6 +70,7 @@ FLOWS: dict[str, FlowSpec] = {
         source_object="AccountObj",
         mapping_file="customers.yaml",
         target_form="BD_Customer",
+        steps=("extract", "transform", "load", WRITE_BACK),
     ),
     "orders": FlowSpec(
         name="orders",
@@ -77,7 +79,7 @@ FLOWS: dict[str, FlowSpec] = {
         source_object="SalesOrderObj",
         mapping_file="sales_orders.yaml",
         target_form="SAL_SaleOrder",
-        steps=("extract", "sync_customers", "transform", "load"),
+        steps=("extract", "sync_customers", "transform", "load", WRITE_BACK),
         depends_on=("customers",),
     ),
     # K3Cloud → Fxiaoke: the source is K3Cloud (modified field FApproveDate, UTC+8 local), the target the CRM.
