@@ -131,19 +131,24 @@ def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(
     refused = order(5, acc["_id"])  # lacks ship_to_add, which the tenant makes required below
     fine = order(6, acc["_id"], ship_to_add="上海市工业园区6号")
     voided = order(7, acc["_id"], ship_to_add="上海市工业园区7号")
-    seed(sims.fx, [acc], [refused, fine, voided], [line(x["_id"], 1, p["MAT-0001"]) for x in (refused, fine, voided)])
-    run_dag(dagbag, ORDERS)  # lands all three, writes back all three
-    assert {r[BILL_NO] for r in crm(sims.fx, "SalesOrderObj").values()} == {"SO000005", "SO000006", "SO000007"}
+    deleted = order(8, acc["_id"], ship_to_add="上海市工业园区8号")
+    four = (refused, fine, voided, deleted)
+    seed(sims.fx, [acc], list(four), [line(x["_id"], 1, p["MAT-0001"]) for x in four])
+    run_dag(dagbag, ORDERS)  # lands all four, writes back all four
+    numbers = ["SO000005", "SO000006", "SO000007", "SO000008"]
+    assert {r[BILL_NO] for r in crm(sims.fx, "SalesOrderObj").values()} == set(numbers)
 
-    # Later: K3Cloud audits all three; meanwhile the tenant made ship_to_add required and voided order 7.
+    # Later: K3Cloud audits all four; meanwhile the tenant made ship_to_add required, voided order 7 and deleted 8.
     from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
     k3 = K3CloudHook(retry_wait_s=0)
-    numbers = ["SO000005", "SO000006", "SO000007"]
     k3.submit("SAL_SaleOrder", numbers=numbers)
     k3.audit("SAL_SaleOrder", numbers=numbers)
     sims.fx._admin("POST", "config", {"required_fields": {"SalesOrderObj": ["ship_to_add"]}})
-    FxiaokeHook(retry_wait_s=0).invalid_record("SalesOrderObj", voided["_id"])
+    fx = FxiaokeHook(retry_wait_s=0)
+    for gone in (voided, deleted):
+        fx.invalid_record("SalesOrderObj", gone["_id"])
+    fx.delete_records("SalesOrderObj", [deleted["_id"]])
     dr, states = run_dag(dagbag, ORDERS)
     assert states["load_orders"] == "success" and states["write_back_orders"] == "success", states
     assert states["report"] == "failed"  # red: one write-back failed (after every good record landed)
@@ -155,10 +160,15 @@ def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(
     rows = {r["source_id"]: r for r in writeback_rows(store, "orders")}
     assert rows[refused["_id"]]["outcome"] == "failed"
     assert refused["_id"] in rows[refused["_id"]]["reason"] and STATUS in rows[refused["_id"]]["reason"]
-    assert rows[voided["_id"]]["outcome"] == "reported" and "voided" in rows[voided["_id"]]["reason"]
-    assert fine["_id"] not in rows
-    summary = store.run_summary(store.recent_runs("orders", limit=1)[0]["id"])
-    assert summary["by_entity"]["order_writeback"] == {"failed": 1, "reported": 1}
+    assert rows[deleted["_id"]]["outcome"] == "reported" and "deleted" in rows[deleted["_id"]]["reason"]
+    assert BILL_NO not in crm(sims.fx, "SalesOrderObj").get(deleted["_id"], {})
+    # The void the flow saw itself: its own outcome (on_source_void: report) says so, the write-back adds none.
+    assert fine["_id"] not in rows and voided["_id"] not in rows
+    from fxiaoke_k3cloud.flows.queries import run_records
+
+    run_pk = store.recent_runs("orders", limit=1)[0]["id"]
+    assert [r["outcome"] for r in run_records(store, run_pk) if r["source_id"] == voided["_id"]] == ["reported"]
+    assert store.run_summary(run_pk)["by_entity"]["order_writeback"] == {"failed": 1, "reported": 1}
 
     # The cause cleared: the next run writes the refused one back; the voided one is not reported again.
     sims.fx._admin("POST", "config", {"required_fields": {}})

@@ -10,7 +10,8 @@ block of the flow's mapping (``mapping.schema.WriteBack``). Each run, also an id
    only the number is written, K3Cloud is not called at all (the id map holds it);
 3. compares what the CRM should show with what was last written (table ``sync_write_back``): equal → nothing;
 4. for the rest reads the CRM records (one query per ``CRM_CHUNK``), leaves deleted and voided ones alone
-   (``reported``) and values the CRM already shows, and updates only the fields that differ, one update call per
+   (``reported``, unless the flow's own void/delete handling gave the record an outcome in this run already) and
+   values the CRM already shows, and updates only the fields that differ, one update call per
    record. A refusal is that record's ``failed`` outcome and is tried again by the next run.
 
 Nothing here fails the flow for one record: the K3Cloud write already happened. Outcomes that need a look
@@ -35,7 +36,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import sqlalchemy as sa
 
 from fxiaoke_k3cloud.audit import RecordOutcome
-from fxiaoke_k3cloud.audit.schema import id_map, sync_write_back
+from fxiaoke_k3cloud.audit.schema import id_map, sync_record, sync_write_back
 from fxiaoke_k3cloud.errors import ApiError, ConfigError, RetryableApiError, TransportError, is_config_error
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.steps import open_store
@@ -186,6 +187,8 @@ class WriteBackRun:
         for page in self.fx.query_records(obj, [("_id", "IN", [c.source_id for c in chunk])],
                                           fields=list(dict.fromkeys(fields)), include_voided=True):
             records.update({str(r["_id"]): r for r in page})
+        gone = [c.source_id for c in chunk if records.get(c.source_id, {}).get("life_status", "invalid") == "invalid"]
+        handled = self.flow_outcomes(gone)
         rows = []
         stop: BaseException | None = None
         for c in chunk:
@@ -197,7 +200,10 @@ class WriteBackRun:
             what = self.describe_target(c)
             if rec is None or rec.get("life_status") == "invalid":
                 gone = "deleted" if rec is None else "voided"
-                self.note(c, "reported", f"CRM {obj} {c.source_id} was {gone}; {what} not written back")
+                if c.source_id in handled:  # the flow's own void/delete outcome of this run says it already
+                    self.counts[f"source_{gone}"] += 1
+                else:
+                    self.note(c, "reported", f"CRM {obj} {c.source_id} was {gone}; {what} not written back")
                 rows.append(self.row(c, "reported"))
                 continue
             data, held = self.changes(c, rec)
@@ -255,6 +261,16 @@ class WriteBackRun:
                 "state": c.code if c.state != MISSING else MISSING,
                 "final": bool(final if final is not None else c.state in FINAL_STATES),
                 "outcome": outcome, "run": self.run_pk, "updated_at": datetime.now(timezone.utc)}
+
+    def flow_outcomes(self, source_ids: Sequence[str]) -> set[str]:
+        """Which of ``source_ids`` the flow itself gave an outcome in this run (e.g. its void/delete handling)."""
+        if not source_ids or self.run_pk is None:
+            return set()
+        query = sa.select(sync_record.c.source_id).where(
+            sync_record.c.run == self.run_pk, sync_record.c.entity == self.spec.entity,
+            sync_record.c.source_id.in_(list(source_ids)))
+        with self.store.engine.connect() as conn:
+            return {r[0] for r in conn.execute(query)}
 
     def save(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
