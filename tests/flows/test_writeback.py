@@ -6,6 +6,7 @@ is what the CRM simulator holds, the calls each simulator counted, and the audit
 
 from __future__ import annotations
 
+import pytest
 from mapping.crm_records import account
 
 from .conftest import run_dag
@@ -195,3 +196,22 @@ def test_a_write_back_field_the_crm_lacks_fails_the_step_once_naming_the_field(d
     assert states["load_customers"] == "success" and states["write_back_customers"] == "failed", states
     assert [c["FNumber"] for c in sims.k3.records("BD_Customer")] == ["CUST-000001"]
     assert crm_updates(sims.fx) == 0
+
+
+@pytest.mark.parametrize("block, message", [
+    ("write_back:\n  number_field: field_fnfcA__c\n", "field_fnfcA__c is mapped to K3Cloud"),  # the number rule
+    ("write_back:\n  status_field: tel\n", "tel is mapped to K3Cloud"),
+    ("write_back:\n  enabled: true\n", "name number_field, status_field or both"),
+    ("write_back:\n  number_field: a__c\n  status_field: a__c\n", "must differ"),
+    ("write_back:\n  number_field: a__c\n  statuses: {}\n", "unknown key"),
+])
+def test_a_bad_write_back_block_fails_with_the_key(block, message):
+    from fxiaoke_k3cloud.errors import MappingError
+    from fxiaoke_k3cloud.flows.specs import mappings_dir
+    from fxiaoke_k3cloud.mapping.loader import parse_mapping
+
+    text = (mappings_dir() / "customers.yaml").read_text(encoding="utf-8")
+    text = text[:text.index("write_back:")] + block
+    with pytest.raises(MappingError) as err:
+        parse_mapping(text, file="customers.yaml")
+    assert message in str(err.value) and "write_back" in str(err.value)

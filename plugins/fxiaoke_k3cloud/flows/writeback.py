@@ -296,7 +296,10 @@ def pending(store: Any, entity: str, *, track_status: bool, limit: int = PER_RUN
              .select_from(joined)
              .where(id_map.c.entity == entity, id_map.c.target_number.is_not(None), id_map.c.target_number != "",
                     stale)
-             .order_by(id_map.c.source_id).limit(limit))
+             # never looked at first, then the longest unchecked: with more than ``limit`` open documents every
+             # one is still read within a few runs
+             .order_by(sa.case((wb.c.updated_at.is_(None), 0), else_=1), wb.c.updated_at, id_map.c.source_id)
+             .limit(limit))
     with store.engine.connect() as conn:
         return [Candidate(source_id=r.source_id, target_id=r.target_id, target_number=r.target_number,
                           last_number=r.number_written, last_status=r.status_written, last_state=r.state,
