@@ -18,6 +18,21 @@ UPDATE = "/cgi/crm/v2/data/update"
 BILL_NO, STATUS, CUST_NO = "field_k3_bill_no__c", "field_k3_status__c", "field_k3_number__c"
 
 
+@pytest.fixture
+def orders_write_back(tmp_path, monkeypatch):
+    """The shipped mappings with the orders write-back switched on (it ships off: sales_orders.yaml says why)."""
+    from fxiaoke_k3cloud.flows.specs import mappings_dir
+
+    for f in mappings_dir().glob("*.yaml"):
+        text = f.read_text(encoding="utf-8")
+        if f.name == "sales_orders.yaml":
+            assert "write_back:\n  enabled: false\n" in text
+            text = text.replace("write_back:\n  enabled: false\n", "write_back:\n  enabled: true\n")
+        (tmp_path / f.name).write_text(text, encoding="utf-8")
+    monkeypatch.setenv("SYNC_MAPPINGS_DIR", str(tmp_path))
+    return tmp_path
+
+
 def crm(fx, obj: str) -> dict[str, dict]:
     return {r["_id"]: r for r in fx.records(obj)}
 
@@ -42,7 +57,8 @@ def writeback_rows(store, flow: str) -> list[dict]:
     return [r for r in run_records(store, run["id"]) if r["entity"].endswith("_writeback")]
 
 
-def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(dagbag, sims, store):
+def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(dagbag, sims, store,
+                                                                             orders_write_back):
     from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
     p = products(sims.fx)
@@ -92,6 +108,17 @@ def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(d
     assert writeback_rows(store, "orders") == []
 
 
+def test_the_shipped_orders_write_back_is_off_and_writes_nothing(dagbag, sims, store):
+    p = products(sims.fx)
+    acc = account(9)
+    o = order(9, acc["_id"])
+    seed(sims.fx, [acc], [o], [line(o["_id"], 1, p["MAT-0001"])])
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success" and states["write_back_orders"] == "success", states
+    assert "SO000009" in {so["FBillNo"] for so in sims.k3.records("SAL_SaleOrder")}
+    assert BILL_NO not in crm(sims.fx, "SalesOrderObj")[o["_id"]] and crm_updates(sims.fx) == 0
+
+
 def test_customer_number_is_written_only_where_the_crm_field_is_empty(dagbag, sims, store):
     fresh = account(1, field_fnfcA__c="cust-000001")  # K3Cloud number CUST-000001 (upper): not held by the CRM
     legacy = account(2, field_fnfcA__c="cust-000002", field_k3_number__c="LEGACY-2")  # the CRM holds a value
@@ -124,7 +151,8 @@ def test_customer_number_is_written_only_where_the_crm_field_is_empty(dagbag, si
     assert writeback_rows(store, "customers") == []  # the legacy value was reported once, not every run
 
 
-def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(dagbag, sims, store):
+def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(dagbag, sims, store,
+                                                                              orders_write_back):
     from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 
     p = products(sims.fx)
