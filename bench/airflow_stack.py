@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 POOLS = ("fxiaoke_api", "k3cloud_api")
+#: What the stack changes from Airflow's defaults to cut the scheduler's and the task start-ups' share of the
+#: latency (README, *Latency*; docs/events.md, *Tuning*). ``--airflow-env`` of bench.latency overrides them.
+LATENCY_SETTINGS = {
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+    # The scheduler sleeps this long after a loop with nothing to do (default 1 s): an asset event, a task that
+    # ended, a run to start all wait for the next loop. 0.2 s: up to ~0.8 s less per hand-over, a few more idle
+    # loops (cheap queries) a second.
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+}
 
 
 class AirflowStack:
@@ -48,7 +58,7 @@ class AirflowStack:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            **LATENCY_SETTINGS,
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
@@ -149,6 +159,31 @@ class AirflowStack:
 
     def runs(self, dag_id: str) -> dict[str, int]:
         return dict(self.query("SELECT run_type || ':' || state, COUNT(*) FROM dag_run WHERE dag_id = ? GROUP BY 1", dag_id))
+
+    def timeline(self, dag_id: str, since_ms: int) -> dict[str, float]:
+        """Where the time went after ``since_ms`` (an audit): seconds from it to the first asset event, to the
+        first asset-triggered run's queued/running, and to each of its tasks' queued/start/end (metadata DB)."""
+        def seconds(stamp: str | None) -> float | None:
+            if not stamp:
+                return None
+            moment = datetime.fromisoformat(str(stamp)).replace(tzinfo=timezone.utc)
+            return round(moment.timestamp() - since_ms / 1000, 3)
+
+        since = datetime.fromtimestamp(since_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        out: dict[str, float] = {}
+        event = self.query("SELECT MIN(timestamp) FROM asset_event WHERE timestamp >= ?", since)
+        if event and event[0][0]:
+            out["asset_event"] = seconds(event[0][0])
+        run = self.query("SELECT run_id, queued_at, start_date FROM dag_run WHERE dag_id = ? AND run_type = 'asset_triggered'"
+                         " AND queued_at >= ? ORDER BY queued_at LIMIT 1", dag_id, since)
+        if not run:
+            return out
+        out["run_queued"], out["run_running"] = seconds(run[0][1]), seconds(run[0][2])
+        for task_id, queued, start, end in self.query(
+                "SELECT task_id, queued_dttm, start_date, end_date FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                dag_id, run[0][0]):
+            out.update({f"{task_id}.queued": seconds(queued), f"{task_id}.start": seconds(start), f"{task_id}.end": seconds(end)})
+        return {k: v for k, v in out.items() if v is not None}
 
     def watcher_position(self, name: str) -> int | None:
         rows = self.query("SELECT value_ms FROM watermark WHERE flow = ?", f"watch:{name}", db=self.audit_db)

@@ -2,7 +2,10 @@
 through a real Airflow (scheduler + LocalExecutor, dag-processor, triggerer, api-server) and the simulators.
 
     python -m bench.latency [--events 10] [--crm-events 5] [--poll-s 5] [--fx-poll-s 20] [--phases poll,push]
-                            [--gap-s 0,10] [--out bench/results]
+                            [--gap-s 0,10] [--airflow-env KEY=VALUE ...] [--out bench/results]
+
+    # the 100-audit run with a triggerer restart halfway (about 40 min on 2 busy cores):
+    python -m bench.latency --phases poll --events 100 --crm-events 4 --no-failover --gap-s 0,5
 
 Per phase, fresh simulators and a fresh Airflow home:
 
@@ -17,7 +20,11 @@ moments of the poll cycle), the notice is audited. Measured from just before the
 note's ``create_time`` and the owner message's ``sentAt`` (simulator clocks = this machine's clock). CRM → K3Cloud:
 an account's name is changed at a random moment; measured to the K3Cloud customer's ``FModifyDate``.
 Polling cost: the watchers' calls during a quiet minute at the end, per hour. Every note and message is
-checked for duplicates. Results: ``latency.json`` and ``latency.md`` in ``--out``.
+checked for duplicates at the CRM simulator (exit code 1 on a duplicate or a missing one). Where the time goes:
+per audit, the asset event, the woken run's queued/running and each task's queued/start/end from Airflow's
+metadata DB, summarised per segment. The stack's Airflow settings are ``bench.airflow_stack.LATENCY_SETTINGS``
+(``--airflow-env AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=1`` measures Airflow's default). Results:
+``latency.json`` and ``latency.md`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import logging
 import math
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -64,6 +72,32 @@ def summary(values: list[float]) -> dict[str, Any]:
             "max": round(ordered[-1], 2), "min": round(ordered[0], 2)}
 
 
+#: The deliveries path as consecutive segments: (label, from mark, to mark); a mark missing in a timeline is skipped.
+SEGMENTS = [
+    ("audit → asset event", None, "asset_event"),
+    ("asset event → run queued", "asset_event", "run_queued"),
+    ("run queued → running", "run_queued", "run_running"),
+    ("run running → extract queued", "run_running", "extract_deliveries.queued"),
+    ("extract queued → started", "extract_deliveries.queued", "extract_deliveries.start"),
+    ("extract started → ended", "extract_deliveries.start", "extract_deliveries.end"),
+    ("extract ended → transform queued", "extract_deliveries.end", "transform_deliveries.queued"),
+    ("transform queued → started", "transform_deliveries.queued", "transform_deliveries.start"),
+    ("transform started → ended", "transform_deliveries.start", "transform_deliveries.end"),
+    ("transform ended → load queued", "transform_deliveries.end", "load_deliveries.queued"),
+    ("load queued → started", "load_deliveries.queued", "load_deliveries.start"),
+    ("load started → CRM note", "load_deliveries.start", "note"),
+]
+
+
+def segments(timelines: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """p50/p95/max of each segment of the deliveries path over the events (seconds)."""
+    out = {}
+    for label, start, end in SEGMENTS:
+        values = [t[end] - (t[start] if start else 0.0) for t in timelines if end in t and (start is None or start in t)]
+        out[label] = summary(values)
+    return out
+
+
 def crm_account(name: str, number: str) -> dict[str, Any]:
     """A CRM account the customers mapping accepts (customer number and type are required there)."""
     return {"name": name, "field_fnfcA__c": number, "field_n5V1I__c": "KHLB001_SYS", "owner": [REP]}
@@ -92,7 +126,9 @@ class World:
         self.seq += 1
         number, customer = f"SOB{self.seq:05d}", f"CUSTB-{self.seq}"
         account = self.fx.create_record("AccountObj", crm_account(f"客户 {number}", customer))
-        order = self.fx.create_record("SalesOrderObj", {"name": number, "account_id": account, "owner": [REP], "order_status": "7"})
+        product = next(p["_id"] for p in self.fxsim.records("ProductObj") if p["product_code"] == "MAT-0001")
+        order = self.fx.create_record("SalesOrderObj", {"name": number, "account_id": account, "owner": [REP], "order_status": "7"},
+                                      details={"SalesOrderProductObj": [{"product_id": product, "quantity": "2", "sales_price": "10"}]})
         self.k3.save("BD_Customer", {"FCUSTID": 0, "FCreateOrgId": {"FNumber": "100"}, "FUseOrgId": {"FNumber": "100"},
                                      "FNumber": customer, "FName": f"客户 {customer}", "FTRADINGCURRID": {"FNumber": "PRE001"}},
                      IsAutoSubmitAndAudit=True)
@@ -103,6 +139,10 @@ class World:
             "FSaleOrderEntry": [{"FMaterialId": {"FNumber": "MAT-0001"}, "FQty": 2, "FTaxPrice": 10}]}, IsAutoSubmitAndAudit=True)
         self.store.upsert_id_map("order", [IdMapEntry(source_id=order, target_id=str(saved.id), target_number=number)])
         self.store.upsert_id_map("customer", [IdMapEntry(source_id=account, target_number=customer)])
+        # The order-line map the orders flow keeps (a notice line needs its CRM order line).
+        line = next(r["_id"] for r in self.fxsim.records("SalesOrderProductObj") if r["order_id"] == order)
+        entry = next(d for d in self.k3sim.records("SAL_SaleOrder") if d.get("FBillNo") == number)["FSaleOrderEntry"][0]["FEntryID"]
+        self.store.upsert_id_map("order_line", [IdMapEntry(source_id=line, target_id=str(entry))])
         pushed = self.k3.push("SAL_SaleOrder", NOTICE, "SaleOrder-DeliveryNotice", numbers=[number])
         notice = pushed.targets[0].number
         self.k3.submit(NOTICE, numbers=[notice])
@@ -135,6 +175,7 @@ class World:
 
 def deliveries_phase(stack: AirflowStack, world: World, args: argparse.Namespace, phase: str, rng: random.Random) -> dict[str, Any]:
     notes, messages, restarts, failover = [], [], [], {}
+    timelines: list[dict[str, float]] = []
     for i in range(args.events):
         if phase == "poll" and i == args.events // 2 and args.events > 1:
             restarts.append(round(stack.restart("triggerer"), 1))
@@ -146,6 +187,10 @@ def deliveries_phase(stack: AirflowStack, world: World, args: argparse.Namespace
         note_ms, msg_ms = world.arrival(notice)
         note_s = None if note_ms is None else (note_ms - started_ms) / 1000
         msg_s = None if msg_ms is None else (msg_ms - started_ms) / 1000
+        timeline = stack.timeline(DELIVERIES, started_ms)
+        if note_s is not None:
+            timeline["note"] = note_s
+        timelines.append(timeline)
         print(f"  {phase} event {i + 1}/{args.events} {notice}: note {note_s} s, message {msg_s} s", flush=True)
         if note_s is not None:
             notes.append(note_s)
@@ -156,6 +201,7 @@ def deliveries_phase(stack: AirflowStack, world: World, args: argparse.Namespace
     missing = args.events - min(len(notes), len(messages))
     return {"audit_to_note_s": summary(notes), "audit_to_message_s": summary(messages), "missing": missing,
             "triggerer_restarts_s": restarts, "failover": failover, "runs": stack.runs(DELIVERIES), "duplicates": world.duplicates(),
+            "segments_s": segments(timelines), "timelines": timelines,
             "raw": {"note": notes, "message": messages}}
 
 
@@ -235,6 +281,7 @@ def run_phase(phase: str, args: argparse.Namespace, workdir: Path, rng: random.R
         "SYNC_FXIAOKE_EVENTS": "poll" if phase == "poll" else "schedule", "SYNC_FXIAOKE_POLL_S": str(args.fx_poll_s),
         "SYNC_FXIAOKE_OFF_HOURS_POLL_S": str(args.fx_poll_s),
         "AIRFLOW_CONN_SYNC_PUSH_K3CLOUD": json.dumps({"conn_type": "generic", "password": PUSH_SECRET}),
+        **dict(kv.split("=", 1) for kv in args.airflow_env),
     }
     stack = AirflowStack(workdir / phase, fx, k3, port=port, extra_env=extra)
     try:
@@ -257,7 +304,8 @@ def run_phase(phase: str, args: argparse.Namespace, workdir: Path, rng: random.R
 def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [f"# Latency benchmark ({datetime.now().isoformat(timespec='seconds')}, {os.cpu_count()} cores)", "",
              f"K3Cloud poll {args.poll_s} s, Fxiaoke poll {args.fx_poll_s} s, {args.events} audits per phase, "
-             f"random pause {args.gap_s[0]}–{args.gap_s[1]} s before each.", "",
+             f"random pause {args.gap_s[0]}–{args.gap_s[1]} s before each; Airflow settings: bench/airflow_stack.py LATENCY_SETTINGS"
+             f"{' with ' + ', '.join(args.airflow_env) if args.airflow_env else ''}.", "",
              "| phase | measure | n | p50 s | p95 s | max s |", "|---|---|---|---|---|---|"]
     for phase, result in results.items():
         d = result["deliveries"]
@@ -267,12 +315,17 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         if "crm_to_k3cloud" in result:
             s = result["crm_to_k3cloud"]["crm_edit_to_k3cloud_s"]
             lines.append(f"| {phase} | CRM edit → K3Cloud write | {s['n']} | {s.get('p50')} | {s.get('p95')} | {s.get('max')} |")
+    for phase, result in results.items():
+        lines += ["", f"Where the time goes ({phase}; from the Airflow metadata DB and the CRM simulator):", "",
+                  "| segment | n | p50 s | p95 s | max s |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {s['n']} | {s.get('p50')} | {s.get('p95')} | {s.get('max')} |"
+                  for label, s in result["deliveries"]["segments_s"].items()]
     lines += ["", "| phase | K3Cloud queries / h (idle) | Fxiaoke queries / h (idle) | duplicated notes / messages | missing "
-              "| triggerer restart (s) | failover: adopted after / audit → note (s) |", "|---|---|---|---|---|---|---|"]
+              "| triggerer restart (s) | failover: adopted after / audit → note (s) | wall time (s) |", "|---|---|---|---|---|---|---|---|"]
     for phase, result in results.items():
         c, d = result["polling_cost"], result["deliveries"]
         lines.append(f"| {phase} | {c['k3cloud_bill_queries_per_hour']} | {c['fxiaoke_queries_per_hour']} | "
-                     f"{d['duplicates']['notes']} / {d['duplicates']['messages']} | {d['missing']} | {d['triggerer_restarts_s'] or '-'} | {d['failover'].get('adopted_after_s', '-')} / {d['failover'].get('audit_to_note_s', '-')} |")
+                     f"{d['duplicates']['notes']} / {d['duplicates']['messages']} | {d['missing']} | {d['triggerer_restarts_s'] or '-'} | {d['failover'].get('adopted_after_s', '-')} / {d['failover'].get('audit_to_note_s', '-')} | {result.get('wall_s', '-')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -288,14 +341,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-failover", dest="failover", action="store_false",
                    help="poll phase: do not start a second triggerer and crash the first one halfway")
+    p.add_argument("--airflow-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra environment for every Airflow component (e.g. AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=1 "
+                        "to measure Airflow's default); repeatable")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = p.parse_args(argv)
     args.gap_s = tuple(float(x) for x in args.gap_s.split(","))
+    bad = [kv for kv in args.airflow_env if "=" not in kv]
+    if bad:
+        p.error(f"--airflow-env wants KEY=VALUE, got {bad[0]!r}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (a stopped `make`, a CI timeout) unwinds like Ctrl-C, so the stack's `finally` stops every component.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rng = random.Random(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     os.environ["AIRFLOW_HOME"] = str(workdir / "client")  # this process only reads connections from env vars
@@ -304,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for phase in args.phases.split(","):
         print(f"phase {phase} (logs in {workdir / phase})", flush=True)
+        began = time.monotonic()
         results[phase] = run_phase(phase, args, workdir, rng)
+        results[phase]["wall_s"] = round(time.monotonic() - began)
     table = render(results, args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latency.json").write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "out"},

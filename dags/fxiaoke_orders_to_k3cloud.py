@@ -64,7 +64,7 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     ),
     stages=[
         Stage("extract_orders", "extract", pool="fxiaoke_api"),
-        Stage("sync_customers", "sync_customers", pool="k3cloud_api"),
+        Stage("sync_customers", "sync_dependencies", pool="k3cloud_api"),
         Stage("transform_orders", "transform", pool="k3cloud_api"),
         Stage("load_orders", "load", pool="k3cloud_api"),
         Stage("write_back_orders", WRITE_BACK, pool="fxiaoke_api", always=True),  # also in idle runs

@@ -15,11 +15,13 @@ import time
 
 from stack import HOME, ROOT, VENV_BIN, Simulators, airflow_env, migrate_airflow_db
 
-# In the order the business needs them: customers before orders, orders before deliveries.
+# In the order the business needs them: customers before orders and contacts, orders before deliveries.
 FLOWS = [
     ("fxiaoke_customers_to_k3cloud", "Fxiaoke customers (AccountObj) → K3Cloud BD_Customer"),
     ("fxiaoke_orders_to_k3cloud", "Fxiaoke sales orders → K3Cloud SAL_SaleOrder"),
+    ("fxiaoke_contacts_to_k3cloud", "Fxiaoke contacts (ContactObj) → K3Cloud BD_CommonContact"),
     ("k3cloud_deliveries_to_fxiaoke", "K3Cloud audited delivery notices → Fxiaoke"),
+    ("k3cloud_receipts_to_fxiaoke", "K3Cloud audited receipt bills → Fxiaoke payments"),
 ]
 
 
@@ -99,6 +101,11 @@ def main() -> int:
                              str(max(1, args.customers // 10))], env, logs / "k3cloud-user.log")
                 # The notices were audited a moment ago, after the last complete 15-minute interval:
                 # a manual run up to now picks them up (as the next scheduled run would).
+                conf = '{"until": "%d"}' % ((time.time() + 60) * 1000)
+            if dag_id == "k3cloud_receipts_to_fxiaoke":
+                print("\n▶ Meanwhile in K3Cloud: a cashier receives money for shipped orders (receipt bills, audited)")
+                run_quietly([sys.executable, str(ROOT / "scripts" / "demo_k3_receipts.py"), "--count",
+                             str(max(1, args.customers // 10))], env, logs / "k3cloud-cashier.log")
                 conf = '{"until": "%d"}' % ((time.time() + 60) * 1000)
             log_path = logs / f"{dag_id}-{attempt}.log"
             print(f"\n▶ {title}\n  airflow dags test {dag_id} -c '{conf}'", flush=True)

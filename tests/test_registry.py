@@ -13,7 +13,7 @@ from fxiaoke_k3cloud.flows import specs
 def test_dependencies_come_first_whatever_order_they_are_asked_in():
     assert specs.ordered(["orders", "customers"]) == ["customers", "orders"]
     assert specs.ordered(["orders"]) == ["orders"]  # a dependency not asked for is not added
-    assert specs.redrive_flows() == ["customers", "orders"]
+    assert specs.redrive_flows() == ["customers", "orders", "contacts"]
     assert "deliveries" not in specs.reconciled_flows()
 
 
@@ -39,3 +39,28 @@ def test_factory_refuses_stages_that_differ_from_the_registry_steps():
     with pytest.raises(ConfigError, match="registry's flow 'orders'"):
         flow_dag("orders", dag_id="fxiaoke_orders_to_k3cloud", schedule=None, params={}, stages=stages,
                  tags=["t"], doc_md="x")
+
+
+def test_every_lookup_flow_is_a_registered_dependency():
+    """A mapping's ``lookups.<name>.flow`` names a registry flow the flow depends on (synced first, re-driven first)."""
+    from fxiaoke_k3cloud.mapping import load_mapping
+
+    for name, spec in specs.FLOWS.items():
+        mapping = load_mapping(spec.mapping_path)
+        for lookup, decl in mapping.lookups.items():
+            if decl.flow is None:
+                continue
+            assert decl.flow in specs.FLOWS, f"{spec.mapping_file}: lookups.{lookup}.flow {decl.flow!r}"
+            assert decl.flow in spec.depends_on, f"{name}: lookup {lookup} resolves through {decl.flow}, not in depends_on"
+
+
+def test_a_flow_target_form_is_known_to_the_hook_from_its_mapping_alone():
+    """Read-back by number needs the form's pk and number field: the mapping's target gives them, no hook table."""
+    from fxiaoke_k3cloud.flows.mappings import flow_mapping
+    from fxiaoke_k3cloud.hooks.k3cloud_query import FORM_KEYS, form_keys, stable_order
+
+    assert "BD_CommonContact" not in FORM_KEYS
+    flow_mapping(specs.flow_spec("contacts"))
+    keys = form_keys("bd_commoncontact")
+    assert (keys.pk, keys.number_key) == ("FCONTACTID", "FNumber")
+    assert stable_order("BD_CommonContact", ["FNumber"], None) == "FCONTACTID ASC"

@@ -27,11 +27,15 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fxiaoke_k3cloud.audit import AuditStore, RecordOutcome
 from fxiaoke_k3cloud.audit.redact import safe_text
 from fxiaoke_k3cloud.errors import ApiError, ConfigError, SyncError, TransportError
+from fxiaoke_k3cloud.events.position import PREFIX
+from fxiaoke_k3cloud.events.status import pending_change, watcher_states
 from fxiaoke_k3cloud.flows.specs import FLOWS, flow_spec
 from fxiaoke_k3cloud.hooks._http import HttpSettings, new_session
 from fxiaoke_k3cloud.monitor import queries
@@ -47,6 +51,7 @@ MAX_OWNER_LOOKUPS = 50
 #: Records listed per owner message (the rest are counted).
 MAX_RECORDS_PER_OWNER = 20
 WEBHOOK_TIMEOUT = 10.0
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass
@@ -277,3 +282,94 @@ def on_report_failure(context: Mapping[str, Any]) -> None:
             store.dispose()
     except Exception:  # a callback that raises only hides the original failure
         log.exception("on_report_failure: the alert digest could not be sent")
+
+
+# ------------------------------------------------------------------------------------------- silent watcher
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "never"
+    return datetime.fromtimestamp(ms / 1000, tz=SHANGHAI).strftime("%Y-%m-%d %H:%M:%S (Asia/Shanghai)")
+
+
+def silent_watcher_text(state: Mapping[str, Any], pending: Mapping[str, Any] | None, pending_error: str | None) -> str:
+    """The alert for one silent watcher: which, since when, what is waiting, what to do."""
+    since = "has never polled" if state["last_polled_ms"] is None else \
+        f"last polled {_when(state['last_polled_ms'])}, {int(state['seconds_since_poll'])} s ago"
+    lines = [f"[同步告警] 事件监听器 {state['name']} 已停止轮询 / watcher {state['name']} is silent: {since} "
+             f"(expected every {state['poll_s']:g} s; alert after {state['threshold_s']:g} s).",
+             f"Position: {_when(state['position_ms'])}"
+             + (f", record {state['position_record_id']}" if state["position_record_id"] else "") + "."]
+    if pending:
+        lines.append(f"Waiting at the source ({state['source']} {state['form']}): {pending['record']} changed "
+                     f"{_when(pending.get('at_ms'))} and newer — they reach the other system only at the next 15-minute run.")
+    elif pending_error:
+        lines.append(f"Could not check the source for waiting changes: {pending_error}")
+    else:
+        lines.append(f"No change waiting at the source ({state['source']} {state['form']}) yet.")
+    lines.append("What to do: is the Airflow triggerer running (`airflow jobs check --job-type TriggererJob`, compose service "
+                 "airflow-triggerer)? Its log shows the watcher's errors; restart it. The 15-minute schedule keeps syncing meanwhile.")
+    return safe_text("\n".join(lines), limit=3500) or ""
+
+
+def alert_silent_watchers(store: AuditStore, *, k3cloud_hook: Any = None, fxiaoke_hook: Any = None,
+                          to_users: Sequence[str] | None = None, webhook_conn_id: str | None = None,
+                          now_ms: int | None = None) -> list[str]:
+    """Alert once per silent episode of each watcher (``events.status``); returns the names alerted now.
+
+    A watcher is silent when it should poll (mode ``poll``) and has recorded no poll for longer than its
+    threshold — whether or not changes are waiting: a dead triggerer is a fault before the first audit arrives,
+    and waiting for one would send the alert only when a user is already waiting. Whether changes are waiting
+    is checked with one call to the source and put in the text. The episode (the last poll it stopped at) is
+    marked in the store (``watch:<name>:alerted``) after sending, so a check every minute sends one alert until
+    the watcher polls again and goes silent again.
+    """
+    alerted = []
+    users = list(to_users) if to_users is not None else configured_open_user_ids()
+    conn_id = webhook_conn_id if webhook_conn_id is not None else configured_webhook_conn_id()
+    for state in watcher_states(store, now_ms=now_ms):
+        episode = state["last_polled_ms"] or 0
+        done = store.get_watermark(f"{PREFIX}{state['name']}:alerted")
+        if not state["silent"] or (done is not None and done >= episode):
+            continue
+        pending, pending_error = None, None
+        try:
+            pending = pending_change(state, k3cloud_hook=k3cloud_hook, fxiaoke_hook=fxiaoke_hook)
+        except (SyncError, AttributeError) as exc:  # AttributeError: no hook for that source was given
+            pending_error = safe_text(str(exc), limit=300)
+        text = silent_watcher_text(state, pending, pending_error)
+        sent = False
+        if users and fxiaoke_hook is not None:
+            try:
+                fxiaoke_hook.send_text_message(users, text)
+                sent = True
+            except SyncError as exc:
+                log.warning("silent-watcher alert for %s not sent to Fxiaoke: %s", state["name"], safe_text(str(exc)))
+        if conn_id:
+            try:
+                post_webhook(conn_id, text)
+                sent = True
+            except SyncError as exc:
+                log.warning("silent-watcher alert for %s not sent to webhook %s: %s", state["name"], conn_id, safe_text(str(exc)))
+        log.warning("%s", text)
+        if sent:
+            store.set_watermark(f"{PREFIX}{state['name']}:alerted", episode, "alerted", force=True)
+            alerted.append(state["name"])
+    return alerted
+
+
+def check_watchers() -> list[dict[str, Any]]:
+    """The ``sync_watchers`` DAG's task: alert on silent watchers; returns ``watcher_states`` (for the XCom)."""
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook  # imported on use: the DAG file stays cheap to parse
+    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+    store = AuditStore.from_airflow()
+    try:
+        alerted = alert_silent_watchers(store, k3cloud_hook=K3CloudHook(), fxiaoke_hook=FxiaokeHook())
+        states = watcher_states(store)
+    finally:
+        store.dispose()
+    for state in states:
+        log.info("watcher %s (%s): last poll %s s ago (%s), silent=%s%s", state["name"], state["mode"],
+                 state["seconds_since_poll"], state["last_result"], state["silent"],
+                 " — alerted" if state["name"] in alerted else "")
+    return states

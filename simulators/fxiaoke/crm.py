@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from .envelope import NOT_FOUND, STATE_CONFLICT, VALIDATION_FAILED, ApiError, param_error
 from .query import matching, page_bounds, projection_of, search_info
+from . import rollup
 from .schema import DETAILS, OBJECTS, REFERENCE_TYPES, ObjectDef
 from .state import CallContext, SimState
 from .store import SERVER_OWNED, FieldValueError, coerce
@@ -224,6 +225,7 @@ def create(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, A
     sim.store.table(obj.api_name)[master["_id"]] = master
     for detail, child in children:
         sim.store.table(detail.api_name)[child["_id"]] = child
+    rollup.refresh(sim.store, rollup.order_ids_of(sim.store, obj.api_name, [master]))
     return {"dataId": master["_id"]}
 
 
@@ -248,10 +250,12 @@ def update(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, A
     values = _check_values(sim, obj, changes, str(rec.get("name", "")))
     merged = {**rec, **values}
     _required(sim, obj, merged)
+    before = rollup.order_ids_of(sim.store, obj.api_name, [rec])
     rec.update(values)
     for key in [k for k, v in rec.items() if v is None]:
         del rec[key]
     _touch(sim, ctx, rec, sim.clock.now_ms())
+    rollup.refresh(sim.store, before | rollup.order_ids_of(sim.store, obj.api_name, [rec]))
     return {"dataId": rec["_id"]}
 
 
@@ -281,6 +285,7 @@ def invalid(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, 
         if r.get("life_status") != "invalid":
             r["life_status"] = "invalid"
             _touch(sim, ctx, r, now)
+    rollup.refresh(sim.store, rollup.order_ids_of(sim.store, obj.api_name, [rec]))
     return {}
 
 
@@ -291,9 +296,11 @@ def delete(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, A
     live = [r.get("name") or r["_id"] for r in records if r.get("life_status") != "invalid"]
     if live:
         raise ApiError(STATE_CONFLICT, f"数据{live}未作废，只能删除已作废的数据", "only voided (invalid) records can be deleted")
+    touched = rollup.order_ids_of(sim.store, obj.api_name, records)
     for rec in records:
         for o, r in _with_details(sim, obj, rec):
             sim.store.table(o.api_name).pop(r["_id"], None)
+    rollup.refresh(sim.store, touched)
     return {}
 
 
@@ -310,6 +317,7 @@ def recover(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, 
             if r.get("life_status") == "invalid":
                 r["life_status"] = "normal"
                 _touch(sim, ctx, r, now)
+    rollup.refresh(sim.store, rollup.order_ids_of(sim.store, obj.api_name, records))
     return {}
 
 

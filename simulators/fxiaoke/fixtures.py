@@ -100,14 +100,16 @@ def product_ids_by_code(store: Store) -> dict[str, dict[str, Any]]:
 
 
 def generate_demo(store: Store, config: SimConfig, n: int, base_ms: int | None = None) -> dict[str, int]:
-    """Add ``n`` customers, each with 1–2 normal sales orders of 1–3 lines; same output for the same ``n``."""
+    """Add ``n`` customers, each with 1–2 normal sales orders of 1–3 lines and one contact (its contact person);
+    same output for the same ``n``."""
     base_ms = config.demo_base_ms if base_ms is None else base_ms
     rng = random.Random(f"fxiaoke-demo-{n}")
     reps = [open_user_id(s) for s, *_ in REPS]
     by_code = product_ids_by_code(store)
     catalogue = [by_code[f"MAT-{i:04d}"] for i in range(1, 21)]
     account, order, line = OBJECTS["AccountObj"], OBJECTS["SalesOrderObj"], OBJECTS["SalesOrderProductObj"]
-    counts = {"AccountObj": 0, "SalesOrderObj": 0, "SalesOrderProductObj": 0}
+    counts = {"AccountObj": 0, "SalesOrderObj": 0, "SalesOrderProductObj": 0, "ContactObj": 0}
+    made: list[dict[str, Any]] = []
     order_no = 0
     for i in range(1, n + 1):
         city, province = CITIES[rng.randrange(len(CITIES))]
@@ -127,6 +129,7 @@ def generate_demo(store: Store, config: SimConfig, n: int, base_ms: int | None =
             "owner": [owner], "create_time": stamp, "last_modified_time": stamp,
         }, now_ms=stamp, user=config.open_user_id, keep_system=True)
         store.table("AccountObj")[acc["_id"]] = acc
+        made.append(acc)
         counts["AccountObj"] += 1
         for _ in range(rng.randint(1, 2)):
             order_no += 1
@@ -155,4 +158,15 @@ def generate_demo(store: Store, config: SimConfig, n: int, base_ms: int | None =
                 }, now_ms=o_stamp, user=config.open_user_id, keep_system=True)
                 store.table("SalesOrderProductObj")[sop["_id"]] = sop
                 counts["SalesOrderProductObj"] += 1
+    # Contacts last and without the random generator, so the customers and orders keep their ids and values.
+    person = OBJECTS["ContactObj"]
+    for i, acc in enumerate(made, start=1):
+        stamp = int(acc["last_modified_time"])
+        rec = store.build(person, {
+            "name": acc["field_zW12m__c"], "account_id": acc["_id"], "mobile1": acc["field_G45nC__c"],
+            "tel1": acc["tel"], "email": f"contact{i:06d}@example.com", "company": acc["name"],
+            "owner": acc["owner"], "life_status": "normal", "create_time": stamp, "last_modified_time": stamp,
+        }, now_ms=stamp, user=config.open_user_id, keep_system=True)
+        store.table("ContactObj")[rec["_id"]] = rec
+        counts["ContactObj"] += 1
     return counts

@@ -170,6 +170,8 @@ SALES_ORDER = _object(
     _f("ship_to_add", "收货地址", "text"),
     _f("ship_to_tel", "收货人电话", "phone_number"),
     _f("order_status", "状态", "select_one", options=(("6", "确认中"), ("7", "已确认"), ("10", "已发货"))),
+    _f("payment_amount", "已回款金额", "currency"),  # roll-up of the order's payment lines (rollup.py)
+    _f("receivable_amount", "待回款金额", "currency"),
     _f("remark", "备注", "long_text"),
     _f("field_k3_bill_no__c", "K3单据编号(回写)", "text", custom=True),
     _f("field_k3_status__c", "K3单据状态(回写)", "text", custom=True),

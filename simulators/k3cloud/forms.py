@@ -6,6 +6,7 @@ Chinese labels the real server uses in its validation messages.
 
 from __future__ import annotations
 
+from . import receipt_fields as receipts
 from .metadata import Entity, Form, entity, parse_fields
 
 ORG = "ORG_Organizations"
@@ -340,6 +341,29 @@ FEntrynote t 备注
     entity("SubHeadEntity", "FEntryId", "财务信息", _SUBHEAD_SETTLE, multi=False, orm="SAL_OUTSTOCKFIN"),
 ], prefix="XSCKD", org_key="FStockOrgId", defaults={"FBillTypeID": {"FNumber": "XSCKD01_SYS"}})
 
+# 收款单: header per the Save templates of public clients (k3cloud-webapi.md §5.6; README "AR_RECEIVEBILL").
+# FRECAMOUNTFOR / FREALRECAMOUNTFOR are the entries' sum, kept by the server (Save computes them).
+RECEIVE_BILL = _bill("AR_RECEIVEBILL", "收款单", receipts.HEADER.format(org=ORG), [
+    entity("FRECEIVEBILLENTRY", "FEntryID", "收款单明细", receipts.ENTRY),
+    entity("FRECEIVEBILLSRCENTRY", "FEntryID", "源单明细", receipts.SRC_ENTRY),
+], prefix="SKD", org_key="FSETTLEORGID", defaults={
+    "FBillTypeID": {"FNumber": "SKDLX01_SYS"}, "FCONTACTUNITTYPE": "BD_Customer", "FPAYUNITTYPE": "BD_Customer",
+    "FBUSINESSTYPE": "1", "FCURRENCYID": {"FNumber": "PRE001"}, "FEXCHANGERATE": 1,
+})
+
+# 联系人 (common contact): a person of a customer (FCompanyType BD_Customer + FCompany) or of a supplier. Field keys
+# from public WebAPI Save payloads (see README "BD_CommonContact"); not org-controlled here (assumption).
+CONTACT = _base("BD_CommonContact", "联系人", "FCONTACTID", """
+FCompanyType t 所属公司类型
+FCompany r:BD_Customer 所属公司
+FCustId r:BD_Customer 客户
+FMobile t 移动电话
+FTel t 固定电话
+FEmail t 电子邮箱
+FPost t 职务
+FBizAddress t 详细地址
+""", prefix="CXR")
+
 # Base data the business forms reference. Org-controlled ones must be allocated to the org a bill is in.
 BASE_FORMS: list[Form] = [
     _base(ORG, "组织机构", "FOrgID", "FOrgFunctions t 组织职能"),
@@ -353,6 +377,7 @@ BASE_FORMS: list[Form] = [
     _base("BOS_BillType", "单据类型", "FBILLTYPEID", "FBillFormID t 单据\nFIsDefault b 默认"),
     _base("BD_STOCK", "仓库", "FStockId", "FStockProperty t 仓库属性", org=True),
     _base("BD_SETTLETYPE", "结算方式", "FID"),
+    _base("CN_RECPAYPURPOSE", "收付款用途", "FID"),
     _base("BD_RecCondition", "收款条件", "FID", "", org=True),
     _base("BD_Rate_Type", "汇率类型", "FRATETYPEID"),
     _base("SEC_User", "用户", "FUserID", "FUserAccount t 用户账号"),
@@ -360,7 +385,7 @@ BASE_FORMS: list[Form] = [
     _base("BD_PriceList", "价目表", "FID", "", org=True),
     _base("BD_DiscountList", "折扣表", "FID", "", org=True),
     _base("BD_OPERATORGROUP", "业务组", "FID"),
-    _base("BD_CommonContact", "联系人", "FCONTACTID"),
+    CONTACT,
     _base("BD_CUSTLOCATION", "客户地点", "FID"),
     _base("BD_BankType", "银行类型", "FID"),
     _base("BD_BankDetail", "银行网点", "FID"),
@@ -369,7 +394,8 @@ BASE_FORMS: list[Form] = [
     _base("BD_BatchMainFile", "批号主档", "FLOTID", "", org=True),
 ]
 
-ALL_FORMS: dict[str, Form] = {f.form_id.lower(): f for f in [CUSTOMER, MATERIAL, SALE_ORDER, DELIVERY_NOTICE, OUT_STOCK, *BASE_FORMS]}
+ALL_FORMS: dict[str, Form] = {f.form_id.lower(): f for f in [CUSTOMER, MATERIAL, SALE_ORDER, DELIVERY_NOTICE, OUT_STOCK, RECEIVE_BILL,
+                                                        *BASE_FORMS]}
 
 
 def get_form(form_id: str) -> Form | None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .basedata import allocated_copy
-from .forms import get_form
+from .forms import RECEIVE_BILL, get_form
 from .metadata import Form
+from .receipts import pushed_amount
 from .store import Doc, Store, now_local
 from .values import to_bool
 from .wire import K3Error
@@ -289,6 +290,8 @@ def has_downstream(store: Store, doc: Doc) -> bool:
                 for link in row.get("FEntity_Link") or []:
                     if str(link.get("FEntity_Link_FSBillId")) == str(doc.id) and _source_form(link) == doc.form.form_id:
                         return True
+    if doc.form.form_id == "SAL_SaleOrder":  # receipts pushed from the order link to its receipt plan
+        return pushed_amount(store, RECEIVE_BILL, doc) > 0
     return False
 
 

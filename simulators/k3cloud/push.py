@@ -1,4 +1,4 @@
-"""Push (下推): SaleOrder → DeliveryNotice → OutStock, and SaleOrder → OutStock (§3.8, §5.4, §5.5).
+"""Push (下推): SaleOrder → DeliveryNotice → OutStock, SaleOrder → OutStock (§3.8, §5.4, §5.5), SaleOrder → 收款单.
 
 Target bills are built with link rows (``FEntity_Link``) and source fields, then saved through the normal Save
 path (status A, not audited). Quantities already pushed are derived from the link rows of existing targets, so a
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .forms import DELIVERY_NOTICE, OUT_STOCK, SALE_ORDER
+from . import receipts
+from .forms import DELIVERY_NOTICE, OUT_STOCK, RECEIVE_BILL, SALE_ORDER
 from .metadata import Form
 from .operations import select
 from .save import Rejected, SaveOptions, Saver
@@ -20,10 +21,12 @@ RULES: dict[str, tuple[Form, Form, str]] = {
     "saleorder-deliverynotice": (SALE_ORDER, DELIVERY_NOTICE, "T_SAL_ORDERENTRY"),
     "saleorder-outstock": (SALE_ORDER, OUT_STOCK, "T_SAL_ORDERENTRY"),
     "deliverynotice-outstock": (DELIVERY_NOTICE, OUT_STOCK, "T_SAL_DELIVERYNOTICEENTRY"),
+    receipts.RULE.lower(): (SALE_ORDER, RECEIVE_BILL, receipts.PLAN_TABLE),
 }
 DEFAULT_RULES = {("sal_saleorder", "sal_deliverynotice"): "saleorder-deliverynotice",
                  ("sal_saleorder", "sal_outstock"): "saleorder-outstock",
-                 ("sal_deliverynotice", "sal_outstock"): "deliverynotice-outstock"}
+                 ("sal_deliverynotice", "sal_outstock"): "deliverynotice-outstock",
+                 ("sal_saleorder", "ar_receivebill"): receipts.RULE.lower()}
 
 
 def _ref(value: Any) -> Any:
@@ -76,6 +79,8 @@ class Pusher:
             raise K3Error(f"单据编号为“{src.number}”的{src.form.caption}未审核，不能下推！", 11)
         if src.data.get("FCloseStatus") == "B" or src.data.get("FCancelStatus") == "B":
             raise K3Error(f"单据编号为“{src.number}”的{src.form.caption}已关闭或作废，不能下推！", 11)
+        if target is RECEIVE_BILL:
+            return self.saver.save(target, receipts.receipt_from_order(self.store, target, src), SaveOptions(), dindex=n)
         entry_key = "FSaleOrderEntry" if src.form is SALE_ORDER else "FEntity"
         lines = []
         for row in src.data.get(entry_key) or []:

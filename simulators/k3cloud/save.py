@@ -405,7 +405,11 @@ def _row_org(row: dict[str, Any]) -> str | None:
 
 
 def _compute_lines(form: Form, data: dict[str, Any]) -> None:
-    """Amounts and the execution quantities a freshly saved sale order line starts with."""
+    """Amounts and the execution quantities a freshly saved sale order line starts with; a receipt's totals."""
+    if form.form_id == "AR_RECEIVEBILL":
+        total = round(sum(float(r.get("FRECAMOUNTFOR_E") or 0) for r in data.get("FRECEIVEBILLENTRY") or []), 2)
+        data["FRECAMOUNTFOR"] = data["FREALRECAMOUNTFOR"] = total
+        return
     if form.form_id != "SAL_SaleOrder":
         return
     for row in data.get("FSaleOrderEntry") or []:

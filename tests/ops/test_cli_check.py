@@ -20,7 +20,10 @@ def run(argv: list[str]) -> tuple[int, str, str]:
 def test_check_passes_with_valid_mappings_and_working_connections(k3cloud, fxiaoke) -> None:
     code, out, _ = run(["check"])
     assert code == cli.EXIT_OK, out
-    assert out.count("ok    mapping") == 3
+    from fxiaoke_k3cloud.flows.specs import FLOWS
+
+    assert out.count("ok    mapping") == len(FLOWS) and "ok    mapping receipts" in out  # one per registry flow
+    assert "ok    mapping contacts" in out
     assert "ok    connection fxiaoke_default" in out and "ok    connection k3cloud_default" in out
 
 

@@ -34,11 +34,13 @@ def tasks(flow: str) -> list[tuple[str, Any]]:
         return [("extract_deliveries", lambda up, ctx: deliveries.extract("deliveries", ctx)),
                 ("transform_deliveries", lambda up, ctx: deliveries.transform("deliveries", up, ctx)),
                 ("load_deliveries", lambda up, ctx: deliveries.load("deliveries", up, ctx))]
-    chain = [(f"extract_{flow}", lambda up, ctx: steps.extract(flow, ctx))]
-    if flow == "orders":
-        chain.append(("sync_customers", lambda up, ctx: steps.sync_customers(flow, up, ctx)))
-    chain += [(f"transform_{flow}", lambda up, ctx: steps.transform(flow, up, ctx)),
-              (f"load_{flow}", lambda up, ctx: steps.load(flow, up, ctx))]
+    from fxiaoke_k3cloud.flows.specs import flow_spec, resolve_step
+
+    spec = flow_spec(flow)
+    first, *rest = spec.steps  # the registry's steps, as the DAG factory runs them
+    chain = [(f"extract_{flow}", lambda up, ctx: resolve_step(first)(flow, ctx))]
+    for step in rest:
+        chain.append((f"{step}_{flow}", lambda up, ctx, fn=resolve_step(step): fn(flow, up, ctx)))
     return chain
 
 

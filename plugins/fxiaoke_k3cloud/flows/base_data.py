@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from fxiaoke_k3cloud.hooks.k3cloud_filter import F
+from fxiaoke_k3cloud.hooks.k3cloud_query import form_keys
 from fxiaoke_k3cloud.numbers import number_key
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 def states_by_number(hook: Any, form_id: str, numbers: Iterable[str], *, pk_key: str, number_field: str = "FNumber",
                      org: tuple[str, str] | None = None, base_data: bool = True) -> dict[str, DocState]:
     """The K3Cloud rows with these numbers (in ``org`` when given), keyed by :func:`number_key`."""
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-
     wanted = list(dict.fromkeys(str(n).strip() for n in numbers if n and str(n).strip()))
     keys = [pk_key, number_field, "FDocumentStatus"] + (["FForbidStatus"] if base_data else [])
     out: dict[str, DocState] = {}
@@ -90,8 +90,6 @@ def states_by_number(hook: Any, form_id: str, numbers: Iterable[str], *, pk_key:
 
 def states_by_ids(hook: Any, form_id: str, ids: Iterable[Any], *, pk_key: str, number_field: str) -> dict[str, DocState]:
     """The K3Cloud documents with these ids (ids are unique: no org filter), keyed by id."""
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-
     wanted = []
     for i in dict.fromkeys(ids):
         try:
@@ -144,8 +142,6 @@ def empty_references(hook: Any, form_id: str, pk_key: str, sent: dict[str, dict[
                      fields: Sequence[str]) -> dict[str, list[tuple[str, Any]]]:
     """Read back the reference fields of documents just saved (one ExecuteBillQuery per 500 documents): id →
     [(field key, value sent)] for the references K3Cloud left empty or set to something else."""
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-
     ids = [i for i in sent if str(i).isdigit()]
     out: dict[str, list[tuple[str, Any]]] = {}
     for chunk in _chunks(ids, QUERY_CHUNK):
@@ -157,4 +153,21 @@ def empty_references(hook: Any, form_id: str, pk_key: str, sent: dict[str, dict[
                     if want in (None, "") or number_key(row.get(key) or "") == number_key(want):
                         continue
                     out.setdefault(doc_id, []).append((key, want))
+    return out
+
+
+def audited_targets(k3_hook: Any, form_id: str, numbers: list[str]) -> dict[str, str]:
+    """K3Cloud documents among ``numbers`` that are submitted or audited (B/C): number key
+    (:func:`~fxiaoke_k3cloud.numbers.number_key`, as K3Cloud compares numbers) → status.
+
+    The form's pk and number field come from the hook's key table, which every flow's mapping registers its target
+    form in (see :mod:`.mappings`).
+    """
+    keys = form_keys(form_id)
+    pk, number_field = (keys.pk, keys.number_key) if keys is not None else ("FID", "FBillNo")
+    out: dict[str, str] = {}
+    for chunk in _chunks(list(numbers), QUERY_CHUNK):
+        flt = F(number_field).isin(list(chunk)) & F("FDocumentStatus").isin(["B", "C"])
+        for page in k3_hook.execute_bill_query(form_id, [pk, number_field, "FDocumentStatus"], filter=flt):
+            out.update({number_key(r[number_field]): str(r["FDocumentStatus"]) for r in page})
     return out

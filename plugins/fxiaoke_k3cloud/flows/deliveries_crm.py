@@ -21,21 +21,22 @@ For each mapped K3Cloud delivery notice (one staged package):
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
+from fxiaoke_k3cloud.audit import IdMapEntry
 from fxiaoke_k3cloud.errors import (
     ApiError,
     AuthenticationError,
     OutcomeUnknownError,
+    PermissionDeniedError,
     QuotaExhaustedError,
     RetryableApiError,
     SyncError,
     TransportError,
 )
-from fxiaoke_k3cloud.flows.specs import FlowSpec
+from fxiaoke_k3cloud.flows.k3_load import ClaimedLoader
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +83,15 @@ def crm_products(hook: Any, codes: Iterable[str]) -> dict[str, str]:
 def crm_warehouses(hook: Any, numbers: Iterable[str]) -> dict[str, str] | None:
     """``{number: WarehouseObj _id}``; None when the CRM has no WarehouseObj (the inventory module is off).
 
-    An error that retrying or the connection settles (rate limit, 5xx, credentials, quota) is raised as usual.
+    An error that retrying or the connection settles (rate limit, 5xx, credentials, permission, quota) is raised
+    as usual; only an unknown object (the module is off) means "no warehouses".
     """
     wanted = [n for n in numbers if n]
     if not wanted:
         return {}
     try:
         rows = _query_in(hook, WAREHOUSE_OBJECT, "number", wanted, ["_id", "number"])
-    except (RetryableApiError, AuthenticationError, QuotaExhaustedError):
+    except (RetryableApiError, AuthenticationError, PermissionDeniedError, QuotaExhaustedError):
         raise
     except ApiError as exc:
         log.warning("the CRM refused a %s query (%s): delivery notes are written without a warehouse",
@@ -157,56 +159,12 @@ def plain_number(d: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-@dataclass
-class _Result:
-    outcomes: list[Any] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
-
-
-class DeliveryLoader:
-    """Writes one run's delivery notes to the CRM.
+class DeliveryLoader(ClaimedLoader):
+    """Writes one run's delivery notes to the CRM (claims, outcomes and config errors: :class:`ClaimedLoader`).
 
     The id map is written per notice as soon as its note exists (a crash cannot lead to a duplicate); the
     outcomes are recorded together at the end of the run.
     """
-
-    def __init__(self, spec: FlowSpec, hook: Any, store: Any, run_pk: int) -> None:
-        self.spec = spec
-        self.hook = hook
-        self.store = store
-        self.run_pk = run_pk
-        self.result = _Result()
-
-    def run(self, packages: list[NotePackage], *, dry_run: bool = False) -> Counter:
-        """Load the notices; each is claimed first, so two runs at once never write one notice twice.
-
-        A notice another run is writing is loaded after that run released it, from the id map as it left it
-        (so it is found, not created again); one still held after the wait is failed and retried later.
-        """
-        from fxiaoke_k3cloud.flows.claims import Claims
-
-        if dry_run:
-            self._load_batch(packages, dry_run=True)
-        else:
-            claims = Claims(self.store, self.spec.entity, self.run_pk)
-            try:
-                mine, held = claims.take([p.source_id for p in packages])
-                self._load_batch([p for p in packages if p.source_id in set(mine)])
-                claims.release(mine)
-                if held:
-                    log.info("%s: %s notice(s) are being written by another run; waiting for it", self.spec.name,
-                             len(held))
-                    mine, held = claims.wait(list(held))
-                    self._load_batch([p for p in packages if p.source_id in set(mine)])
-                    claims.release(mine)
-                for pkg in (p for p in packages if p.source_id in held):
-                    self._outcome(pkg, "failed", error="ClaimedByAnotherRun",
-                                  reason=f"{pkg.number}: being written by {held[pkg.source_id]} for too long; "
-                                         "not written twice, retried by the next run")
-            finally:
-                claims.release_all()
-        self.store.record_outcomes(self.run_pk, self.result.outcomes)
-        return self.result.counts
 
     def _load_batch(self, packages: list[NotePackage], *, dry_run: bool = False) -> None:
         """Notices this run holds the claims of: the id map and the CRM's notes are read after claiming."""
@@ -265,27 +223,9 @@ class DeliveryLoader:
         self.store.release(self.spec.entity, [pkg.source_id])
 
     def _create(self, pkg: NotePackage) -> tuple[str, str | None] | None:
-        """Create the note; after a lost answer read it back by name and never re-send in the same run.
-
-        The CRM's search index can lag a write by seconds, so "not found right after a timeout" does not prove
-        the create failed: the notice is marked failed and the next run reads back by name again (``run``
-        does that for every notice without an id-map entry) before it creates anything.
-        """
-        try:
-            return self.hook.create_record(NOTE_OBJECT, pkg.create_data, details={LINE_OBJECT: pkg.lines}), None
-        except OutcomeUnknownError as exc:
-            log.warning("%s: create of delivery note %s got no answer (%s); reading back by name",
-                        self.spec.name, pkg.number, exc)
-            found = notes_by_name(self.hook, [pkg.number]).get(pkg.number)
-            if found:
-                return found, "create timed out; found in the CRM by name on read-back"
-            self._outcome(pkg, "failed", error=exc,
-                          reason=f"{pkg.number}: create outcome unknown (no answer) and not found by name yet; "
-                                 "the next run reads back by name again before creating")
-        except (ApiError, TransportError) as exc:
-            self._outcome(pkg, "failed", error=exc, request=pkg.create_data,
-                          reason=f"{pkg.number}: CRM refused the delivery note: {exc}")
-        return None
+        """Create the note (read back by name after a lost answer: :meth:`ClaimedLoader.create_once`)."""
+        return self.create_once(pkg, NOTE_OBJECT, pkg.create_data, {LINE_OBJECT: pkg.lines}, notes_by_name,
+                                "delivery note")
 
     def _update_orders(self, pkg: NotePackage) -> str | None:
         if not pkg.order_status:
@@ -294,6 +234,7 @@ class DeliveryLoader:
             try:
                 self.hook.update_record(ORDER_OBJECT, order_id, {"order_status": pkg.order_status})
             except (ApiError, TransportError) as exc:
+                self.raise_config_error(exc)
                 return f"updating order {order_id} (order_status={pkg.order_status}) failed: {exc}"
         return None
 
@@ -307,8 +248,6 @@ class DeliveryLoader:
             return None
         if not pkg.owners:
             return "no owner on the CRM order: no message sent"
-        from fxiaoke_k3cloud.audit import IdMapEntry
-
         # Claim before send: a run killed between the send and the record below must not lead to a second copy.
         self.store.upsert_id_map(MESSAGE_ENTITY, [IdMapEntry(source_id=pkg.source_id, target_id=SENDING,
                                                              target_number=pkg.number, run=self.run_pk)])
@@ -321,6 +260,7 @@ class DeliveryLoader:
             sent, note = UNKNOWN_SEND, "the owner message got no answer and is not resent: tell the owner if needed"
         except (ApiError, TransportError) as exc:
             self.store.forget_id_map(MESSAGE_ENTITY, [pkg.source_id])  # refused: nothing was sent, retry it
+            self.raise_config_error(exc)
             return f"failed: could not be sent ({exc})"
         self.store.upsert_id_map(MESSAGE_ENTITY, [IdMapEntry(source_id=pkg.source_id, target_id=sent,
                                                              target_number=pkg.number, run=self.run_pk)])
@@ -340,18 +280,6 @@ class DeliveryLoader:
 
     # ---- bookkeeping ------------------------------------------------------------------------------
     def _link(self, pkg: NotePackage, note_id: str, *, payload_hash: str | None) -> None:
-        from fxiaoke_k3cloud.audit import IdMapEntry
-
         self.store.upsert_id_map(self.spec.entity, [IdMapEntry(
             source_id=pkg.source_id, target_id=note_id, target_number=pkg.number, payload_hash=payload_hash,
             source_modified_ms=pkg.modified_ms, run=self.run_pk)])
-
-    def _outcome(self, pkg: NotePackage, outcome: str, *, target_id: str | None = None, reason: str | None = None,
-                 attempt: int = 1, error: Any = None, request: Any = None) -> None:
-        from fxiaoke_k3cloud.audit import RecordOutcome
-
-        self.result.counts[outcome] += 1
-        self.result.outcomes.append(RecordOutcome(
-            flow=self.spec.name, entity=self.spec.entity, source_id=pkg.source_id, source_name=pkg.number,
-            outcome=outcome, reason=reason, target_id=target_id, target_number=pkg.number,
-            payload_hash=pkg.payload_hash, attempt=attempt, error_class=error, request=request))

@@ -18,16 +18,21 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
+import pandas as pd
 import sqlalchemy as sa
 
+from fxiaoke_k3cloud.audit import RecordOutcome
 from fxiaoke_k3cloud.audit.schema import id_map
 from fxiaoke_k3cloud.flows.deliveries_crm import crm_order_lines, crm_orders, crm_products, crm_warehouses, owners_of
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.flows.stage import Stage
 from fxiaoke_k3cloud.flows.window import k3_local_ms
+from fxiaoke_k3cloud.mapping import load_mapping, transform
 
 log = logging.getLogger(__name__)
 
+CUSTOMER_ENTITY = "customer"  # written by the customers flow: CRM AccountObj _id ⇄ K3 BD_Customer FNumber
+ORDER_STATUS_MAP = "order_status_on_delivery"
 ORDER_LINE_ENTITY = "order_line"  # written by the orders flow (entry_rows.line_entity): CRM line _id ⇄ K3 FEntryID
 STOCK_KEY = "FStockID.FNumber"
 ENTRY_KEY = "FSOEntryId"
@@ -96,12 +101,7 @@ def order_line_table(store: Any, hook: Any, lines: list[dict[str, Any]], order_i
 
 
 def map_notices(spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str, int]:
-    import pandas as pd
-
-    from fxiaoke_k3cloud.audit import RecordOutcome
-    from fxiaoke_k3cloud.flows.deliveries import CUSTOMER_ENTITY, ORDER_STATUS_MAP
-    from fxiaoke_k3cloud.mapping import load_mapping, transform
-
+    """Map the run's staged notices into staged delivery-note packages; outcomes for the others."""
     mapping = load_mapping(spec.mapping_path)
     stage = Stage(store)
     rows = list(stage.get(run_pk, "raw"))

@@ -17,7 +17,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fxiaoke_k3cloud.audit import IdMapEntry
+from fxiaoke_k3cloud.flows.paging import chunks
+from fxiaoke_k3cloud.flows.queries import run_records
 from fxiaoke_k3cloud.flows.specs import FlowSpec
+from fxiaoke_k3cloud.flows.stage import Stage
+from fxiaoke_k3cloud.hooks.k3cloud_filter import F
 from fxiaoke_k3cloud.numbers import number_key as key_of
 
 log = logging.getLogger(__name__)
@@ -45,12 +50,6 @@ def known_entry_ids(spec: FlowSpec, store: Any, packages: list[Any]) -> dict[str
 
 def record_entry_ids(spec: FlowSpec, store: Any, hook: Any, run_pk: int, mapping: Any) -> int:
     """After a load: store the entry id of every line of the documents created or updated in this run."""
-    from fxiaoke_k3cloud.audit import IdMapEntry
-    from fxiaoke_k3cloud.flows.load import chunks
-    from fxiaoke_k3cloud.flows.queries import run_records
-    from fxiaoke_k3cloud.flows.stage import Stage
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-
     entries = mapping.entries
     if entries is None or mapping.target.system != "k3cloud":
         return 0

@@ -11,35 +11,23 @@ overlaps with staging the current one, while the hook still has one request in f
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-from typing import Any, Iterable, Iterator, Sequence, TypeVar
+from datetime import datetime, timezone
+from typing import Any
 
 import sqlalchemy as sa
 
+from fxiaoke_k3cloud.audit import RecordOutcome
 from fxiaoke_k3cloud.audit.schema import sync_record
+from fxiaoke_k3cloud.flows.paging import ID_BATCH, dedupe_latest, new_records, pages_in, prefetched  # noqa: F401 - re-exported
 from fxiaoke_k3cloud.flows.queries import RETRY_LIMIT, failed_source_ids
+from fxiaoke_k3cloud.flows.source_changes import find_deleted
 from fxiaoke_k3cloud.flows.specs import FlowSpec
-from fxiaoke_k3cloud.flows.window import Window
+from fxiaoke_k3cloud.flows.window import Window, from_ms
 
 log = logging.getLogger(__name__)
 
-ID_BATCH = 100  # ids per `IN` query (the query API's page limit)
 # The mapping engine's reason for a record held by its life_status (mapping/engine.py, ``_apply_life_status``).
 HELD_MARK = "is held until it becomes"
-T = TypeVar("T")
-
-
-def pages_in(hook: Any, api: str, field: str, values: Iterable[Any], fields: Sequence[str] | None = None, *,
-             include_voided: bool = False) -> Iterator[list[dict[str, Any]]]:
-    """Pages of ``api`` records whose ``field`` is one of ``values`` (``IN`` queries of ID_BATCH values).
-
-    :param include_voided: voided rows too, asked for explicitly (a tenant's default query may leave them out).
-    """
-    values = sorted({str(v) for v in values if v})
-    for start in range(0, len(values), ID_BATCH):
-        flt = [{"field_name": field, "operator": "IN", "field_values": values[start : start + ID_BATCH]}]
-        yield from hook.query_records(api, filters=flt, fields=fields, include_voided=include_voided)
 
 
 def held_source_ids(store: Any, flow: str, entity: str, limit: int = RETRY_LIMIT) -> list[str]:
@@ -66,84 +54,12 @@ def held_source_ids(store: Any, flow: str, entity: str, limit: int = RETRY_LIMIT
         return [row[0] for row in conn.execute(query)]
 
 
-def prefetched(pages: Iterable[T], depth: int = 1) -> Iterator[T]:
-    """``pages``, pulled by a background thread up to ``depth`` items ahead of the caller.
-
-    While the caller stages page n, the thread already waits for page n+1's answer: API latency and
-    database work overlap. The thread is the only one iterating ``pages``, so a hook behind it still sends
-    one request at a time — provided the caller makes no calls of its own on that hook meanwhile. An error
-    in the thread is raised in the caller; if the caller stops early, the thread finishes the call it is in
-    and stops before the next one (this function returns only once it has).
-    """
-    items: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        iterator = iter(pages)
-        try:
-            for page in iterator:
-                if not put(("page", page)):
-                    return
-            put(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread and raised there
-            put(("error", exc))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="prefetch-pages", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "page":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
-        worker.join()
-
-
-def dedupe_latest(records: Iterable[dict[str, Any]], modified_field: str) -> list[dict[str, Any]]:
-    """One record per `_id`: the most recently modified (then highest version) copy wins."""
-    best: dict[str, dict[str, Any]] = {}
-
-    def rank(r: dict[str, Any]) -> tuple[int, int]:
-        try:
-            version = int(r.get("version") or 0)
-        except (TypeError, ValueError):
-            version = 0
-        return int(r.get(modified_field) or 0), version
-
-    for record in records:
-        rid = str(record["_id"])
-        if rid not in best or rank(record) >= rank(best[rid]):
-            best[rid] = record
-    return list(best.values())
-
-
-def new_records(page: list[dict[str, Any]], seen: set[str]) -> list[dict[str, Any]]:
-    """The page's records not staged yet (marks them as seen)."""
-    out = []
-    for record in dedupe_latest(page, "last_modified_time"):
-        rid = str(record["_id"])
-        if rid not in seen:
-            seen.add(rid)
-            out.append(record)
-    return out
+def retry_source_ids(spec: FlowSpec, store: Any) -> list[str]:
+    """The records every run of a flow reads again by id: parked ones (their dependency may have landed), earlier
+    failures (the cause may have cleared) and held ones (their approval may have finished), oldest first."""
+    parked = [p.source_id for p in store.list_parked(spec.entity, status=None) if p.status in ("parked", "escalated")]
+    again = [*parked, *failed_source_ids(store, spec.name, spec.entity), *held_source_ids(store, spec.name, spec.entity)]
+    return list(dict.fromkeys(again))
 
 
 def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int, window: Window, *,
@@ -170,8 +86,7 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     for page in prefetched(hook.query_window(spec.source_object, spec.modified_field, window.start_ms,
                                              window.end_ms)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
-    again = [*failed_source_ids(store, spec.name, spec.entity), *held_source_ids(store, spec.name, spec.entity)]
-    retry_ids = [sid for sid in dict.fromkeys(again) if sid not in seen]
+    retry_ids = [sid for sid in retry_source_ids(spec, store) if sid not in seen]
     for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids, include_voided=True)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
     check_presence(spec, hook, store, stage, run_pk)
@@ -180,10 +95,6 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
 
 def check_presence(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int) -> int:
     """Stage the synced records deleted in the CRM since (at most hourly; see :mod:`.source_changes`)."""
-    from datetime import datetime, timezone
-
-    from fxiaoke_k3cloud.flows.source_changes import find_deleted
-
     return find_deleted(spec, hook, store, stage, run_pk, int(datetime.now(timezone.utc).timestamp() * 1000))
 
 
@@ -197,9 +108,6 @@ def report_future_records(spec: FlowSpec, hook: Any, store: Any, run_pk: int, no
     Every window ends at the run time, so such a record (clock skew, a bad import) would never be
     extracted and never reported. Checked once an hour per flow; returns how many were found.
     """
-    from fxiaoke_k3cloud.audit import RecordOutcome
-    from fxiaoke_k3cloud.flows.window import from_ms
-
     key = f"{spec.name}:future-check"
     last = store.get_watermark(key)
     if last is not None and now_ms - last < FUTURE_CHECK_EVERY_MS:

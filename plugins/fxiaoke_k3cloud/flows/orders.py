@@ -4,12 +4,15 @@
   move the order's timestamp), parked orders (retried first, every run) and earlier failures; then every
   line of those orders, and the products the lines use (for their ``product_code``). See
   :func:`extract_orders` for how lines are read in full pages.
-* Customers first: an order whose CRM customer is not in the id map yet gets that customer synced in the
-  same run (a ``customers`` run of type ``dependency``), through the customers flow's own code.
-* Lookups for the mapping: CRM account → K3 customer number (id map), CRM product → K3 material number. Both
-  only when usable in the selling org (the mapping's ``FSaleOrgId``): allocated to it, audited and not forbidden
-  there — K3Cloud keeps a row per use org, each with its own state (see :mod:`.base_data`). A customer a workflow
-  left unaudited is not usable yet. Anything missing or unusable parks the order; a later run releases it.
+* Customers first: declared in ``sales_orders.yaml`` (``lookups.customers.flow: customers``) and done by the
+  generic ``sync_dependencies`` step and :mod:`.lookups` — nothing here.
+* Materials (this module's ``lookups`` hook): CRM product → K3 material number by ``product_code``, only when
+  usable in the selling org (the mapping's ``FSaleOrgId``): allocated to it, audited and not forbidden there —
+  K3Cloud keeps a row per use org, each with its own state (see :mod:`.base_data`). Anything missing or
+  unusable parks the order; a later run releases it.
+
+The pipeline calls this module's hooks by name (``FlowSpec.module``): ``extract``, ``staged_lines``, ``lookups``,
+``read_all``, ``reconcile_extras``, ``reconcile_drifts``.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from fxiaoke_k3cloud.flows.base_data import usable_numbers
-from fxiaoke_k3cloud.flows.extract import check_presence, held_source_ids, new_records, pages_in, prefetched
-from fxiaoke_k3cloud.flows.queries import failed_source_ids
-from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
+from fxiaoke_k3cloud.flows.base_data import audited_targets, usable_numbers  # noqa: F401 - load.py imports audited_targets from here
+from fxiaoke_k3cloud.flows.extract import check_presence, new_records, pages_in, prefetched, retry_source_ids
+from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.flows.window import Window
+from fxiaoke_k3cloud.hooks.k3cloud_filter import F
 from fxiaoke_k3cloud.numbers import number_key
+from fxiaoke_k3cloud.ops.reconcile_amounts import compare_amounts
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +110,11 @@ def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: in
                     line_orders.add(str(line["order_id"]))
         # A new order with no line in the stream is odd (lines stamped before their order?): ask by order id.
         older.extend(sorted(fresh - with_lines))
-        parked_ids = {p.source_id for p in store.list_parked(spec.entity, status=None)
-                      if p.status in ("parked", "escalated")}
-        # Earlier failures, and orders held for their life_status (an approval need not touch last_modified_time).
-        retry = set(failed_source_ids(store, spec.name, spec.entity))
-        retry |= set(held_source_ids(store, spec.name, spec.entity))
-        again = sorted((line_orders | parked_ids | retry) - seen)
-        retried = len((parked_ids | retry) - seen)
+        # Parked orders, earlier failures, and orders held for their life_status (an approval need not touch
+        # last_modified_time): the same retry set as every flow's.
+        retry = set(retry_source_ids(spec, store))
+        again = sorted((line_orders | retry) - seen)
+        retried = len(retry - seen)
         take_orders(pages_in(hook, spec.source_object, "_id", again, include_voided=True), may_be_fresh=False)
         if presence:
             check_presence(spec, hook, store, stage, run_pk)
@@ -142,67 +144,14 @@ def staged_lines(stage: Any, run_pk: int, order_ids: list[str]) -> list[dict[str
     return with_product_codes(lines, stage.by_source(run_pk, "products", product_ids))
 
 
-def missing_customer_ids(store: Any, orders: list[dict[str, Any]]) -> list[str]:
-    account_ids = sorted({str(o["account_id"]) for o in orders if o.get("account_id")})
-    known = store.get_id_map("customer", account_ids)
-    return [a for a in account_ids if a not in known or not known[a].target_number]
-
-
-def sync_missing_customers(store: Any, fx_hook: Any, k3_hook: Any, orders: list[dict[str, Any]], *,
-                           run_id: str, window: Window) -> dict[str, int]:
-    """Sync the CRM customers these orders need and the id map lacks, as a ``customers`` dependency run."""
-    import pandas as pd
-
-    from fxiaoke_k3cloud.flows.load import Package, load_packages
-    from fxiaoke_k3cloud.flows.transform import audit_transform_outcomes, package_from_mapping
-    from fxiaoke_k3cloud.mapping import load_mapping, transform
-
-    missing = missing_customer_ids(store, orders)
-    if not missing:
-        return {}
-    customers = flow_spec("customers")
-    accounts = [a for page in pages_in(fx_hook, customers.source_object, "_id", missing) for a in page]
-    run_pk = store.start_run(customers.name, f"{run_id}:dependency", "dependency", window.start, window.end)
-    mapping = load_mapping(customers.mapping_path)
-    result = transform(mapping, pd.DataFrame.from_records(accounts) if accounts else pd.DataFrame({"_id": []}))
-    audit_transform_outcomes(customers, store, run_pk, result)
-    modified = {str(a["_id"]): a.get(customers.modified_field) for a in accounts}
-    packages = [Package.from_stage(package_from_mapping(p, mapping.target.pk, modified.get(p.source_id)))
-                for p in result.packages]
-    counts = dict(load_packages(customers, store, k3_hook, run_pk, mapping, packages))
-    bad = len(result.rejected) + counts.get("failed", 0)
-    store.finish_run(run_pk, "partial" if bad else "success", None,
-                     f"customers needed by orders: {len(missing)} missing, {len(accounts)} found in the CRM")
-    log.info("orders: synced %s customer(s) the orders needed first: %s", len(accounts), counts)
-    return counts
-
-
-def build_lookups(store: Any, k3_hook: Any, orders: list[dict[str, Any]], lines: list[dict[str, Any]], *,
-                  org: str = "100") -> dict:
-    """The mapping's lookup tables: account _id → customer number, product _id → material number; only base data
-    usable in ``org`` (the selling org): allocated to it, audited and not forbidden there."""
-    account_ids = {str(o["account_id"]) for o in orders if o.get("account_id")}
-    linked = {sid: e.target_number for sid, e in store.get_id_map("customer", account_ids).items() if e.target_number}
-    ready = usable_numbers(k3_hook, "BD_Customer", "FCUSTID", sorted(set(linked.values())), org) if linked else set()
-    customers = {sid: number for sid, number in linked.items() if number_key(number) in ready}
+def lookups(spec: FlowSpec, mapping: Any, store: Any, k3_hook: Any, orders: list[dict[str, Any]],
+            lines: list[dict[str, Any]], *, org: str) -> dict[str, dict[str, Any]]:
+    """Hook ``lookups``: CRM product _id → K3Cloud material number (its ``product_code``), only materials usable
+    in ``org`` (the selling org). The customers lookup is declared with ``flow: customers`` and built generically."""
     codes = {str(line["product_id"]): line.get("product_code") for line in lines if line.get("product_id")}
     wanted = sorted({str(c) for c in codes.values() if c})
     usable = usable_numbers(k3_hook, "BD_MATERIAL", "FMATERIALID", wanted, org) if wanted else set()
-    materials = {pid: code for pid, code in codes.items() if code and number_key(code) in usable}
-    return {"customers": customers, "materials": materials}
-
-
-def audited_targets(k3_hook: Any, form_id: str, numbers: list[str]) -> dict[str, str]:
-    """K3Cloud documents among ``numbers`` that are submitted or audited (B/C): number key
-    (:func:`~fxiaoke_k3cloud.numbers.number_key`, as K3Cloud compares numbers) → status."""
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-
-    out: dict[str, str] = {}
-    for start in range(0, len(numbers), 500):
-        flt = F("FBillNo").isin(numbers[start : start + 500]) & F("FDocumentStatus").isin(["B", "C"])
-        for page in k3_hook.execute_bill_query(form_id, ["FID", "FBillNo", "FDocumentStatus"], filter=flt):
-            out.update({number_key(r["FBillNo"]): str(r["FDocumentStatus"]) for r in page})
-    return out
+    return {"materials": {pid: code for pid, code in codes.items() if code and number_key(code) in usable}}
 
 
 class _ListSink:
@@ -225,3 +174,19 @@ def read_orders(spec: FlowSpec, hook: Any, store: Any, window: Window) -> tuple[
     sink = _ListSink()
     extract_orders(spec, hook, store, sink, 0, window, ids=[], presence=False)
     return sink.rows["raw"], with_product_codes(sink.rows["lines"], sink.rows["products"])
+
+
+# Hooks the shared pipeline calls (see FlowSpec.module): the orders' own extract (lines, products) and reads.
+extract = extract_orders
+read_all = read_orders
+
+
+def reconcile_extras() -> Any:
+    """Hook ``reconcile_extras``: K3Cloud orders carrying a CRM order id, ours or not (``FNetOrderBillNo``)."""
+    return F("FNetOrderBillNo") != ""
+
+
+def reconcile_drifts(spec: FlowSpec, packages: list[Any], records: list[dict[str, Any]], docs: dict[str, Any],
+                     extras: list[str]) -> list[Any]:
+    """Hook ``reconcile_drifts``: CRM order amounts against the K3Cloud lines, per order and per day."""
+    return compare_amounts(spec.name, packages, {str(r["_id"]): r for r in records}, docs, extras)

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from fxiaoke_k3cloud.audit.schema import sync_record
+from fxiaoke_k3cloud.audit.schema import id_map, sync_record
 
 RETRY_LIMIT = 1000  # earlier failures re-read per run at most (the rest wait for the next run)
 
@@ -43,8 +43,6 @@ def run_records(store: Any, run_pk: int) -> list[dict[str, Any]]:
 
 def id_map_rows(store: Any, entity: str) -> list[dict[str, Any]]:
     """Every id map row of ``entity`` (source id, target id and number, payload hash), by source id."""
-    from fxiaoke_k3cloud.audit.schema import id_map
-
     query = (sa.select(id_map.c.source_id, id_map.c.target_id, id_map.c.target_number, id_map.c.payload_hash,
                        id_map.c.source_modified_ms)
              .where(id_map.c.entity == entity).order_by(id_map.c.source_id))

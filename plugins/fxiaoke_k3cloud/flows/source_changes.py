@@ -24,9 +24,13 @@ import logging
 from collections import Counter
 from typing import Any, Sequence
 
+from fxiaoke_k3cloud.audit import IdMapEntry, RecordOutcome
 from fxiaoke_k3cloud.errors import SyncError
-from fxiaoke_k3cloud.flows.extract import ID_BATCH, pages_in
+from fxiaoke_k3cloud.flows.paging import ID_BATCH, chunks, pages_in
+from fxiaoke_k3cloud.flows.queries import id_map_rows
 from fxiaoke_k3cloud.flows.specs import FlowSpec
+from fxiaoke_k3cloud.flows.stage import Stage
+from fxiaoke_k3cloud.hooks.k3cloud_filter import F
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,6 @@ def find_deleted(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int,
 
     Runs at most once per :data:`PRESENCE_EVERY_MS`; entries already handled as deleted are not asked for.
     """
-    from fxiaoke_k3cloud.flows.queries import id_map_rows
-
     key = presence_key(spec)
     last = store.get_watermark(key)
     if last is not None and now_ms - last < PRESENCE_EVERY_MS:
@@ -79,9 +81,6 @@ def _keys(mapping: Any, spec: FlowSpec) -> tuple[str, str, bool]:
 
 def _states(hook: Any, spec: FlowSpec, number_key: str, base_data: bool,
             numbers: Sequence[str]) -> dict[str, dict[str, Any]]:
-    from fxiaoke_k3cloud.flows.load import chunks
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-
     keys = ([number_key, "FDocumentStatus", "FForbidStatus"] if base_data
             else [number_key, "FDocumentStatus", "FCloseStatus", "FCancelStatus"])
     state: dict[str, dict[str, Any]] = {}
@@ -98,8 +97,6 @@ def apply_source_actions(spec: FlowSpec, store: Any, hook: Any, run_pk: int, ite
     :param items: ``{"source_id", "source_name", "number"}`` per record (number = the K3Cloud number).
     :param option: the mapping key that chose the action, named in report reasons.
     """
-    from fxiaoke_k3cloud.audit import IdMapEntry, RecordOutcome
-
     counts: Counter = Counter()
     if not items:
         return counts
@@ -191,8 +188,6 @@ def apply_staged_changes(spec: FlowSpec, store: Any, hook: Any, run_pk: int, map
 
     :param void_action: the run's ``void_action`` param; ``close`` means ``on_source_void: close`` for this run.
     """
-    from fxiaoke_k3cloud.flows.stage import Stage
-
     stage = Stage(store)
     counts: Counter = Counter()
     on_void = "close" if void_action == "close" else mapping.on_source_void

@@ -52,6 +52,12 @@ class FlowSpec:
     #: Whether ``sync_redrive`` / ``sync_reconcile`` handle this flow (CRM → K3Cloud flows today).
     redrive: bool = True
     reconcile: bool = True
+    #: The flow's own module (``fxiaoke_k3cloud.flows.orders``): named hooks the shared pipeline calls when the
+    #: module defines them — ``extract`` (replaces the generic extract), ``staged_lines`` (entry rows for the
+    #: transform), ``lookups`` (tables not resolved through an id map), ``read_all`` (every record, for
+    #: reconciliation), ``reconcile_extras`` / ``reconcile_drifts`` (more ERP documents / checks). None: the
+    #: generic pipeline alone.
+    module: str | None = None
 
     @property
     def mapping_path(self) -> Path:
@@ -60,6 +66,7 @@ class FlowSpec:
 
 _STEPS = "fxiaoke_k3cloud.flows.steps"
 _DELIVERIES = "fxiaoke_k3cloud.flows.deliveries"
+_RECEIPTS = "fxiaoke_k3cloud.flows.receipts"
 WRITE_BACK = "fxiaoke_k3cloud.flows.writeback:write_back"
 
 FLOWS: dict[str, FlowSpec] = {
@@ -79,7 +86,18 @@ FLOWS: dict[str, FlowSpec] = {
         source_object="SalesOrderObj",
         mapping_file="sales_orders.yaml",
         target_form="SAL_SaleOrder",
-        steps=("extract", "sync_customers", "transform", "load", WRITE_BACK),
+        steps=("extract", "sync_dependencies", "transform", "load", WRITE_BACK),
+        depends_on=("customers",),
+        module="fxiaoke_k3cloud.flows.orders",
+    ),
+    "contacts": FlowSpec(
+        name="contacts",
+        dag_id="fxiaoke_contacts_to_k3cloud",
+        entity="contact",
+        source_object="ContactObj",
+        mapping_file="contacts.yaml",
+        target_form="BD_CommonContact",
+        steps=("extract", "sync_dependencies", "transform", "load"),
         depends_on=("customers",),
     ),
     # K3Cloud → Fxiaoke: the source is K3Cloud (modified field FApproveDate, UTC+8 local), the target the CRM.
@@ -94,6 +112,22 @@ FLOWS: dict[str, FlowSpec] = {
         modified_field="FApproveDate",
         index_lag=timedelta(0),  # K3Cloud's query reads the database itself
         steps=(f"{_DELIVERIES}:extract", f"{_DELIVERIES}:transform", f"{_DELIVERIES}:load"),
+        redrive=False,
+        reconcile=False,
+    ),
+    # K3Cloud → Fxiaoke: audited receipt bills (收款单) → CRM payments with one line per order paid.
+    "receipts": FlowSpec(
+        name="receipts",
+        dag_id="k3cloud_receipts_to_fxiaoke",
+        entity="receipt",
+        source_object="AR_RECEIVEBILL",
+        mapping_file="receipts.yaml",
+        target_form="PaymentObj",
+        direction="k3_to_crm",
+        modified_field="FApproveDate",
+        index_lag=timedelta(0),  # K3Cloud's query reads the database itself
+        steps=(f"{_RECEIPTS}:extract", f"{_RECEIPTS}:transform", f"{_RECEIPTS}:load"),
+        depends_on=("orders",),
         redrive=False,
         reconcile=False,
     ),
@@ -113,6 +147,14 @@ def resolve_step(step: str):
     # Imported when the step runs, not at import of this module: the registry is read when DAG files are
     # parsed, and the pipeline pulls in pandas and the hooks.
     return getattr(importlib.import_module(module or _STEPS), name)
+
+
+def flow_hook(spec: FlowSpec, name: str):
+    """The flow module's hook ``name`` (see ``FlowSpec.module``), or None when the flow has none."""
+    if not spec.module:
+        return None
+    # Imported when a step runs, not at import of this module (DAG parsing stays cheap).
+    return getattr(importlib.import_module(spec.module), name, None)
 
 
 def ordered(names) -> list[str]:

@@ -7,11 +7,25 @@ data moves between tasks through the audit store's staging table, never through 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
-from fxiaoke_k3cloud.flows.window import Window, resolve_window
+from airflow.sdk.exceptions import AirflowFailException
+
+from fxiaoke_k3cloud.audit import RUN_COUNT_COLUMNS, AuditStore
+from fxiaoke_k3cloud.errors import SyncError
+from fxiaoke_k3cloud.flows.dependencies import sync_missing
+from fxiaoke_k3cloud.flows.extract import extract_records, report_future_records
+from fxiaoke_k3cloud.flows.liveness import airflow_run_state
+from fxiaoke_k3cloud.flows.load import load_staged
+from fxiaoke_k3cloud.flows.lookups import id_map_lookups
+from fxiaoke_k3cloud.flows.mappings import flow_mapping
+from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_hook, flow_spec
+from fxiaoke_k3cloud.flows.stage import Stage
+from fxiaoke_k3cloud.flows.transform import transform_staged
+from fxiaoke_k3cloud.flows.window import EPOCH, Window, resolve_window, to_ms
+from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +37,6 @@ _MIGRATED: set[str] = set()
 
 def open_store():
     """The audit store of the task's process, migrated once per process and database."""
-    from fxiaoke_k3cloud.audit import AuditStore
-
     store = AuditStore.from_airflow()
     if store.url not in _MIGRATED:
         store.migrate()
@@ -61,24 +73,18 @@ def advance_watermark(spec: FlowSpec, store: Any, state: Mapping[str, Any], run_
     if not state.get("move_watermark"):
         return
     if store.run_status(state["run_pk"]) == "abandoned":
-        from fxiaoke_k3cloud.errors import SyncError
-
         raise SyncError(f"{spec.name} run {state['run_pk']} was closed as abandoned by a later run while this task "
                         "was away (its staged rows are gone); the watermark stays, the next run reads the window again")
     window = Window.from_xcom(state["window"])
     if window.advance_to is None:
         log.info("%s: watermark left alone (%s window)", spec.name, window.source)
         return
-    from fxiaoke_k3cloud.flows.window import to_ms
-
     now = store.set_watermark(spec.name, to_ms(window.advance_to), run_id)
     log.info("%s: watermark at %s", spec.name, datetime.fromtimestamp(now / 1000, tz=timezone.utc))
 
 
 def close_abandoned(spec: FlowSpec, store: Any, context: Mapping[str, Any], run_pk: int) -> None:
     """Close this flow's earlier runs whose Airflow runs are over (or gone) but whose rows say running."""
-    from fxiaoke_k3cloud.flows.liveness import airflow_run_state
-
     for run in store.close_abandoned(spec.name, exclude=run_pk,
                                      is_alive=lambda run_id: airflow_run_state(spec.dag_id, run_id, context)):
         log.warning("%s: run %s (%s) was left running by a task that is gone; closed as abandoned: %s",
@@ -99,9 +105,6 @@ def _params(context: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Read the window's changed CRM records (plus earlier failures to retry) into the staging table."""
-    from fxiaoke_k3cloud.flows.extract import extract_records
-    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
-
     spec = flow_spec(flow)
     params = _params(context)
     run_id, run_type, run_after = _run_meta(context)
@@ -111,18 +114,10 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     close_abandoned(spec, store, context, run_pk)
     log.info("%s run %s: window %s → %s (%s)", spec.name, run_pk, window.start, window.end, window.source)
     hook = FxiaokeHook()
-    from fxiaoke_k3cloud.flows.stage import Stage
-
     stage = Stage(store)
-    if spec.name == "orders":
-        from fxiaoke_k3cloud.flows.orders import extract_orders
-
-        extracted, retried = extract_orders(spec, hook, store, stage, run_pk, window, ids=params["ids"])
-    else:
-        extracted, retried = extract_records(spec, hook, store, stage, run_pk, window, ids=params["ids"])
+    read = flow_hook(spec, "extract") or extract_records
+    extracted, retried = read(spec, hook, store, stage, run_pk, window, ids=params["ids"])
     if not params["ids"]:
-        from fxiaoke_k3cloud.flows.extract import report_future_records
-
         report_future_records(spec, hook, store, run_pk, int(datetime.now(timezone.utc).timestamp() * 1000))
     log.info("%s: extracted %s records (%s earlier failures/parked retried), Fxiaoke calls: %s",
              spec.name, extracted, retried, hook.calls.as_dict())
@@ -145,34 +140,47 @@ def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
 
 def _nothing_to_do(stage: Any, run_pk: int, window: Window) -> bool:
     """Nothing staged (no record, retry, deletion or void) and not a run that checks every target (full resync)."""
-    from fxiaoke_k3cloud.flows.window import EPOCH
-
     return window.start > EPOCH and stage.is_empty(run_pk)
 
 
 # --------------------------------------------------------------------------------------------------
-# dependencies (orders): customers first
+# dependencies: what the run's lookups need first (the mapping's lookups.<name>.flow)
 # --------------------------------------------------------------------------------------------------
-def sync_customers(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Sync the CRM customers the run's orders reference but K3Cloud does not have yet (same run)."""
-    from fxiaoke_k3cloud.flows.orders import sync_missing_customers
-    from fxiaoke_k3cloud.flows.stage import Stage
-    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
-    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+def sync_dependencies(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Sync the records of other flows that the run's records reference but K3Cloud does not have yet (same run).
 
+    Which flows and records: the mapping's lookups resolved through a flow's id map (see :mod:`.lookups`).
+    """
+    spec = flow_spec(flow)
     store = open_store()
     if extracted.get("dry_run"):
-        return {**extracted, "customers_synced": {}}
+        return {**extracted, "dependencies_synced": {}}
     run_id, _, _ = _run_meta(context)
+    mapping = flow_mapping(spec)
+    if not id_map_lookups(mapping):
+        return {**extracted, "dependencies_synced": {}}
+    read_lines = flow_hook(spec, "staged_lines")
+    stage = Stage(store)
     fx, k3 = FxiaokeHook(), K3CloudHook()
-    total: dict[str, int] = {}
+    total: dict[str, dict[str, int]] = {}
     with k3:  # one K3Cloud session for the task, logged out when it ends (also on failure)
-        for n, orders in enumerate(Stage(store).chunks(extracted["run_pk"], "raw", 2000)):
-            counts = sync_missing_customers(store, fx, k3, orders, run_id=f"{run_id}" + (f":{n}" if n else ""),
-                                            window=Window.from_xcom(extracted["window"]))
-            for key, value in counts.items():
-                total[key] = total.get(key, 0) + value
-    return {**extracted, "customers_synced": total}
+        for n, records in enumerate(stage.chunks(extracted["run_pk"], "raw", 2000)):
+            lines = []
+            if mapping.entries is not None:
+                ids = [str(r["_id"]) for r in records]
+                lines = read_lines(stage, extracted["run_pk"], ids) if read_lines else stage.by_source(
+                    extracted["run_pk"], "lines", ids)
+            synced = sync_missing(spec, store, fx, k3, records, lines,
+                                  run_id=f"{run_id}" + (f":{n}" if n else ""),
+                                  window=Window.from_xcom(extracted["window"]))
+            for dep, counts in synced.items():
+                for key, value in counts.items():
+                    total.setdefault(dep, {})[key] = total.get(dep, {}).get(key, 0) + value
+    return {**extracted, "dependencies_synced": total}
+
+
+#: The step's former name (orders' DAG and older callers): the same generic step, for any flow.
+sync_customers = sync_dependencies
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,8 +188,6 @@ def sync_customers(flow: str, extracted: Mapping[str, Any], context: Mapping[str
 # --------------------------------------------------------------------------------------------------
 def transform(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Map staged CRM records into K3Cloud packages; reject invalid records with a reason (they are audited)."""
-    from fxiaoke_k3cloud.flows.transform import transform_staged
-
     spec = flow_spec(flow)
     store = open_store()
     counts = transform_staged(spec, store, extracted["run_pk"])
@@ -193,11 +199,9 @@ def transform(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any
 # --------------------------------------------------------------------------------------------------
 def load(flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Write the packages to K3Cloud idempotently, audit every outcome, then move the watermark."""
-    from fxiaoke_k3cloud.flows.load import load_staged
-    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
-
     spec = flow_spec(flow)
     store = open_store()
+    flow_mapping(spec)  # the target form's keys are known to the hook before the loader reads back by number
     run_id, _, _ = _run_meta(context)
     run_pk = transformed["run_pk"]
     with K3CloudHook() as k3:  # one K3Cloud session for the task, logged out when it ends (also on failure)
@@ -212,8 +216,6 @@ def load(flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) 
 # --------------------------------------------------------------------------------------------------
 def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Summarise the run from the audit store; fail (red) when any record was rejected or failed."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     spec = flow_spec(flow)
     ti = context["ti"]
     extracted = ti.xcom_pull(task_ids=f"extract_{spec.name}")
@@ -238,9 +240,6 @@ def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
         status, message = "partial", ". ".join(parts)
     else:
         status, message = "success", None
-    from fxiaoke_k3cloud.audit import RUN_COUNT_COLUMNS
-    from fxiaoke_k3cloud.flows.stage import Stage
-
     store.finish_run(run_pk, status, {k: counts.get(k, 0) for k in RUN_COUNT_COLUMNS}, message)
     Stage(store).clear(run_pk)
     _log_summary(spec, extracted, counts, summary.get("top_reasons") or [])
@@ -254,8 +253,6 @@ def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
 
 def _escalate_parked(spec: FlowSpec, store: Any, context: Mapping[str, Any]) -> list:
     """Parked records older than the ``parked_escalate_hours`` param (default 24 h), now escalated."""
-    from datetime import timedelta
-
     hours = (context.get("params") or {}).get("parked_escalate_hours")
     hours = 24.0 if hours is None else float(hours)
     for item in store.escalate(spec.entity, older_than=timedelta(hours=hours)):

@@ -5,9 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fxiaoke_k3cloud.flows.base_data import selling_org
-from fxiaoke_k3cloud.flows.specs import FlowSpec
+import pandas as pd
+
+from fxiaoke_k3cloud.audit import RecordOutcome
+from fxiaoke_k3cloud.flows.entry_rows import known_entry_ids
+from fxiaoke_k3cloud.flows.lookups import build_lookups
+from fxiaoke_k3cloud.flows.mappings import flow_mapping
+from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_hook
 from fxiaoke_k3cloud.flows.stage import Stage
+from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+from fxiaoke_k3cloud.mapping import transform
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +58,6 @@ def audit_transform_outcomes(spec: FlowSpec, store: Any, run_pk: int, result: An
 
     Returns the voided records that reached K3Cloud (source id, name, K3 number), for an optional void action.
     """
-    from fxiaoke_k3cloud.audit import RecordOutcome
-
     def outcome(source_id: str, name: str, kind: str, reason: str, **extra: Any) -> RecordOutcome:
         return RecordOutcome(flow=spec.name, entity=spec.entity, source_id=source_id, source_name=name,
                              outcome=kind, reason=reason, **extra)
@@ -105,29 +110,24 @@ def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
 
 
 def _transform_staged(spec: FlowSpec, store: Any, run_pk: int, hooks: list[Any]) -> dict[str, int]:
-    import pandas as pd
-
-    from fxiaoke_k3cloud.flows.entry_rows import known_entry_ids
-    from fxiaoke_k3cloud.mapping import load_mapping, transform
-
-    mapping = load_mapping(spec.mapping_path)
+    mapping = flow_mapping(spec)
     stage = Stage(store)
     stage.clear_kind(run_pk, "package")
     stage.clear_kind(run_pk, "void")
     k3_hook = None
     counts = {"packages": 0, "rejected": 0, "held": 0, "reported": 0, "parked": 0}
+    read_lines = flow_hook(spec, "staged_lines") or _staged_lines
     for records in stage.chunks(run_pk, "raw", TRANSFORM_CHUNK):
         frame = pd.DataFrame.from_records(records)
-        lines_frame = lookups = None
+        lines: list[dict[str, Any]] = []
         if mapping.entries is not None:
-            from fxiaoke_k3cloud.flows.orders import build_lookups, staged_lines
-            from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
-
+            lines = read_lines(stage, run_pk, [str(r["_id"]) for r in records])
+        lookups = None
+        if mapping.lookups:  # declared lookups are always built, whatever the mapping's shape
             if k3_hook is None:
                 hooks.append(k3_hook := K3CloudHook())
-            lines = staged_lines(stage, run_pk, [str(r["_id"]) for r in records])
-            lines_frame = pd.DataFrame.from_records(lines) if lines else None
-            lookups = build_lookups(store, k3_hook, records, lines, org=selling_org(mapping))
+            lookups = build_lookups(spec, mapping, store, k3_hook, records, lines)
+        lines_frame = pd.DataFrame.from_records(lines) if lines else None
         result = transform(mapping, frame, lines=lines_frame, lookups=lookups)
         modified = {str(r["_id"]): r.get(spec.modified_field) for r in records}
         entry_ids = known_entry_ids(spec, store, result.packages) if mapping.entries is not None else None
@@ -142,3 +142,8 @@ def _transform_staged(spec: FlowSpec, store: Any, run_pk: int, hooks: list[Any])
                 counts[key] += n
     log.info("%s: %s", spec.name, counts)
     return counts
+
+
+def _staged_lines(stage: Any, run_pk: int, source_ids: list[str]) -> list[dict[str, Any]]:
+    """The entry rows the extract staged (kind ``lines``, keyed by their record's id)."""
+    return stage.by_source(run_pk, "lines", source_ids)

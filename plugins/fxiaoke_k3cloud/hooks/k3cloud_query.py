@@ -86,6 +86,22 @@ def form_keys(form_id: str) -> FormKeys | None:
     return _FORM_KEYS_CI.get(form_id.lower())
 
 
+def register_form_keys(form_id: str, pk: str, number_key: str, entry: str | None = None,
+                       entry_pk: str | None = None) -> FormKeys:
+    """Teach the key table a form from its mapping's ``target`` (pk, number) and ``entries`` (entity, entry pk).
+
+    The flows register the target form of every mapping they load, so a new flow needs no entry in
+    :data:`FORM_KEYS`; a form already listed keeps its entry (its entry-field list is richer).
+    """
+    known = form_keys(form_id)
+    if known is not None:
+        return known
+    keys = FormKeys(check_field_name(pk), check_field_name(number_key),
+                    check_field_name(entry) if entry else None, check_field_name(entry_pk) if entry_pk else None)
+    _FORM_KEYS_CI[form_id.lower()] = keys
+    return keys
+
+
 def check_field_keys(field_keys: Sequence[str]) -> list[str]:
     if isinstance(field_keys, str):
         raise TypeError("field_keys must be a sequence of field keys, not one comma-separated string")

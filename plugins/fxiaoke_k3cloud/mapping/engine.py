@@ -51,7 +51,8 @@ def _field_plan(m: FlowMapping, f: FieldMap, template: dict[str, Any]) -> FieldP
         fallback=resolve(template, path), required=f.required, default=f.default, max_length=f.max_length,
         value_map_name=f.value_map, value_map=m.value_maps.get(f.value_map) if f.value_map else None,
         lookup_name=f.lookup, lookup=m.lookups.get(f.lookup) if f.lookup else None,
-        on_missing=f.on_missing or m.defaults.on_missing,
+        on_missing=f.on_missing or (m.lookups[f.lookup].on_missing if f.lookup in m.lookups else None)
+                   or m.defaults.on_missing,
         max_digits=f.max_digits or m.defaults.max_digits,
         scale=f.scale if f.scale is not None else min(m.defaults.scale, f.max_digits or m.defaults.max_digits),
         control_chars=m.defaults.control_chars,

@@ -284,12 +284,25 @@ class Org(Strict):
 
 
 class Lookup(Strict):
-    """A key → value table the flow supplies at transform time (e.g. CRM account _id → K3 customer number)."""
+    """A key → value table built at transform time (e.g. CRM account _id → K3 customer number).
+
+    With ``flow`` the pipeline builds it for any mapping (header-only or with entries) from that flow's id map:
+    the keys are the values of the source fields that name this lookup, the values the K3Cloud numbers the
+    flow wrote; a key the id map lacks is synced through that flow first (step ``sync_dependencies``). Without
+    ``flow`` the table comes from the flow's own module (its ``lookups`` hook, e.g. the orders' materials).
+    """
 
     title: str | None = Field(None, examples=["CRM account _id → K3Cloud customer number"])
     entity: str = Field(title="What the value is", description="used in parked/rejected messages", examples=["customer"])
     key_label: str = Field(title="What the key is", examples=["account"])
     label_field: str | None = Field(None, title="Display field", description="source column shown instead of the key", examples=["product_code"])
+    flow: str | None = Field(None, title="Resolved through the id map of this flow",
+                             description="a registry flow name; records it lacks are synced first", examples=["customers"])
+    usable: bool = Field(True, title="Only base data usable in the org",
+                         description="with flow: keep only numbers audited, not forbidden and allocated to the org "
+                                     "the mapping writes in (else the record parks until they are)")
+    on_missing: OnMissing | None = Field(None, title="When a key has no value",
+                                         description="default on_missing of the fields using this lookup", examples=["park"])
 
 
 class EntrySource(Strict):

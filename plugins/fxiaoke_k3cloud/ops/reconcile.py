@@ -1,6 +1,6 @@
 """Reconciliation: does K3Cloud hold what the CRM says it should?
 
-For one flow (customers or orders) it reads every current CRM record, maps it with the flow's own mapping
+For one flow (any in the registry with reconcile on) it reads every current CRM record, maps it with the flow's own mapping
 (the same transform the flow runs, orders with the flow's lookups), and compares with K3Cloud read through
 ``ExecuteBillQuery``:
 
@@ -20,21 +20,26 @@ from __future__ import annotations
 import logging
 import random
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Sequence
 
+import pandas as pd
 import sqlalchemy as sa
 
-from fxiaoke_k3cloud.flows.specs import FlowSpec
-from fxiaoke_k3cloud.flows.window import EPOCH, SHANGHAI, Window
+from fxiaoke_k3cloud.audit.schema import id_map
+from fxiaoke_k3cloud.flows.lookups import build_lookups
+from fxiaoke_k3cloud.flows.mappings import flow_mapping
+from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_hook
+from fxiaoke_k3cloud.flows.window import EPOCH, Window
+from fxiaoke_k3cloud.hooks.k3cloud_filter import F
+from fxiaoke_k3cloud.mapping import transform
 
 log = logging.getLogger(__name__)
 
 CHUNK = 500
-AMOUNT_TOLERANCE = Decimal("0.01")
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ]00:00:00(?:\.0+)?)?$")
 _REFERENCE_SUFFIX = (".fnumber", ".fname")
 
@@ -99,30 +104,20 @@ def _is_reference(key: str) -> bool:
 # --------------------------------------------------------------------------------------------------
 def crm_side(spec: FlowSpec, store: Any, fx_hook: Any, k3_hook: Any) -> tuple[Any, list[dict[str, Any]], Any]:
     """(mapping, CRM records, TransformResult) for every current CRM record of the flow."""
-    import pandas as pd
-
-    from fxiaoke_k3cloud.mapping import load_mapping, transform
-
-    mapping = load_mapping(spec.mapping_path)
-    lines_frame = None
-    lookups = None
-    if spec.name == "orders":
-        from fxiaoke_k3cloud.flows.orders import build_lookups, read_orders
-
-        # Every order and every line: a full read, so the changed-lines query is not needed.
-        records, lines = read_orders(spec, fx_hook, store, Window(EPOCH, datetime.now(timezone.utc), "full_resync"))
-        lines_frame = pd.DataFrame.from_records(lines) if lines else None
-        lookups = build_lookups(store, k3_hook, records, lines)
+    mapping = flow_mapping(spec)
+    read_all = flow_hook(spec, "read_all")
+    if read_all is not None:  # the flow's own full read (orders: every order and every line)
+        records, lines = read_all(spec, fx_hook, store, Window(EPOCH, datetime.now(timezone.utc), "full_resync"))
     else:
-        records = [r for page in fx_hook.query_records(spec.source_object) for r in page]
+        records, lines = [r for page in fx_hook.query_records(spec.source_object) for r in page], []
+    lines_frame = pd.DataFrame.from_records(lines) if lines else None
+    lookups = build_lookups(spec, mapping, store, k3_hook, records, lines) if mapping.lookups else None
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({"_id": pd.Series([], dtype=object)})
     return mapping, records, transform(mapping, frame, lines=lines_frame, lookups=lookups)
 
 
 def id_map_numbers(store: Any, entity: str) -> dict[str, str]:
     """target number → source id of every id-map entry of ``entity``."""
-    from fxiaoke_k3cloud.audit.schema import id_map
-
     query = sa.select(id_map.c.target_number, id_map.c.source_id).where(
         id_map.c.entity == entity, id_map.c.target_number.is_not(None))
     with store.engine.connect() as conn:
@@ -135,8 +130,6 @@ def id_map_numbers(store: Any, entity: str) -> dict[str, str]:
 def erp_documents(k3_hook: Any, spec: FlowSpec, mapping: Any, numbers: Iterable[str], header_keys: Sequence[str],
                   row_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
     """K3Cloud documents by number: header values, and ``rows`` (line values by position) for orders."""
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-
     number_key = mapping.target.number
     entity = mapping.entries.entity if mapping.entries is not None else None
     keys = list(dict.fromkeys([mapping.target.pk, number_key, *header_keys]))
@@ -154,8 +147,9 @@ def erp_documents(k3_hook: Any, spec: FlowSpec, mapping: Any, numbers: Iterable[
 
     for start in range(0, len(wanted), CHUNK):
         collect(F(number_key).isin(wanted[start : start + CHUNK]))
-    if spec.name == "orders":  # documents carrying a CRM order id but not one of our numbers
-        collect(F("FNetOrderBillNo") != "")
+    extras = flow_hook(spec, "reconcile_extras")
+    if extras is not None:  # documents the flow recognises as its own by more than our numbers (orders: CRM id)
+        collect(extras())
     for doc in docs.values():
         doc["rows"] = [doc["rows"][seq] for seq in sorted(doc["rows"])]
     return docs
@@ -223,55 +217,6 @@ def _keyed_rows(rows: Sequence[dict[str, Any]], like: Sequence[dict[str, Any]] |
     return out
 
 
-def erp_amount(doc: dict[str, Any]) -> Decimal:
-    total = Decimal(0)
-    for row in doc.get("rows") or []:
-        price, qty = parse_amount(row.get("FTaxPrice")), parse_amount(row.get("FQty"))
-        if price is not None and qty is not None:
-            total += price * qty
-    return total
-
-
-def _day(ms: Any) -> str | None:
-    try:
-        return datetime.fromtimestamp(int(ms) / 1000, tz=SHANGHAI).date().isoformat()
-    except (TypeError, ValueError):
-        return None
-
-
-def compare_amounts(flow: str, packages: Sequence[Any], records: dict[str, dict[str, Any]],
-                    docs: dict[str, dict[str, Any]], extras: Sequence[str]) -> list[Drift]:
-    """Per order, then per day: CRM ``order_amount`` vs the K3Cloud lines' ``FTaxPrice × FQty``."""
-    drifts: list[Drift] = []
-    crm_days: dict[str, Decimal] = defaultdict(Decimal)
-    erp_days: dict[str, Decimal] = defaultdict(Decimal)
-    for pkg in packages:
-        record = records.get(pkg.source_id, {})
-        amount, day = parse_amount(record.get("order_amount")), _day(record.get("order_time"))
-        if amount is not None and day:
-            crm_days[day] += amount
-        doc = docs.get(pkg.number)
-        if doc is None:
-            continue
-        erp = erp_amount(doc)
-        erp_day = normalise(doc.get("FDate")) or day
-        if erp_day:
-            erp_days[erp_day] += erp
-        if amount is not None and abs(amount - erp) > AMOUNT_TOLERANCE:
-            drifts.append(Drift(flow, "amount_difference", pkg.source_id, pkg.number, "order_amount",
-                                format(amount, "f"), format(erp, "f")))
-    for number in extras:
-        doc = docs[number]
-        day = normalise(doc.get("FDate"))
-        if day:
-            erp_days[day] += erp_amount(doc)
-    for day in sorted(set(crm_days) | set(erp_days)):
-        crm, erp = crm_days.get(day, Decimal(0)), erp_days.get(day, Decimal(0))
-        if abs(crm - erp) > AMOUNT_TOLERANCE:
-            drifts.append(Drift(flow, "amount_difference", None, None, f"day:{day}", format(crm, "f"), format(erp, "f")))
-    return drifts
-
-
 def reconcile_flow(spec: FlowSpec, store: Any, fx_hook: Any, k3_hook: Any, *, sample_size: int,
                    seed: str) -> Comparison:
     """Compare one flow's CRM records with K3Cloud; see the module docstring."""
@@ -288,8 +233,9 @@ def reconcile_flow(spec: FlowSpec, store: Any, fx_hook: Any, k3_hook: Any, *, sa
     for number in extras:
         source = mapped_numbers.get(number) or (str(docs[number].get("FNetOrderBillNo") or "") or None)
         drifts.append(Drift(spec.name, "extra_in_erp", source, number))
-    if spec.name == "orders":
-        drifts += compare_amounts(spec.name, packages, {str(r["_id"]): r for r in records}, docs, extras)
+    more = flow_hook(spec, "reconcile_drifts")
+    if more is not None:  # the flow's own checks (orders: amounts per order and per day)
+        drifts += more(spec, packages, records, docs, extras)
     known = store.get_id_map(spec.entity, [p.source_id for p in packages])
     candidates = sorted(p.source_id for p in packages if p.source_id in known and p.number in docs)
     sample = candidates if len(candidates) <= sample_size else sorted(random.Random(seed).sample(candidates, sample_size))

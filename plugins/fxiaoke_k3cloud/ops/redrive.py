@@ -2,7 +2,7 @@
 
 A re-drive never writes to K3Cloud itself. For each chunk of source ids it calls
 ``fxiaoke_k3cloud.flows.steps`` — ``extract`` (with ``params["ids"]``: only those records, the watermark
-stays), ``sync_customers`` for orders, ``transform``, ``load`` and ``report`` — in-process, as a flow run
+stays), ``sync_dependencies`` where the registry lists it, ``transform``, ``load`` and ``report`` — in-process, as a flow run
 of type ``redrive``. Create-vs-update, payload hashes, read-back of lost writes, parking and releasing
 are therefore the flows' own.
 
@@ -29,10 +29,18 @@ from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
+from airflow.sdk.exceptions import AirflowFailException
 
+from fxiaoke_k3cloud.audit import IdMapEntry, RecordOutcome
 from fxiaoke_k3cloud.audit.schema import id_map
+from fxiaoke_k3cloud.flows import steps
+from fxiaoke_k3cloud.flows.mappings import flow_mapping
+from fxiaoke_k3cloud.flows.queries import run_records
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec, redrive_flows, resolve_step
-from fxiaoke_k3cloud.ops.queue import REDRIVE_RUN_TYPE, redrive_attempts
+from fxiaoke_k3cloud.flows.steps import open_store
+from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+from fxiaoke_k3cloud.hooks.k3cloud_filter import F
+from fxiaoke_k3cloud.ops.queue import REDRIVE_RUN_TYPE, plan_redrive, redrive_attempts
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +82,7 @@ class _StepResults:
 # id map repairs
 # --------------------------------------------------------------------------------------------------
 def _target_keys(spec: FlowSpec) -> tuple[str, str]:
-    from fxiaoke_k3cloud.mapping import load_mapping
-
-    mapping = load_mapping(spec.mapping_path)
+    mapping = flow_mapping(spec)
     return mapping.target.pk, mapping.target.number
 
 
@@ -86,9 +92,6 @@ def forget_missing_targets(store: Any, k3_hook: Any, spec: FlowSpec, source_ids:
     Checked by number *and* id: a document deleted and re-created by hand under the same number is
     re-linked to its new id rather than forgotten.
     """
-    from fxiaoke_k3cloud.audit import IdMapEntry
-    from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-
     known = store.get_id_map(spec.entity, source_ids)
     by_number = {e.target_number: e for e in known.values() if e.target_number}
     if not by_number:
@@ -118,8 +121,6 @@ def forget_missing_targets(store: Any, k3_hook: Any, spec: FlowSpec, source_ids:
 
 def force_update(store: Any, spec: FlowSpec, source_ids: Sequence[str]) -> list[str]:
     """Clear the stored payload hash of ``source_ids``, so the flow rewrites them even if the CRM is unchanged."""
-    from fxiaoke_k3cloud.audit import IdMapEntry
-
     known = store.get_id_map(spec.entity, source_ids)
     entries = [IdMapEntry(source_id=e.source_id, target_id=e.target_id, target_number=e.target_number,
                           payload_hash=None, source_modified_ms=e.source_modified_ms, run=e.run)
@@ -139,10 +140,6 @@ def run_flow_steps(flow: str, ids: Sequence[str], *, run_id: str, dry_run: bool)
     returned as text, since a re-drive reports per record. An exception from extract/transform/load is
     raised after that, so Airflow retries the task.
     """
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from fxiaoke_k3cloud.flows import steps
-
     results = _StepResults()
     context: dict[str, Any] = {
         "params": {"ids": list(ids), "dry_run": dry_run},
@@ -175,16 +172,12 @@ def run_flow_steps(flow: str, ids: Sequence[str], *, run_id: str, dry_run: bool)
 
 
 def _final_outcomes(store: Any, run_pk: int) -> dict[str, str]:
-    from fxiaoke_k3cloud.flows.queries import run_records
-
     return {r["source_id"]: r["outcome"] for r in run_records(store, run_pk)}
 
 
 def quarantine(store: Any, spec: FlowSpec, finals: Mapping[str, str], attempts: Mapping[str, int], *,
                run_id: str, max_attempts: int) -> list[str]:
     """Quarantine records that ended failed/parked again after ``max_attempts`` re-drives; returns their ids."""
-    from fxiaoke_k3cloud.audit import RecordOutcome
-
     hopeless = sorted(sid for sid, outcome in finals.items()
                       if outcome in STILL_BAD and attempts.get(sid, 0) >= max_attempts)
     if not hopeless:
@@ -246,15 +239,11 @@ def redrive_flow(store: Any, k3_hook: Any, flow: str, ids: Sequence[str], *, run
 # the DAG's tasks
 # --------------------------------------------------------------------------------------------------
 def _open_store() -> Any:
-    from fxiaoke_k3cloud.flows.steps import open_store
-
     return open_store()
 
 
 def select_records(context: Mapping[str, Any]) -> dict[str, Any]:
     """Task ``select_records``: the work plan (ids per flow) for XCom."""
-    from fxiaoke_k3cloud.ops.queue import plan_redrive
-
     params = dict(context.get("params") or {})
     plan = plan_redrive(_open_store(), params)
     for item in plan:
@@ -266,8 +255,6 @@ def select_records(context: Mapping[str, Any]) -> dict[str, Any]:
 
 def redrive(selection: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Task ``redrive``: every planned flow through its own steps, in chunks."""
-    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
-
     store = _open_store()
     dag_run = context.get("dag_run")
     run_id = getattr(dag_run, "run_id", None) or str(context.get("run_id") or "manual")
@@ -287,8 +274,6 @@ def redrive(selection: Mapping[str, Any], context: Mapping[str, Any]) -> dict[st
 
 def report(context: Mapping[str, Any]) -> dict[str, Any]:
     """Task ``report``: the table of what moved; fails (red) when records were quarantined by this run."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     ti = context["ti"]
     result = ti.xcom_pull(task_ids="redrive")
     if not result:
