@@ -13,7 +13,9 @@ customer package, and writes them with `BatchSave`. It is incremental and idempo
   once, as the mapping's `on_source_void` / `on_source_delete` say; deleted customers are found by an hourly
   presence check of the ids the id map holds.
 
-**Tasks**: `extract_customers` → `transform_customers` → `load_customers` → `report`.
+**Tasks**: `extract_customers` → `transform_customers` → `load_customers` → `write_back_customers` → `report`.
+
+**Write-back.** `write_back_customers` writes the K3Cloud customer number to the CRM account where the CRM does not hold it (the mapping's `write_back:` block; README "Write-back").
 `report` fails (red) when any record was rejected or failed — after every good record was written.
 
 **Trigger with config** (all optional):
@@ -42,6 +44,7 @@ from airflow.sdk import AssetOrTimeSchedule
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
 from fxiaoke_k3cloud.events.assets import fxiaoke_changed
+from fxiaoke_k3cloud.flows.specs import WRITE_BACK
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "customers",
@@ -56,6 +59,7 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
         Stage("extract_customers", "extract", pool="fxiaoke_api"),
         Stage("transform_customers", "transform"),
         Stage("load_customers", "load", pool="k3cloud_api"),
+        Stage("write_back_customers", WRITE_BACK, pool="fxiaoke_api", always=True),  # also in idle runs
     ],
     tags=["fxiaoke", "k3cloud", "customers", "sync"],
     doc_md=__doc__,

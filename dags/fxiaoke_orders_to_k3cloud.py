@@ -19,7 +19,11 @@ when audited), once; `void_action=close` applies `on_source_void: close` for one
 line leaves the K3Cloud order with the order's next update (kept lines keep their entry ids). Deleted orders
 are found by an hourly presence check of the ids the id map holds.
 
-**Tasks**: `extract_orders` → `sync_customers` → `transform_orders` → `load_orders` → `report`.
+**Tasks**: `extract_orders` → `sync_customers` → `transform_orders` → `load_orders` → `write_back_orders` → `report`.
+
+**Write-back.** `write_back_orders` writes the K3Cloud bill number and status (saved / in approval / audited /
+closed / cancelled) to the CRM order, refreshing the status every run — idle runs too — until the order is closed
+or cancelled (the mapping's `write_back:` block, shipped with `enabled: false`; README "Write-back").
 
 **Trigger with config**: `since` / `until` (ISO 8601, no offset = Asia/Shanghai, or epoch ms), `ids` (CRM order
 ids; the watermark does not move), `full_resync`, `dry_run`, `parked_escalate_hours`, `void_action`
@@ -42,6 +46,7 @@ from airflow.sdk import AssetOrTimeSchedule, Param
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
 from fxiaoke_k3cloud.events.assets import fxiaoke_changed
+from fxiaoke_k3cloud.flows.specs import WRITE_BACK
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "orders",
@@ -62,6 +67,7 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
         Stage("sync_customers", "sync_dependencies", pool="k3cloud_api"),
         Stage("transform_orders", "transform", pool="k3cloud_api"),
         Stage("load_orders", "load", pool="k3cloud_api"),
+        Stage("write_back_orders", WRITE_BACK, pool="fxiaoke_api", always=True),  # also in idle runs
     ],
     tags=["fxiaoke", "k3cloud", "orders", "sync"],
     doc_md=__doc__,

@@ -4,7 +4,8 @@ A flow DAG file says what a user sees in the UI — the DAG id, schedule, params
 this module wires the rest the same way for every flow: the stages run in order, each one calling
 ``step(flow, <previous stage's result>, context)`` (the first stage gets no previous result), then ``report``
 runs whatever happened (``trigger_rule="all_done"``) with the alert callback. When the first step's result says
-``nothing_to_do`` (an idle scheduled run), the later stages are skipped, so the run starts two task processes.
+``nothing_to_do`` (an idle scheduled run), the later stages are skipped, so the run starts two task processes (plus any stage marked ``always``, such
+as the write-back, which runs in idle runs too).
 
 Contracts that used to be conventions are checked when the DAG file is parsed, so a mismatch is an import error
 in the UI instead of silently missing alerts or reports:
@@ -37,6 +38,9 @@ class Stage:
     task_id: str
     step: str
     pool: str | None = None
+    #: Runs in idle runs too (after earlier stages were skipped), given the latest result there is — e.g. the
+    #: write-back, which refreshes K3Cloud statuses whether or not the CRM changed. Only after the others.
+    always: bool = False
 
 
 #: Slots of the ``k3cloud_api`` pool a flow's load task holds: the K3Cloud requests it may have in flight at once
@@ -66,14 +70,18 @@ def required_task_ids(flow: str) -> set[str]:
     return {f"extract_{flow}", f"load_{flow}"}
 
 
-def _stage_task(flow: str, stage: Stage, *, first: bool, later: list[str]):
-    @task(task_id=stage.task_id, **_pool_args(flow, stage))
+def _stage_task(flow: str, stage: Stage, *, first: bool, later: list[str], earlier: list[str] = ()):
+    extra = {"trigger_rule": "none_failed"} if stage.always else {}  # runs when the earlier stages were skipped
+
+    @task(task_id=stage.task_id, **_pool_args(flow, stage), **extra)
     def run_stage(upstream: dict | None = None, **context) -> dict:
         # Imported when the task runs (DAG parsing stays cheap): the run's API calls and what stopped a stage.
         from fxiaoke_k3cloud.flows.run_notes import task_notes
         from fxiaoke_k3cloud.flows.steps import open_store
 
         fn = resolve_step(stage.step)
+        if stage.always:  # the latest earlier result (the first stage's when the others were skipped)
+            upstream = next((r for r in (context["ti"].xcom_pull(task_ids=t) for t in reversed(earlier)) if r), None)
         with task_notes(flow, context, open_store):
             result = fn(flow, context) if first else fn(flow, upstream, context)
         if first:
@@ -111,12 +119,21 @@ def flow_dag(flow: str, *, dag_id: str, schedule: Any, params: dict, stages: lis
                           f"{list(spec.steps)}; re-drive runs the registry's, so make them agree")
     if len({s.task_id for s in stages}) != len(stages):
         raise ConfigError(f"DAG {dag_id!r} lists a task id twice")
+    if stages[0].always or any(a.always and not b.always for a, b in zip(stages, stages[1:])):
+        raise ConfigError(f"DAG {dag_id!r}: stages with always=True come last, after the first stage")
     with DAG(dag_id=dag_id, schedule=schedule, start_date=START_DATE, catchup=False,
              max_active_runs=max_active_runs, default_args=DEFAULT_ARGS, params=params, tags=tags,
              doc_md=doc_md) as dag:
         result = None
+        skipped = [s.task_id for s in stages[1:] if not s.always]  # what an idle run skips
         for i, stage in enumerate(stages):
-            op = _stage_task(flow, stage, first=i == 0, later=[s.task_id for s in stages[1:]] if i == 0 else [])
-            result = op() if i == 0 else op(result)
+            op = _stage_task(flow, stage, first=i == 0, later=skipped if i == 0 else [],
+                             earlier=[s.task_id for s in stages[:i]])
+            if stage.always:
+                task_op = op()
+                result >> task_op
+                result = task_op
+            else:
+                result = op() if i == 0 else op(result)
         result >> _report_task(flow)()
     return dag

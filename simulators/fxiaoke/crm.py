@@ -243,6 +243,10 @@ def update(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, A
         raise ApiError(STATE_CONFLICT, f"数据[{rec.get('name')}]已作废，不能编辑")
     # owner changes only through changeOwner; life_status only through invalid/recover (spec §3.7).
     changes = {k: v for k, v in od.items() if k not in ("owner", "life_status", "_id", "dataObjectApiName")}
+    unknown = sorted(k for k in changes if k not in obj.fields)
+    if unknown:  # [L] an update naming a field the object lacks is refused (README "update"), nothing stored
+        raise ApiError(VALIDATION_FAILED, f"{obj.label}的字段{unknown}不存在",
+                       f"{obj.api_name}: unknown field(s) {', '.join(unknown)}")
     values = _check_values(sim, obj, changes, str(rec.get("name", "")))
     merged = {**rec, **values}
     _required(sim, obj, merged)

@@ -135,6 +135,7 @@ ACCOUNT = _object(
     _f("field_IdOci__c", "客户分组编码", "select_one", custom=True, options=(("01", "直销客户"), ("02", "渠道客户"))),
     _f("field_zW12m__c", "联系人", "text", custom=True),
     _f("field_G45nC__c", "手机", "phone_number", custom=True),
+    _f("field_k3_number__c", "K3客户编号(回写)", "text", custom=True),
 )
 
 CONTACT = _object(
@@ -172,6 +173,8 @@ SALES_ORDER = _object(
     _f("payment_amount", "已回款金额", "currency"),  # roll-up of the order's payment lines (rollup.py)
     _f("receivable_amount", "待回款金额", "currency"),
     _f("remark", "备注", "long_text"),
+    _f("field_k3_bill_no__c", "K3单据编号(回写)", "text", custom=True),
+    _f("field_k3_status__c", "K3单据状态(回写)", "text", custom=True),
     name_prefix="SO",
 )
 

@@ -273,3 +273,23 @@ sync_call_window = sa.Table(
     sa.Column("granted", sa.Text(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# What the write-back step (``flows/writeback.py``) last gave the CRM record of each synced record: the K3Cloud
+# document it describes, the number and status label written, the state code read, and whether that state is
+# final (closed / cancelled: not read again). A run writes to the CRM only where this differs from K3Cloud.
+sync_write_back = sa.Table(
+    "sync_write_back",
+    metadata,
+    sa.Column("entity", sa.String(100), primary_key=True),
+    sa.Column("source_id", sa.String(200), primary_key=True),
+    sa.Column("target_id", sa.String(200), nullable=True),
+    sa.Column("target_number", sa.String(200), nullable=True),
+    sa.Column("number_written", sa.String(200), nullable=True),
+    sa.Column("status_written", sa.String(100), nullable=True),
+    sa.Column("state", sa.String(20), nullable=True),
+    sa.Column("final", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("run", sa.BigInteger(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_sync_write_back_open", "entity", "final"),
+)

@@ -67,6 +67,7 @@ class FlowSpec:
 _STEPS = "fxiaoke_k3cloud.flows.steps"
 _DELIVERIES = "fxiaoke_k3cloud.flows.deliveries"
 _RECEIPTS = "fxiaoke_k3cloud.flows.receipts"
+WRITE_BACK = "fxiaoke_k3cloud.flows.writeback:write_back"
 
 FLOWS: dict[str, FlowSpec] = {
     "customers": FlowSpec(
@@ -76,6 +77,7 @@ FLOWS: dict[str, FlowSpec] = {
         source_object="AccountObj",
         mapping_file="customers.yaml",
         target_form="BD_Customer",
+        steps=("extract", "transform", "load", WRITE_BACK),
     ),
     "orders": FlowSpec(
         name="orders",
@@ -84,7 +86,7 @@ FLOWS: dict[str, FlowSpec] = {
         source_object="SalesOrderObj",
         mapping_file="sales_orders.yaml",
         target_form="SAL_SaleOrder",
-        steps=("extract", "sync_dependencies", "transform", "load"),
+        steps=("extract", "sync_dependencies", "transform", "load", WRITE_BACK),
         depends_on=("customers",),
         module="fxiaoke_k3cloud.flows.orders",
     ),

@@ -325,6 +325,41 @@ class Entries(Strict):
     entry_pk: str | None = Field(None, title="Entry id key", description="default: the row key spelled FEntryID in any case", examples=["FEntryID"])
 
 
+class StatusLabels(Strict):
+    """What the CRM is told for each K3Cloud document state (FDocumentStatus, FCloseStatus, FCancelStatus)."""
+
+    saved: str = Field("已保存", title="Saved (FDocumentStatus Z/A/D)", examples=["已保存"])
+    submitted: str = Field("审核中", title="Submitted (FDocumentStatus B)", examples=["审核中"])
+    audited: str = Field("已审核", title="Audited (FDocumentStatus C)", examples=["已审核"])
+    closed: str = Field("已关闭", title="Closed (FCloseStatus B); final", examples=["已关闭"])
+    cancelled: str = Field("已作废", title="Cancelled (FCancelStatus B); final", examples=["已作废"])
+    forbidden: str = Field("已禁用", title="Forbidden base data (FForbidStatus B)", examples=["已禁用"])
+
+
+class WriteBack(Strict):
+    """After a record lands in K3Cloud: which CRM fields of the source record get its number and status."""
+
+    enabled: bool = Field(True, title="On/off", examples=[True])
+    number_field: str | None = Field(None, title="CRM field receiving the K3Cloud number", examples=["field_k3_bill_no__c"])
+    status_field: str | None = Field(None, title="CRM field receiving the K3Cloud status label",
+                                     description="refreshed every run until the document is closed or cancelled",
+                                     examples=["field_k3_status__c"])
+    only_if_empty: bool = Field(False, title="Write the number only where the CRM field is empty",
+                                description="never overwrite a number the CRM holds", examples=[True])
+    held_in: list[str] = Field(default_factory=list, title="CRM fields that may already hold the number",
+                               description="when one of them holds exactly the K3Cloud number, nothing is written",
+                               examples=[["field_fnfcA__c"]])
+    status_labels: StatusLabels = Field(default_factory=StatusLabels)
+
+    @model_validator(mode="after")
+    def _something(self) -> WriteBack:
+        if not (self.number_field or self.status_field):
+            raise PydanticCustomError("write_back_empty", "name number_field, status_field or both")
+        if self.number_field and self.number_field == self.status_field:
+            raise PydanticCustomError("write_back_same", "number_field and status_field must differ")
+        return self
+
+
 class FlowMapping(Strict):
     """One flow's mapping file."""
 
@@ -353,6 +388,7 @@ class FlowMapping(Strict):
     on_source_delete: SourceAction = Field(
         "report", title="When a synced CRM record is deleted", description="same choices as on_source_void",
         examples=["cancel"])
+    write_back: WriteBack | None = Field(None, title="Write the K3Cloud number/status back to the CRM record")
 
     _file: str = PrivateAttr(default="")
     _compiled: Any = PrivateAttr(default=None)  # the engine's precompiled plan, built on first use
@@ -385,6 +421,21 @@ class FlowMapping(Strict):
                     "source_action_form", "'{action}' does not apply to {form} ({kind}); allowed: {allowed}",
                     {"action": action, "form": self.target.form_id, "kind": kind, "allowed": ", ".join(allowed),
                      "key": key})
+        return self
+
+    @model_validator(mode="after")
+    def _write_back_unmapped(self) -> FlowMapping:
+        # A written-back field that is also mapped to K3Cloud would change the package it came from: a loop.
+        wb = self.write_back
+        mapped = {self.number_rule.source, *(f.source for f in self.fields), *(c.source for c in self.checks)}
+        if self.entries:
+            mapped |= {f.source.removeprefix(MASTER_PREFIX) for f in self.entries.fields}
+        for key in ("number_field", "status_field"):
+            name = getattr(wb, key) if wb else None
+            if name and name in mapped:
+                raise PydanticCustomError("write_back_mapped", "{field} is mapped to K3Cloud; a written-back field "
+                                          "must not be (the write-back would change the package: a loop)",
+                                          {"field": name, "key": f"write_back.{key}"})
         return self
 
     @property

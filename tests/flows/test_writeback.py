@@ -1,0 +1,245 @@
+"""Write-back (issue 16, 4c): K3Cloud number and status back to the CRM order, K3Cloud number to the CRM account.
+
+Through the real DAGs over HTTP against both simulators, audit store on SQLite and PostgreSQL. What is asserted
+is what the CRM simulator holds, the calls each simulator counted, and the audit store.
+"""
+
+from __future__ import annotations
+
+import pytest
+from mapping.crm_records import account
+
+from .conftest import run_dag
+from .test_orders_flow import line, order, products, seed
+
+ORDERS = "fxiaoke_orders_to_k3cloud"
+CUSTOMERS = "fxiaoke_customers_to_k3cloud"
+UPDATE = "/cgi/crm/v2/data/update"
+BILL_NO, STATUS, CUST_NO = "field_k3_bill_no__c", "field_k3_status__c", "field_k3_number__c"
+
+
+@pytest.fixture
+def orders_write_back(tmp_path, monkeypatch):
+    """The shipped mappings with the orders write-back switched on (it ships off: sales_orders.yaml says why)."""
+    from fxiaoke_k3cloud.flows.specs import mappings_dir
+
+    for f in mappings_dir().glob("*.yaml"):
+        text = f.read_text(encoding="utf-8")
+        if f.name == "sales_orders.yaml":
+            assert "write_back:\n  enabled: false\n" in text
+            text = text.replace("write_back:\n  enabled: false\n", "write_back:\n  enabled: true\n")
+        (tmp_path / f.name).write_text(text, encoding="utf-8")
+    monkeypatch.setenv("SYNC_MAPPINGS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def crm(fx, obj: str) -> dict[str, dict]:
+    return {r["_id"]: r for r in fx.records(obj)}
+
+
+def crm_updates(fx) -> int:
+    return fx.stats()["calls"].get(UPDATE, 0)
+
+
+def k3_writes(k3) -> int:
+    return sum(n for name, n in k3.stats()["calls"].items()
+               if name.lower() in {"save", "batchsave", "submit", "audit", "excuteoperation"})
+
+
+def k3_calls(k3, service: str) -> int:
+    return sum(n for name, n in k3.stats()["calls"].items() if name.lower() == service.lower())
+
+
+def writeback_rows(store, flow: str) -> list[dict]:
+    from fxiaoke_k3cloud.flows.queries import run_records
+
+    run = store.recent_runs(flow, limit=1)[0]
+    return [r for r in run_records(store, run["id"]) if r["entity"].endswith("_writeback")]
+
+
+def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(dagbag, sims, store,
+                                                                             orders_write_back):
+    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+    p = products(sims.fx)
+    acc = account(1)
+    o = order(1, acc["_id"])
+    seed(sims.fx, [acc], [o], [line(o["_id"], 1, p["MAT-0001"])])
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success" and states["write_back_orders"] == "success", states
+    got = crm(sims.fx, "SalesOrderObj")[o["_id"]]
+    assert (got[BILL_NO], got[STATUS]) == ("SO000001", "已保存")  # saved: orders are not auto-audited
+    # The customer's number is held by the CRM already (field_fnfcA__c = CUST-000001): nothing written there.
+    assert CUST_NO not in crm(sims.fx, "AccountObj")[acc["_id"]]
+
+    # Run 2 re-reads the order (the write-back moved its last_modified_time) but writes nothing to K3Cloud.
+    writes, updates = k3_writes(sims.k3), crm_updates(sims.fx)
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success", states
+    assert k3_writes(sims.k3) == writes, "the write-back caused a K3Cloud write"
+    assert crm_updates(sims.fx) == updates, "a second run updated the CRM although nothing changed in K3Cloud"
+
+    # A K3Cloud user submits and audits the order; the next run (nothing changed in the CRM) tells the CRM.
+    k3 = K3CloudHook(retry_wait_s=0)
+    k3.submit("SAL_SaleOrder", numbers=["SO000001"])
+    k3.audit("SAL_SaleOrder", numbers=["SO000001"])
+    queries = k3_calls(sims.k3, "ExecuteBillQuery")
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success", states
+    assert crm(sims.fx, "SalesOrderObj")[o["_id"]][STATUS] == "已审核"
+    assert k3_calls(sims.k3, "ExecuteBillQuery") > queries  # the status was read from K3Cloud
+
+    # Closed in K3Cloud: the CRM learns it; closed is final, so later runs ask K3Cloud nothing about it.
+    k3.execute_operation("SAL_SaleOrder", "CloseBill", numbers=["SO000001"])
+    run_dag(dagbag, ORDERS)  # re-reads the order bumped by the audit's write-back; sends no K3Cloud write
+    dr, states = run_dag(dagbag, ORDERS)
+    assert crm(sims.fx, "SalesOrderObj")[o["_id"]][STATUS] == "已关闭"
+    from fxiaoke_k3cloud.flows.writeback import pending, written_back
+
+    assert pending(store, "order", track_status=True) == []  # nothing left for the write-back to read in K3Cloud
+    writes, updates = k3_writes(sims.k3), crm_updates(sims.fx)
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success" and states["write_back_orders"] == "success", states
+    assert k3_writes(sims.k3) == writes and crm_updates(sims.fx) == updates
+
+    row = written_back(store, "order")[o["_id"]]
+    assert row["final"] and row["status_written"] == "已关闭" and row["number_written"] == "SO000001"
+    assert [so["FCloseStatus"] for so in sims.k3.records("SAL_SaleOrder")] == ["B"]
+    assert writeback_rows(store, "orders") == []
+
+
+def test_the_shipped_orders_write_back_is_off_and_writes_nothing(dagbag, sims, store):
+    p = products(sims.fx)
+    acc = account(9)
+    o = order(9, acc["_id"])
+    seed(sims.fx, [acc], [o], [line(o["_id"], 1, p["MAT-0001"])])
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success" and states["write_back_orders"] == "success", states
+    assert "SO000009" in {so["FBillNo"] for so in sims.k3.records("SAL_SaleOrder")}
+    assert BILL_NO not in crm(sims.fx, "SalesOrderObj")[o["_id"]] and crm_updates(sims.fx) == 0
+
+
+def test_customer_number_is_written_only_where_the_crm_field_is_empty(dagbag, sims, store):
+    fresh = account(1, field_fnfcA__c="cust-000001")  # K3Cloud number CUST-000001 (upper): not held by the CRM
+    legacy = account(2, field_fnfcA__c="cust-000002", field_k3_number__c="LEGACY-2")  # the CRM holds a value
+    held = account(3)  # field_fnfcA__c = CUST-000003 is exactly the K3Cloud number
+    sims.fx.seed({"objects": {"AccountObj": [fresh, legacy, held]}})
+    before = crm(sims.fx, "AccountObj")
+    dr, states = run_dag(dagbag, CUSTOMERS)
+    assert dr.state == "success" and states["write_back_customers"] == "success", states
+    assert sorted(c["FNumber"] for c in sims.k3.records("BD_Customer")) == ["CUST-000001", "CUST-000002", "CUST-000003"]
+    after = crm(sims.fx, "AccountObj")
+    assert after[fresh["_id"]][CUST_NO] == "CUST-000001"
+    assert after[legacy["_id"]][CUST_NO] == "LEGACY-2"  # never overwritten
+    assert CUST_NO not in after[held["_id"]]
+    assert after[held["_id"]]["last_modified_time"] == before[held["_id"]]["last_modified_time"]  # no update call
+    assert crm_updates(sims.fx) == 1
+    rows = writeback_rows(store, "customers")
+    assert [(r["source_id"], r["outcome"]) for r in rows] == [(legacy["_id"], "reported")]
+    assert "LEGACY-2" in rows[0]["reason"] and CUST_NO in rows[0]["reason"] and legacy["_id"] in rows[0]["reason"]
+
+    # Later runs re-read the written account (its last_modified_time moved) and send K3Cloud and the CRM nothing.
+    writes = k3_writes(sims.k3)
+    for _ in range(2):
+        dr, states = run_dag(dagbag, CUSTOMERS)
+        assert dr.state == "success", states
+    assert k3_writes(sims.k3) == writes and crm_updates(sims.fx) == 1
+    from fxiaoke_k3cloud.flows.queries import run_records
+
+    last = run_records(store, store.recent_runs("customers", limit=1)[0]["id"])
+    assert {r["source_id"]: r["outcome"] for r in last}.get(fresh["_id"]) in (None, "unchanged")
+    assert writeback_rows(store, "customers") == []  # the legacy value was reported once, not every run
+
+
+def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(dagbag, sims, store,
+                                                                              orders_write_back):
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+
+    p = products(sims.fx)
+    acc = account(5)
+    refused = order(5, acc["_id"])  # lacks ship_to_add, which the tenant makes required below
+    fine = order(6, acc["_id"], ship_to_add="上海市工业园区6号")
+    voided = order(7, acc["_id"], ship_to_add="上海市工业园区7号")
+    deleted = order(8, acc["_id"], ship_to_add="上海市工业园区8号")
+    four = (refused, fine, voided, deleted)
+    seed(sims.fx, [acc], list(four), [line(x["_id"], 1, p["MAT-0001"]) for x in four])
+    run_dag(dagbag, ORDERS)  # lands all four, writes back all four
+    numbers = ["SO000005", "SO000006", "SO000007", "SO000008"]
+    assert {r[BILL_NO] for r in crm(sims.fx, "SalesOrderObj").values()} == set(numbers)
+
+    # Later: K3Cloud audits all four; meanwhile the tenant made ship_to_add required, voided order 7 and deleted 8.
+    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+    k3 = K3CloudHook(retry_wait_s=0)
+    k3.submit("SAL_SaleOrder", numbers=numbers)
+    k3.audit("SAL_SaleOrder", numbers=numbers)
+    sims.fx._admin("POST", "config", {"required_fields": {"SalesOrderObj": ["ship_to_add"]}})
+    fx = FxiaokeHook(retry_wait_s=0)
+    for gone in (voided, deleted):
+        fx.invalid_record("SalesOrderObj", gone["_id"])
+    fx.delete_records("SalesOrderObj", [deleted["_id"]])
+    dr, states = run_dag(dagbag, ORDERS)
+    assert states["load_orders"] == "success" and states["write_back_orders"] == "success", states
+    assert states["report"] == "failed"  # red: one write-back failed (after every good record landed)
+    now = crm(sims.fx, "SalesOrderObj")
+    assert now[fine["_id"]][STATUS] == "已审核"
+    assert now[refused["_id"]][STATUS] == "已保存"  # refused: unchanged in the CRM
+    assert now[voided["_id"]][STATUS] == "已保存"
+    assert {so["FBillNo"]: so["FDocumentStatus"] for so in sims.k3.records("SAL_SaleOrder")} == dict.fromkeys(numbers, "C")
+    rows = {r["source_id"]: r for r in writeback_rows(store, "orders")}
+    assert rows[refused["_id"]]["outcome"] == "failed"
+    assert refused["_id"] in rows[refused["_id"]]["reason"] and STATUS in rows[refused["_id"]]["reason"]
+    assert rows[deleted["_id"]]["outcome"] == "reported" and "deleted" in rows[deleted["_id"]]["reason"]
+    assert BILL_NO not in crm(sims.fx, "SalesOrderObj").get(deleted["_id"], {})
+    # The void the flow saw itself: its own outcome (on_source_void: report) says so, the write-back adds none.
+    assert fine["_id"] not in rows and voided["_id"] not in rows
+    from fxiaoke_k3cloud.flows.queries import run_records
+
+    run_pk = store.recent_runs("orders", limit=1)[0]["id"]
+    assert [r["outcome"] for r in run_records(store, run_pk) if r["source_id"] == voided["_id"]] == ["reported"]
+    assert store.run_summary(run_pk)["by_entity"]["order_writeback"] == {"failed": 1, "reported": 1}
+
+    # The cause cleared: the next run writes the refused one back; the voided one is not reported again.
+    sims.fx._admin("POST", "config", {"required_fields": {}})
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success", states
+    assert crm(sims.fx, "SalesOrderObj")[refused["_id"]][STATUS] == "已审核"
+    assert writeback_rows(store, "orders") == []
+
+
+def test_a_write_back_field_the_crm_lacks_fails_the_step_once_naming_the_field(dagbag, sims, store, tmp_path,
+                                                                               monkeypatch):
+    import shutil
+
+    from fxiaoke_k3cloud.flows.specs import mappings_dir
+
+    for f in mappings_dir().glob("*.yaml"):
+        shutil.copy(f, tmp_path / f.name)
+    path = tmp_path / "customers.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("number_field: field_k3_number__c",
+                                                             "number_field: field_missing__c"), encoding="utf-8")
+    monkeypatch.setenv("SYNC_MAPPINGS_DIR", str(tmp_path))
+    sims.fx.seed({"objects": {"AccountObj": [account(1, field_fnfcA__c="cust-000001")]}})
+    dr, states = run_dag(dagbag, CUSTOMERS)
+    assert states["load_customers"] == "success" and states["write_back_customers"] == "failed", states
+    assert [c["FNumber"] for c in sims.k3.records("BD_Customer")] == ["CUST-000001"]
+    assert crm_updates(sims.fx) == 0
+
+
+@pytest.mark.parametrize("block, message", [
+    ("write_back:\n  number_field: field_fnfcA__c\n", "field_fnfcA__c is mapped to K3Cloud"),  # the number rule
+    ("write_back:\n  status_field: tel\n", "tel is mapped to K3Cloud"),
+    ("write_back:\n  enabled: true\n", "name number_field, status_field or both"),
+    ("write_back:\n  number_field: a__c\n  status_field: a__c\n", "must differ"),
+    ("write_back:\n  number_field: a__c\n  statuses: {}\n", "unknown key"),
+])
+def test_a_bad_write_back_block_fails_with_the_key(block, message):
+    from fxiaoke_k3cloud.errors import MappingError
+    from fxiaoke_k3cloud.flows.specs import mappings_dir
+    from fxiaoke_k3cloud.mapping.loader import parse_mapping
+
+    text = (mappings_dir() / "customers.yaml").read_text(encoding="utf-8")
+    text = text[:text.index("write_back:")] + block
+    with pytest.raises(MappingError) as err:
+        parse_mapping(text, file="customers.yaml")
+    assert message in str(err.value) and "write_back" in str(err.value)
