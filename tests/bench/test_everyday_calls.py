@@ -23,13 +23,37 @@ CHANGED = 200  # 1 % of 20 000: the call count depends on the rows changed, not 
 
 @pytest.fixture
 def fernet_key(monkeypatch):
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", _KEY)
+    _forget_fernets()  # read again with this key
+    yield _KEY
+    # The session's Airflow metadata DB outlives this test: the watchers' trigger rows it wrote are encrypted with
+    # this key, so they go (the next DAG parse writes them again), and the session's own key (none) comes back.
+    _drop_triggers()
+    monkeypatch.undo()
+    _forget_fernets()
+
+
+_KEY = Fernet.generate_key().decode()  # one key for the module's tests: they share one metadata DB
+
+
+def _drop_triggers() -> None:
+    from airflow.models.asset import AssetWatcherModel
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    with create_session() as session:
+        session.execute(delete(AssetWatcherModel))
+        session.execute(delete(Trigger))
+
+
+def _forget_fernets() -> None:
+    from airflow.models import crypto as models_crypto
     from airflow.sdk import crypto
 
-    if hasattr(crypto.get_fernet, "cache_clear"):  # read again with this key
-        crypto.get_fernet.cache_clear()
-    return key
+    for module in (crypto, models_crypto):
+        if hasattr(getattr(module, "get_fernet", None), "cache_clear"):
+            module.get_fernet.cache_clear()
 
 
 def _fresh_task_processes() -> None:
@@ -78,7 +102,7 @@ def test_everyday_runs_cost_few_calls(dagbag, sims, store, fernet_key):
     assert k3.get("ValidateUser", 0) == 1 == k3.get("Logout", 0)  # one login for the load task, logged out
     assert k3.get("BatchSave", 0) <= -(-CHANGED // 50)  # 50 models per BatchSave
     assert k3.get("UnAudit", 0) <= -(-CHANGED // 50)  # audited customers are un-audited per package
-    assert k3.get("ExecuteBillQuery", 0) <= 1  # one presence query
+    assert k3.get("ExecuteBillQuery", 0) <= -(-CHANGED // 100)  # one presence query per in-flight chunk of 100
     total = sum(fx.values()) + sum(k3.values())
     if total > 6:
         # Issue 19's target is 6 calls; what the flows still spend beyond it (see the bench README):

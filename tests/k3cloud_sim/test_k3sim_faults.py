@@ -122,7 +122,7 @@ def test_stats_count_per_service_and_reset(k3: K3Http, k3cloud) -> None:
     assert stats["calls"] == {"ValidateUser": 1, "Save": 2, "BatchSave": 1, "ExecuteBillQuery": 1}
     assert stats["total"] == 5 and stats["service_seconds"] > 0
     k3cloud.reset()
-    assert k3cloud.stats() == {"calls": {}, "total": 0, "service_seconds": 0.0, "modelled_seconds": 0.0,
+    assert k3cloud.stats() == {"calls": {}, "total": 0, "service_seconds": 0.0, "modelled_seconds": 0.0, "max_in_flight_seen": 0,
                                "sessions": {"live": 0, "opened": 0, "logged_out": 0}}
 
 
