@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from fxiaoke_k3cloud.audit import IdMapEntry, RecordOutcome
 from fxiaoke_k3cloud.audit.schema import id_map
 from fxiaoke_k3cloud.flows import k3_source as k3
+from fxiaoke_k3cloud.flows.run_context import params as run_params, run_meta
 from fxiaoke_k3cloud.flows.queries import failed_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.stage import Stage
@@ -120,8 +121,8 @@ def mark_deleted(spec: FlowSpec, store: Any, run_pk: int, gone: Mapping[str, tup
 def extract(impl: K3Flow, flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Stage the window's audited documents and what ``prepare`` resolved; let ``reversals`` look back."""
     spec = flow_spec(flow)
-    params = k3.params(context)
-    run_id, run_type, _ = k3.run_meta(context)
+    params = run_params(context)
+    run_id, run_type, _ = run_meta(context)
     store = open_store()
     window = run_window(spec, store, params, context)
     run_pk = store.start_run(spec.name, run_id, run_type, window.start, window.end)
@@ -162,7 +163,7 @@ def load(impl: K3Flow, flow: str, transformed: Mapping[str, Any], context: Mappi
     """Write the packages (the flow's ``load`` hook); then move the watermark."""
     spec = flow_spec(flow)
     store = open_store()
-    run_id, _, _ = k3.run_meta(context)
+    run_id, _, _ = run_meta(context)
     counts = dict(impl.load(spec, store, FxiaokeHook(), transformed["run_pk"], dry_run=bool(transformed.get("dry_run"))))
     log.info("%s: %s", spec.name, counts)
     advance_watermark(spec, store, transformed, run_id)

@@ -13,8 +13,8 @@ All reads go through ``ExecuteBillQuery`` (the hook pages them); a flow names it
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
 from fxiaoke_k3cloud.flows.window import Window
 from fxiaoke_k3cloud.hooks.k3cloud_filter import F
@@ -25,29 +25,6 @@ ORDER_ENTITY = "order"  # written by the orders flow: CRM SalesOrderObj _id ⇄ 
 PAGE_SIZE = 2000  # rows per ExecuteBillQuery page (spec §4.1: ≤ 10000; 2000 is the conservative default)
 ID_CHUNK = 500  # FIDs / numbers per `IN (...)` filter
 HEADER_KEYS = ("FID", "FBillNo", "FDocumentStatus", "FModifyDate")
-
-
-# --------------------------------------------------------------------------------------------------
-# the run
-# --------------------------------------------------------------------------------------------------
-def params(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's params with ``ids`` as a list of strings (a comma-separated string is split)."""
-    out = dict(context.get("params") or {})
-    ids = out.get("ids") or []
-    if isinstance(ids, str):
-        ids = [i.strip() for i in ids.split(",") if i.strip()]
-    out["ids"] = [str(i) for i in ids]
-    return out
-
-
-def run_meta(context: Mapping[str, Any]) -> tuple[str, str, datetime]:
-    """``(run_id, run_type, run_after)`` of the Airflow run (``manual`` and now when outside Airflow)."""
-    dag_run = context.get("dag_run")
-    run_id = getattr(dag_run, "run_id", None) or context.get("run_id") or "manual"
-    run_type = getattr(dag_run, "run_type", None) or "manual"
-    run_type = str(getattr(run_type, "value", run_type))  # DagRunType.MANUAL → "manual"
-    run_after = getattr(dag_run, "run_after", None) or datetime.now(timezone.utc)
-    return run_id, run_type, run_after
 
 
 # --------------------------------------------------------------------------------------------------

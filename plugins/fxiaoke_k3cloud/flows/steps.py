@@ -20,6 +20,7 @@ from fxiaoke_k3cloud.flows.liveness import airflow_run_state
 from fxiaoke_k3cloud.flows.load import load_staged
 from fxiaoke_k3cloud.flows.lookups import id_map_lookups
 from fxiaoke_k3cloud.flows.mappings import flow_mapping
+from fxiaoke_k3cloud.flows.run_context import params as _params, run_meta as _run_meta
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_hook, flow_spec
 from fxiaoke_k3cloud.flows.stage import Stage
 from fxiaoke_k3cloud.flows.transform import transform_staged
@@ -43,14 +44,6 @@ def open_store():
         _MIGRATED.add(store.url)
     return store
 
-
-def _run_meta(context: Mapping[str, Any]) -> tuple[str, str, datetime]:
-    dag_run = context.get("dag_run")
-    run_id = getattr(dag_run, "run_id", None) or context.get("run_id") or "manual"
-    run_type = getattr(dag_run, "run_type", None) or "manual"
-    run_type = str(getattr(run_type, "value", run_type))  # DagRunType.MANUAL → "manual"
-    run_after = getattr(dag_run, "run_after", None) or datetime.now(timezone.utc)
-    return run_id, run_type, run_after
 
 
 def run_window(spec: FlowSpec, store: Any, params: Mapping[str, Any], context: Mapping[str, Any]) -> Window:
@@ -90,14 +83,6 @@ def close_abandoned(spec: FlowSpec, store: Any, context: Mapping[str, Any], run_
         log.warning("%s: run %s (%s) was left running by a task that is gone; closed as abandoned: %s",
                     spec.name, run["id"], run["run_id"], run["message"])
 
-
-def _params(context: Mapping[str, Any]) -> dict[str, Any]:
-    params = dict(context.get("params") or {})
-    ids = params.get("ids") or []
-    if isinstance(ids, str):
-        ids = [i.strip() for i in ids.split(",") if i.strip()]
-    params["ids"] = [str(i) for i in ids]
-    return params
 
 
 # --------------------------------------------------------------------------------------------------
