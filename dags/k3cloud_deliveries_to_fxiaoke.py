@@ -52,8 +52,6 @@ from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
 from fxiaoke_k3cloud.events.assets import k3cloud_audited_delivery_notices
 
-DELIVERIES = "fxiaoke_k3cloud.flows.deliveries"
-
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "deliveries",
     dag_id="k3cloud_deliveries_to_fxiaoke",
@@ -64,9 +62,9 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
         dry_run="Show the delivery notes; write nothing",
     ),
     stages=[
-        Stage("extract_deliveries", f"{DELIVERIES}:extract", pool="k3cloud_api"),
-        Stage("transform_deliveries", f"{DELIVERIES}:transform", pool="fxiaoke_api"),
-        Stage("load_deliveries", f"{DELIVERIES}:load", pool="fxiaoke_api"),
+        Stage("extract_deliveries", "extract", pool="k3cloud_api"),
+        Stage("transform_deliveries", "transform", pool="fxiaoke_api"),
+        Stage("load_deliveries", "load", pool="fxiaoke_api"),
     ],
     tags=["fxiaoke", "k3cloud", "deliveries", "sync"],
     doc_md=__doc__,

@@ -38,8 +38,6 @@ with that one window, `full_resync` turns every run into a full resync. `dry_run
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
 
-RECEIPTS = "fxiaoke_k3cloud.flows.receipts"
-
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "receipts",
     dag_id="k3cloud_receipts_to_fxiaoke",
@@ -50,9 +48,9 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
         dry_run="Show the payments; write nothing",
     ),
     stages=[
-        Stage("extract_receipts", f"{RECEIPTS}:extract", pool="k3cloud_api"),
-        Stage("transform_receipts", f"{RECEIPTS}:transform", pool="fxiaoke_api"),
-        Stage("load_receipts", f"{RECEIPTS}:load", pool="fxiaoke_api"),
+        Stage("extract_receipts", "extract", pool="k3cloud_api"),
+        Stage("transform_receipts", "transform", pool="fxiaoke_api"),
+        Stage("load_receipts", "load", pool="fxiaoke_api"),
     ],
     tags=["fxiaoke", "k3cloud", "receipts", "sync"],
     doc_md=__doc__,

@@ -1,18 +1,19 @@
 """
-### Re-drive failed, parked and drifted records (customers, orders)
+### Re-drive failed, parked and drifted records (every flow of the registry, both directions)
 
 The audit store is the queue. **Every hour** (Asia/Shanghai) this DAG takes the records whose latest outcome
-is `failed` and the orders still `parked`, and pushes them through **their flow's own steps** again
-(`extract` with `ids` → `sync_customers` for orders → `transform` → `load` → `report`, as flow runs of type
-`redrive`): idempotency, read-back and parking are the flows' own, nothing is written twice.
+is `failed` and the records still `parked`, and pushes them through **their flow's own steps** again
+(`extract` with `ids` → `sync_dependencies` where the flow has it → `transform` → `load` → `report`, as flow
+runs of type `redrive`): the source record is read again (a CRM record by id, a K3Cloud document by FID), and
+idempotency, claims, read-back and parking are the flows' own, nothing is written twice.
 
 A record re-driven `max_attempts` times and still failed or parked is **quarantined** (parked orders get the
 parked status `quarantined`; failed records a `skipped` outcome with error class `Quarantined`), which takes
 it out of the automatic loops; the `report` task then fails (red) and lists it. Re-drive it by id after the fix.
 
-Before a chunk runs, id-map entries whose K3Cloud document no longer exists are forgotten (the flow creates
-the document again), and records a reconciliation found different have their payload hash cleared (the flow
-rewrites them).
+Before a chunk runs, id-map entries whose target record no longer exists (a K3Cloud document; for a
+K3Cloud → CRM flow the CRM delivery note or payment, deleted or voided) are forgotten (the flow creates it
+again), and records a reconciliation found different have their payload hash cleared (the flow rewrites them).
 
 **Tasks**: `select_records` → `redrive` → `report`.
 
@@ -20,8 +21,8 @@ rewrites them).
 
 | param | meaning |
 |---|---|
-| `flow` | `customers`, `orders` or `all` |
-| `ids` | re-drive exactly these CRM ids of `flow` (no cap, no queue) |
+| `flow` | a flow of the registry (`customers`, `orders`, `contacts`, `deliveries`, `receipts`) or `all` |
+| `ids` | re-drive exactly these source ids of `flow` (CRM ids; K3Cloud FIDs for deliveries, receipts; no cap) |
 | `force` | with `ids`: rewrite even if the payload is unchanged (K3Cloud was edited by hand) |
 | `outcomes` | queue selection: any of `failed`, `rejected`, `parked` |
 | `error_class` | queue selection: text the error class or reason must contain |
@@ -56,7 +57,7 @@ from fxiaoke_k3cloud.flows.specs import redrive_flows  # the registry (cheap at 
     },
     params={
         "flow": Param("all", type="string", enum=["all", *redrive_flows()], description="Which flow"),
-        "ids": Param([], type="array", items={"type": "string"}, description="Only these CRM ids (needs a flow)"),
+        "ids": Param([], type="array", items={"type": "string"}, description="Only these source ids (needs a flow)"),
         "force": Param(False, type="boolean", description="With ids: rewrite even if the payload is unchanged"),
         "outcomes": Param(["failed", "parked"], type="array",
                           items={"type": "string", "enum": ["failed", "rejected", "parked"]},

@@ -13,8 +13,23 @@ from fxiaoke_k3cloud.flows import specs
 def test_dependencies_come_first_whatever_order_they_are_asked_in():
     assert specs.ordered(["orders", "customers"]) == ["customers", "orders"]
     assert specs.ordered(["orders"]) == ["orders"]  # a dependency not asked for is not added
-    assert specs.redrive_flows() == ["customers", "orders", "contacts"]
-    assert "deliveries" not in specs.reconciled_flows()
+    # Every flow, both directions, is re-driven and reconciled (dependencies first: receipts after orders).
+    assert specs.redrive_flows() == ["customers", "orders", "contacts", "deliveries", "receipts"]
+    assert specs.reconciled_flows() == specs.redrive_flows()
+
+
+def test_every_flow_runs_the_one_pipeline_its_own_code_only_in_its_module():
+    """The steps of every flow are the generic ones of ``flows.steps`` (plus the declared write-back); what a flow
+    does differently is a named hook of its module, which the adapters of its direction call."""
+    from fxiaoke_k3cloud.flows import steps
+
+    generic = {"extract", "sync_dependencies", "transform", "load", specs.WRITE_BACK}
+    for name, spec in specs.FLOWS.items():
+        assert set(spec.steps) <= generic, f"{name}: {spec.steps}"
+        assert spec.steps[0] == "extract" and "load" in spec.steps, name
+        assert spec.direction in steps.ADAPTERS, name
+        if spec.direction == "k3_to_crm":  # the CRM target has no generic mapping: the module's hooks are required
+            assert callable(specs.flow_hook(spec, "transform")) and callable(specs.flow_hook(spec, "load")), name
 
 
 def test_a_dependency_cycle_is_a_config_error(monkeypatch):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fxiaoke_k3cloud.flows import deliveries
+from fxiaoke_k3cloud.flows import steps
 from fxiaoke_k3cloud.flows.deliveries_crm import NOTE_OBJECT, DeliveryLoader, NotePackage
 from fxiaoke_k3cloud.flows.specs import flow_spec
 from fxiaoke_k3cloud.flows.stage import Stage
@@ -35,7 +35,7 @@ def test_create_timeout_is_read_back_by_name_and_not_duplicated(world, monkeypat
     window = world.window()
     monkeypatch.setenv("AIRFLOW_CONN_FXIAOKE_DEFAULT", fxiaoke_conn(world.fxsim, timeout=1))
     ctx = context(**window)
-    transformed = deliveries.transform("deliveries", deliveries.extract("deliveries", ctx), ctx)
+    transformed = steps.transform("deliveries", steps.extract("deliveries", ctx), ctx)
     packages = [NotePackage.from_stage(r) for r in Stage(world.store).get(transformed["run_pk"], "package")]
     creates_before = world.crm_calls("/data/create")
 
@@ -57,7 +57,7 @@ def test_create_lost_and_not_visible_yet_is_failed_then_linked_by_the_next_run(w
     window = world.window()
     monkeypatch.setenv("AIRFLOW_CONN_FXIAOKE_DEFAULT", fxiaoke_conn(world.fxsim, timeout=1))
     ctx = context(**window)
-    transformed = deliveries.transform("deliveries", deliveries.extract("deliveries", ctx), ctx)
+    transformed = steps.transform("deliveries", steps.extract("deliveries", ctx), ctx)
     packages = [NotePackage.from_stage(r) for r in Stage(world.store).get(transformed["run_pk"], "package")]
 
     class LaggingIndexHook(AnswerLosingHook):  # the search index has not caught up when we read back

@@ -46,12 +46,12 @@ def context(**params: Any) -> dict[str, Any]:
 
 def run_flow(**params: Any) -> dict[str, Any]:
     """extract → transform → load → report, like the DAG; returns the report's counts (raises when it fails)."""
-    from fxiaoke_k3cloud.flows import deliveries, steps
+    from fxiaoke_k3cloud.flows import steps
 
     ctx = context(**params)
-    extracted = deliveries.extract("deliveries", ctx)
+    extracted = steps.extract("deliveries", ctx)
     ctx["ti"].xcom["extract_deliveries"] = extracted
-    loaded = deliveries.load("deliveries", deliveries.transform("deliveries", extracted, ctx), ctx)
+    loaded = steps.load("deliveries", steps.transform("deliveries", extracted, ctx), ctx)
     ctx["ti"].xcom["load_deliveries"] = loaded
     return {**steps.report("deliveries", ctx), "run_pk": extracted["run_pk"]}
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fxiaoke_k3cloud.errors import AuthenticationError, ConfigError, PermissionDeniedError
-from fxiaoke_k3cloud.flows import deliveries, receipts
+from fxiaoke_k3cloud.flows import steps
 from fxiaoke_k3cloud.flows.deliveries_crm import NOTE_OBJECT, DeliveryLoader, NotePackage
 from fxiaoke_k3cloud.flows.receipts_crm import PAYMENT, ReceiptLoader, ReceiptPackage
 from fxiaoke_k3cloud.flows.specs import flow_spec
@@ -33,9 +33,9 @@ class UnauthorisedOnCreate(FxiaokeHook):
         return super().create_record(object_api_name, *args, **kwargs)
 
 
-def _staged(module, flow, store):
+def _staged(flow, store):
     ctx = context()
-    transformed = module.transform(flow, module.extract(flow, ctx), ctx)
+    transformed = steps.transform(flow, steps.extract(flow, ctx), ctx)
     return transformed["run_pk"], list(Stage(store).get(transformed["run_pk"], "package"))
 
 
@@ -53,28 +53,27 @@ def _failed(store, flow):
     return [r for r in _records(store, flow) if r["outcome"] == "failed"]
 
 
-@pytest.mark.parametrize("module,flow", [(deliveries, "deliveries"), (receipts, "receipts")])
-def test_a_refused_k3cloud_login_fails_extract_once_as_a_config_error(world, monkeypatch, module, flow):
+@pytest.mark.parametrize("flow", ["deliveries", "receipts"])
+def test_a_refused_k3cloud_login_fails_extract_once_as_a_config_error(world, monkeypatch, flow):
     world.pushed_receipt(world.order()) if flow == "receipts" else world.audited_notice(world.order())
     conn = json.loads(k3cloud_conn(world.k3sim))
     monkeypatch.setenv("AIRFLOW_CONN_K3CLOUD_DEFAULT", json.dumps({**conn, "password": "wrong-password"}))
 
     with pytest.raises(AuthenticationError) as caught:
-        module.extract(flow, context())
+        steps.extract(flow, context())
 
     assert isinstance(caught.value, ConfigError)
     assert _records(world.store, flow) == []  # no per-record outcome at all
 
 
-@pytest.mark.parametrize("module,flow,api,loader,package", [
-    (deliveries, "deliveries", NOTE_OBJECT, DeliveryLoader, NotePackage),
-    (receipts, "receipts", PAYMENT, ReceiptLoader, ReceiptPackage),
+@pytest.mark.parametrize("flow,api,loader,package", [
+    ("deliveries", NOTE_OBJECT, DeliveryLoader, NotePackage),
+    ("receipts", PAYMENT, ReceiptLoader, ReceiptPackage),
 ], ids=["deliveries", "receipts"])
-def test_a_crm_permission_error_in_the_load_fails_the_step_not_each_document(world, module, flow, api, loader,
-                                                                           package):
+def test_a_crm_permission_error_in_the_load_fails_the_step_not_each_document(world, flow, api, loader, package):
     for _ in range(3):
         world.pushed_receipt(world.order()) if flow == "receipts" else world.audited_notice(world.order())
-    run_pk, rows = _staged(module, flow, world.store)
+    run_pk, rows = _staged(flow, world.store)
     hook = UnauthorisedOnCreate(world.fxsim, api)
 
     try:

@@ -13,12 +13,12 @@ FLOW = "receipts"
 
 def run_flow(**params: Any) -> dict[str, Any]:
     """extract → transform → load → report, like the DAG; returns the report's counts (raises when it fails)."""
-    from fxiaoke_k3cloud.flows import receipts, steps
+    from fxiaoke_k3cloud.flows import steps
 
     ctx = context(**params)
-    extracted = receipts.extract(FLOW, ctx)
+    extracted = steps.extract(FLOW, ctx)
     ctx["ti"].xcom["extract_receipts"] = extracted
-    loaded = receipts.load(FLOW, receipts.transform(FLOW, extracted, ctx), ctx)
+    loaded = steps.load(FLOW, steps.transform(FLOW, extracted, ctx), ctx)
     ctx["ti"].xcom["load_receipts"] = loaded
     return {**steps.report(FLOW, ctx), "run_pk": extracted["run_pk"]}
 

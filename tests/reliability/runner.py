@@ -62,12 +62,8 @@ def fast_backoff(max_wait_s: float = 0.02) -> Iterator[None]:
 
 def _tasks(flow: str) -> list[tuple[str, Callable[[Any, dict[str, Any]], Any]]]:
     """(task id, fn(upstream xcom, context)) in DAG order, report excluded."""
-    from fxiaoke_k3cloud.flows import deliveries, steps
+    from fxiaoke_k3cloud.flows import steps
 
-    if flow == DELIVERIES:
-        return [("extract_deliveries", lambda up, ctx: deliveries.extract("deliveries", ctx)),
-                ("transform_deliveries", lambda up, ctx: deliveries.transform("deliveries", up, ctx)),
-                ("load_deliveries", lambda up, ctx: deliveries.load("deliveries", up, ctx))]
     chain: list[tuple[str, Callable[[Any, dict[str, Any]], Any]]] = [
         (f"extract_{flow}", lambda up, ctx: steps.extract(flow, ctx))]
     if flow == ORDERS:

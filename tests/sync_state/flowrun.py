@@ -28,12 +28,6 @@ class FakeTI:
 
 
 def tasks(flow: str) -> list[tuple[str, Any]]:
-    from fxiaoke_k3cloud.flows import deliveries, steps
-
-    if flow == "deliveries":
-        return [("extract_deliveries", lambda up, ctx: deliveries.extract("deliveries", ctx)),
-                ("transform_deliveries", lambda up, ctx: deliveries.transform("deliveries", up, ctx)),
-                ("load_deliveries", lambda up, ctx: deliveries.load("deliveries", up, ctx))]
     from fxiaoke_k3cloud.flows.specs import flow_spec, resolve_step
 
     spec = flow_spec(flow)

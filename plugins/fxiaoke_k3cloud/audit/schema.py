@@ -204,7 +204,9 @@ sync_claim = sa.Table(
 # ---------------------------------------------------------------- reconciliation (revision 0003)
 
 DRIFT_RUN_STATUSES = ("running", "clean", "drift", "failed")
-DRIFT_KINDS = ("missing_in_erp", "extra_in_erp", "field_difference", "amount_difference")
+# The last two (revision 0009): K3Cloud → CRM flows, whose target is the CRM (ops/reconcile_crm.py).
+DRIFT_KINDS = ("missing_in_erp", "extra_in_erp", "field_difference", "amount_difference", "missing_in_crm",
+               "extra_in_crm")
 
 # One reconciliation of CRM against ERP (all flows it compared); its rows are in ``sync_drift``.
 sync_drift_run = sa.Table(

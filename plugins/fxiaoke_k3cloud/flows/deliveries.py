@@ -1,14 +1,13 @@
-"""The K3Cloud → Fxiaoke deliveries flow: its hooks into the K3Cloud → CRM pipeline (:mod:`.k3_pipeline`).
+"""The K3Cloud → Fxiaoke deliveries flow: its named hooks into the one pipeline (``flows.steps``, whose
+``k3_to_crm`` adapters are in :mod:`.k3_pipeline`); the registry entry names this module (``FlowSpec.module``).
 
-* **extract** (K3Cloud, the pipeline): audited delivery notices approved in the window, plus earlier failures
-  and parked notices re-read by FID. Hooks: ``normalise`` gives each line its sale order number;
-  ``reversals`` *reports* notices already in the CRM that were un-audited or deleted; ``prepare`` resolves the
-  CRM order of every sale order number (order id map, else the order's ``FNetOrderBillNo``).
-* **transform** (CRM reads): notices whose order the CRM never sent are *reported*; the rest are mapped with
+* **extract** (the K3Cloud source: audited delivery notices approved in the window, earlier failures and parked
+  notices re-read by FID): ``normalise`` gives each line its sale order number; ``reversals`` *reports* notices
+  already in the CRM that were un-audited or deleted; ``prepare`` resolves the CRM order of every sale order
+  number (order id map, else the order's ``FNetOrderBillNo``).
+* ``transform`` (CRM reads): notices whose order the CRM never sent are *reported*; the rest are mapped with
   ``include/mappings/deliveries.yaml`` into delivery notes with lines (:mod:`.deliveries_map`).
-* **load** (CRM writes): :class:`~fxiaoke_k3cloud.flows.deliveries_crm.DeliveryLoader`; then the watermark moves.
-
-The final ``report`` task is the shared ``steps.report``.
+* ``load`` (CRM writes): :class:`~fxiaoke_k3cloud.flows.deliveries_crm.DeliveryLoader`.
 """
 
 from __future__ import annotations
@@ -27,11 +26,11 @@ from fxiaoke_k3cloud.flows.window import Window
 
 log = logging.getLogger(__name__)
 
-FLOW = "deliveries"
 ORDER_ENTITY = k3_source.ORDER_ENTITY
 DELETED = pipeline.DELETED
-__all__ = ["CUSTOMER_ENTITY", "ORDER_STATUS_MAP", "extract", "transform", "load", "resolve_order_numbers"]
 RECHECK = pipeline.RECHECK
+__all__ = ["CUSTOMER_ENTITY", "ORDER_STATUS_MAP", "normalise", "prepare", "reversals", "transform", "load",
+           "resolve_order_numbers"]
 
 
 def resolve_order_numbers(store: Any, hook: Any, numbers: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -70,30 +69,27 @@ def report_reversals(spec: FlowSpec, store: Any, hook: Any, run_pk: int, window:
     return len(outcomes)
 
 
-class Deliveries(pipeline.K3Flow):
-    form = k3.NOTICE_FORM
-    entry_key = "FEntity_FEntryID"
-
-    def normalise(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return k3.normalise(rows)
-
-    def prepare(self, spec: FlowSpec, store: Any, hook: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        numbers = {r["FOrderNo"] for r in rows if r.get("FOrderNo")}
-        orders = resolve_order_numbers(store, hook, numbers)
-        log.info("%s: %s of %s order number(s) known", spec.name, len(orders), len(numbers))
-        return {"orders": orders}
-
-    def reversals(self, spec: FlowSpec, store: Any, hook: Any, run_pk: int, window: Window, *,
-                  exclude: set[str], mark: bool) -> int:
-        return report_reversals(spec, store, hook, run_pk, window, exclude=exclude, mark=mark)
-
-    def transform(self, spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str, int]:
-        return map_notices(spec, store, hook, run_pk)
-
-    def load(self, spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool) -> Mapping[str, int]:
-        packages = [NotePackage.from_stage(row) for row in Stage(store).get(run_pk, "package")]
-        return DeliveryLoader(spec, hook, store, run_pk).run(packages, dry_run=dry_run)
+# --------------------------------------------------------------------------------------------------
+# the flow's hooks (see k3_pipeline)
+# --------------------------------------------------------------------------------------------------
+def normalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return k3.normalise(rows)
 
 
-FLOW_HOOKS = Deliveries()
-extract, transform, load = pipeline.steps(FLOW_HOOKS)
+def prepare(spec: FlowSpec, store: Any, hook: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    numbers = {r["FOrderNo"] for r in rows if r.get("FOrderNo")}
+    orders = resolve_order_numbers(store, hook, numbers)
+    log.info("%s: %s of %s order number(s) known", spec.name, len(orders), len(numbers))
+    return {"orders": orders}
+
+
+reversals = report_reversals
+
+
+def transform(spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str, int]:
+    return map_notices(spec, store, hook, run_pk)
+
+
+def load(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool) -> Mapping[str, int]:
+    packages = [NotePackage.from_stage(row) for row in Stage(store).get(run_pk, "package")]
+    return DeliveryLoader(spec, hook, store, run_pk).run(packages, dry_run=dry_run)

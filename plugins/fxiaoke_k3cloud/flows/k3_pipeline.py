@@ -1,37 +1,38 @@
-"""The one pipeline of every K3Cloud → CRM flow: extract → transform → load (then the shared ``steps.report``).
+"""The K3Cloud → CRM side of the one pipeline (``flows.steps``): the K3Cloud-source and the CRM-target adapter.
 
-* **extract** (K3Cloud): the run's window from the flow's watermark (``window.resolve_window``), the documents of
-  the flow's form audited in it, plus earlier failures and parked documents re-read by FID; the flow's
-  ``reversals`` hook looks at documents un-audited or deleted after they reached the CRM, its ``prepare`` hook
-  resolves what the transform needs from K3Cloud (e.g. the CRM order of each sale order number).
-* **transform** (CRM reads): the flow's ``transform`` hook maps the staged rows with its mapping file and stages
-  packages; every document it does not pass on gets an outcome (rejected, parked, reported, held).
-* **load** (CRM writes): the flow's ``load`` hook writes the packages (a :class:`~.k3_load.ClaimedLoader`:
-  per-document claims, so overlapping runs write each document once, and every outcome recorded); then the
-  watermark moves (``steps.advance_watermark``), never on a dry run.
+``steps.extract`` / ``transform`` / ``load`` open the run, its window and the watermark for every flow, and hand
+the work to the adapters of the flow's ``FlowSpec.direction``; for ``k3_to_crm`` those are the two classes here:
 
-What differs between flows sits in one module per flow, a :class:`K3Flow` whose named hooks the pipeline calls;
-the module binds the pipeline's steps with :func:`steps` (``extract, transform, load = steps(FLOW)``), and its
-registry entry (``flows/specs.py``) names those steps. Data moves between tasks through the audit store's
-staging table; XCom carries the run key and counts.
+* :class:`K3CloudSource` (extract, over the K3Cloud hook): the documents of the flow's form
+  (``FlowSpec.source_object``) audited in the window, plus earlier failures and parked documents re-read by FID
+  (with ``ids``, as a re-drive asks: exactly those documents, and no look-back for reversals); the flow module's
+  hooks ``normalise`` (derived fields of the rows read), ``reversals`` (documents un-audited or deleted after they
+  reached the CRM) and ``prepare`` (K3Cloud lookups the transform needs, staged by name) refine it;
+* :class:`FxiaokeTarget` (transform and load, over the Fxiaoke hook): the flow module's ``transform`` hook maps
+  the staged rows with its mapping file into staged packages (every document it does not pass on gets an
+  outcome), its ``load`` hook writes them (a :class:`~.k3_load.ClaimedLoader`: per-document claims, so overlapping
+  runs write each document once, every outcome recorded).
+
+What differs between flows sits in the flow's module (``FlowSpec.module``, e.g. ``flows/deliveries.py``) as
+those named hooks; this module has no flow names. Data moves between tasks through the audit store's staging
+table; XCom carries the run key and counts.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import sqlalchemy as sa
 
 from fxiaoke_k3cloud.audit import IdMapEntry, RecordOutcome
 from fxiaoke_k3cloud.audit.schema import id_map
+from fxiaoke_k3cloud.errors import ConfigError
 from fxiaoke_k3cloud.flows import k3_source as k3
-from fxiaoke_k3cloud.flows.run_context import params as run_params, run_meta
 from fxiaoke_k3cloud.flows.queries import failed_source_ids
-from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
+from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_hook
 from fxiaoke_k3cloud.flows.stage import Stage
-from fxiaoke_k3cloud.flows.steps import advance_watermark, close_abandoned, open_store, run_window
 from fxiaoke_k3cloud.flows.window import Window
 from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
@@ -41,34 +42,6 @@ log = logging.getLogger(__name__)
 
 DELETED = "deleted"  # payload_hash of an id-map entry whose document was deleted in K3Cloud (handled once)
 RECHECK = timedelta(days=30)  # documents synced this recently are checked for deletion on every run
-
-
-class K3Flow:
-    """The named hooks of one K3Cloud → CRM flow. Override what the flow needs; the defaults do nothing."""
-
-    #: The K3Cloud form the flow reads (``SAL_DELIVERYNOTICE``, ``AR_RECEIVEBILL`` …).
-    form: str = ""
-    #: The entry id key rows are ordered by within a document (``FEntity_FEntryID`` …).
-    entry_key: str = ""
-
-    def normalise(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Fill derived fields of the rows read from K3Cloud (e.g. the sale order number of a line)."""
-        return rows
-
-    def prepare(self, spec: FlowSpec, store: Any, hook: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """K3Cloud lookups the transform needs, staged by name (``{"orders": {...}}``)."""
-        return {}
-
-    def reversals(self, spec: FlowSpec, store: Any, hook: Any, run_pk: int, window: Window, *,
-                  exclude: set[str], mark: bool) -> int:
-        """Handle documents un-audited or deleted after they reached the CRM; returns how many were reported."""
-        return 0
-
-    def transform(self, spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str, int]:
-        raise NotImplementedError
-
-    def load(self, spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool) -> Mapping[str, int]:
-        raise NotImplementedError
 
 
 def staged_value(store: Any, run_pk: int, name: str, default: Any = None) -> Any:
@@ -116,70 +89,59 @@ def mark_deleted(spec: FlowSpec, store: Any, run_pk: int, gone: Mapping[str, tup
 
 
 # --------------------------------------------------------------------------------------------------
-# the steps
+# the adapters
 # --------------------------------------------------------------------------------------------------
-def extract(impl: K3Flow, flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Stage the window's audited documents and what ``prepare`` resolved; let ``reversals`` look back."""
-    spec = flow_spec(flow)
-    params = run_params(context)
-    run_id, run_type, _ = run_meta(context)
-    store = open_store()
-    window = run_window(spec, store, params, context)
-    run_pk = store.start_run(spec.name, run_id, run_type, window.start, window.end)
-    close_abandoned(spec, store, context, run_pk)
-    log.info("%s run %s: window %s → %s (%s)", spec.name, run_pk, window.start, window.end, window.source)
-    keys = load_mapping(spec.mapping_path).source.fields or []
-    dry_run = bool(params.get("dry_run"))
-    with K3CloudHook() as hook:  # one K3Cloud session for the task, logged out when it ends (also on failure)
-        rows = impl.normalise(k3.audited_in_window(hook, impl.form, keys, window))
-        seen = {str(r["FID"]) for r in rows}
-        again = [*failed_source_ids(store, spec.name, spec.entity),
-                 *(p.source_id for p in store.list_parked(spec.entity, flow=spec.name))]
-        retry = [fid for fid in dict.fromkeys(again) if fid not in seen]
-        if retry:
-            rows += impl.normalise(k3.by_ids(hook, impl.form, keys, retry))
-        reported = impl.reversals(spec, store, hook, run_pk, window, exclude=seen, mark=not dry_run)
-        prepared = impl.prepare(spec, store, hook, rows)
-    stage = Stage(store)
-    stage.put(run_pk, "raw", rows, key="FID")
-    for name, value in prepared.items():
-        stage.put(run_pk, name, [{"kind": name, name: value}], key="kind")
-    count = len({str(r["FID"]) for r in rows})
-    log.info("%s: %s audited document(s) (%s re-read), %s reversal(s) reported", spec.name, count, len(retry),
-             reported)
-    return {"run_pk": run_pk, "window": window.as_xcom(), "extracted": count + reported, "retried": len(retry),
-            "reported": reported, "move_watermark": not dry_run, "dry_run": dry_run}
+def _hook(spec: FlowSpec, name: str, *, required: bool = False) -> Any:
+    found = flow_hook(spec, name)
+    if found is None and required:
+        raise ConfigError(f"flow {spec.name!r} ({spec.direction}) needs a {name!r} hook in its module "
+                          f"(FlowSpec.module={spec.module!r})")
+    return found
 
 
-def transform(impl: K3Flow, flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Map the staged documents to CRM packages (the flow's ``transform`` hook)."""
-    spec = flow_spec(flow)
-    counts = impl.transform(spec, open_store(), FxiaokeHook(), extracted["run_pk"])
-    log.info("%s: %s", spec.name, counts)
-    return {**extracted, **counts}
+class K3CloudSource:
+    """Extract of a ``k3_to_crm`` flow: stage the audited documents (and what ``prepare`` resolved)."""
+
+    def extract(self, spec: FlowSpec, store: Any, run_pk: int, window: Window, params: Mapping[str, Any]) -> dict[str, Any]:
+        keys = load_mapping(spec.mapping_path).source.fields or []
+        normalise = _hook(spec, "normalise") or (lambda rows: rows)
+        reversals, prepare = _hook(spec, "reversals"), _hook(spec, "prepare")
+        ids = list(params.get("ids") or [])
+        retry: list[str] = []
+        reported = 0
+        with K3CloudHook() as hook:  # one K3Cloud session for the task, logged out when it ends (also on failure)
+            if ids:  # exactly these documents, in any status (the mapping's life-status rules decide)
+                rows = normalise(k3.by_ids(hook, spec.source_object, keys, ids))
+            else:
+                rows = normalise(k3.audited_in_window(hook, spec.source_object, keys, window))
+                seen = {str(r["FID"]) for r in rows}
+                again = [*failed_source_ids(store, spec.name, spec.entity),
+                         *(p.source_id for p in store.list_parked(spec.entity, flow=spec.name))]
+                retry = [fid for fid in dict.fromkeys(again) if fid not in seen]
+                if retry:
+                    rows += normalise(k3.by_ids(hook, spec.source_object, keys, retry))
+                if reversals is not None:
+                    reported = reversals(spec, store, hook, run_pk, window, exclude=seen,
+                                         mark=not params.get("dry_run"))
+            prepared = prepare(spec, store, hook, rows) if prepare is not None else {}
+        stage = Stage(store)
+        stage.put(run_pk, "raw", rows, key="FID")
+        for name, value in prepared.items():
+            stage.put(run_pk, name, [{"kind": name, name: value}], key="kind")
+        count = len({str(r["FID"]) for r in rows})
+        missing = sorted(set(ids) - {str(r["FID"]) for r in rows})
+        if missing:
+            log.warning("%s: %s requested FID(s) not found in K3Cloud: %s", spec.name, len(missing),
+                        ", ".join(missing[:20]))
+        log.info("%s: %s document(s) (%s re-read), %s reversal(s) reported", spec.name, count, len(retry), reported)
+        return {"extracted": count + reported, "retried": len(retry), "reported": reported}
 
 
-def load(impl: K3Flow, flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Write the packages (the flow's ``load`` hook); then move the watermark."""
-    spec = flow_spec(flow)
-    store = open_store()
-    run_id, _, _ = run_meta(context)
-    counts = dict(impl.load(spec, store, FxiaokeHook(), transformed["run_pk"], dry_run=bool(transformed.get("dry_run"))))
-    log.info("%s: %s", spec.name, counts)
-    advance_watermark(spec, store, transformed, run_id)
-    return {**transformed, **counts}
+class FxiaokeTarget:
+    """Transform and load of a ``k3_to_crm`` flow: the flow module's ``transform`` and ``load`` hooks."""
 
+    def transform(self, spec: FlowSpec, store: Any, run_pk: int) -> dict[str, Any]:
+        return dict(_hook(spec, "transform", required=True)(spec, store, FxiaokeHook(), run_pk))
 
-def steps(impl: K3Flow) -> tuple[Callable[..., dict[str, Any]], ...]:
-    """The three task functions of a flow, bound to its hooks (the registry's ``module:extract`` … name them)."""
-
-    def extract_step(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
-        return extract(impl, flow, context)
-
-    def transform_step(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-        return transform(impl, flow, extracted, context)
-
-    def load_step(flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-        return load(impl, flow, transformed, context)
-
-    return extract_step, transform_step, load_step
+    def load(self, spec: FlowSpec, store: Any, run_pk: int, *, dry_run: bool, params: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(_hook(spec, "load", required=True)(spec, store, FxiaokeHook(), run_pk, dry_run=dry_run))

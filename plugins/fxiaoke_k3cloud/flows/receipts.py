@@ -1,4 +1,5 @@
-"""The K3Cloud → Fxiaoke receipts flow: its hooks into the K3Cloud → CRM pipeline (:mod:`.k3_pipeline`).
+"""The K3Cloud → Fxiaoke receipts flow: its named hooks into the one pipeline (``flows.steps``, whose ``k3_to_crm``
+adapters are in :mod:`.k3_pipeline`); the registry entry names this module (``FlowSpec.module``).
 
 Audited K3Cloud receipt bills (收款单 ``AR_RECEIVEBILL``) become one CRM payment (``PaymentObj``, named after the
 bill number) with one payment line (``OrderPaymentObj``) per bill entry, linked to the CRM order the entry pays
@@ -50,46 +51,49 @@ def _order_number(row: dict[str, Any]) -> str:
     return str(row.get(ORDER_KEY) or "").strip()
 
 
-class Receipts(pipeline.K3Flow):
-    form = FORM
-    entry_key = ENTRY_KEY
+# --------------------------------------------------------------------------------------------------
+# the flow's hooks (see k3_pipeline)
+# --------------------------------------------------------------------------------------------------
+def normalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for row in rows:
+        row[ORDER_KEY] = _order_number(row) or None
+    return rows
 
-    def normalise(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for row in rows:
-            row[ORDER_KEY] = _order_number(row) or None
-        return rows
 
-    def prepare(self, spec: FlowSpec, store: Any, hook: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        numbers = {r[ORDER_KEY] for r in rows if r.get(ORDER_KEY)}
-        return {"orders": k3_source.resolve_order_numbers(store, hook, numbers)}
+def prepare(spec: FlowSpec, store: Any, hook: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    numbers = {r[ORDER_KEY] for r in rows if r.get(ORDER_KEY)}
+    return {"orders": k3_source.resolve_order_numbers(store, hook, numbers)}
 
-    def reversals(self, spec: FlowSpec, store: Any, hook: Any, run_pk: int, window: Window, *,
-                  exclude: set[str], mark: bool) -> int:
-        """Stage the bills whose CRM payment must be voided: un-audited in the window, or deleted."""
-        unaudited = [r for r in k3_source.unaudited_in_window(hook, FORM, window) if str(r["FID"]) not in exclude]
-        synced = store.get_id_map(spec.entity, [str(r["FID"]) for r in unaudited])
-        voids = []
-        for row in unaudited:
-            entry = synced.get(str(row["FID"]))
-            if entry is not None and entry.target_id and entry.payload_hash not in (VOIDED, pipeline.DELETED):
-                voids.append({"source_id": str(row["FID"]), "number": row.get("FBillNo"), "target_id": entry.target_id,
-                              "why": f"un-audited in K3Cloud (FDocumentStatus={row.get('FDocumentStatus')!r})",
-                              "mark": VOIDED})
-        for fid, (payment_id, number) in pipeline.vanished(spec, store, hook, FORM).items():
-            if payment_id and fid not in {v["source_id"] for v in voids}:
-                voids.append({"source_id": fid, "number": number, "target_id": payment_id,
-                              "why": "deleted in K3Cloud", "mark": pipeline.DELETED})
-        Stage(store).put(run_pk, "void", voids, key="source_id")
-        return 0
 
-    def transform(self, spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str, int]:
-        return map_receipts(spec, store, hook, run_pk)
+def reversals(spec: FlowSpec, store: Any, hook: Any, run_pk: int, window: Window, *, exclude: set[str],
+              mark: bool) -> int:
+    """Stage the bills whose CRM payment must be voided: un-audited in the window, or deleted."""
+    unaudited = [r for r in k3_source.unaudited_in_window(hook, FORM, window) if str(r["FID"]) not in exclude]
+    synced = store.get_id_map(spec.entity, [str(r["FID"]) for r in unaudited])
+    voids = []
+    for row in unaudited:
+        entry = synced.get(str(row["FID"]))
+        if entry is not None and entry.target_id and entry.payload_hash not in (VOIDED, pipeline.DELETED):
+            voids.append({"source_id": str(row["FID"]), "number": row.get("FBillNo"), "target_id": entry.target_id,
+                          "why": f"un-audited in K3Cloud (FDocumentStatus={row.get('FDocumentStatus')!r})",
+                          "mark": VOIDED})
+    for fid, (payment_id, number) in pipeline.vanished(spec, store, hook, FORM).items():
+        if payment_id and fid not in {v["source_id"] for v in voids}:
+            voids.append({"source_id": fid, "number": number, "target_id": payment_id,
+                          "why": "deleted in K3Cloud", "mark": pipeline.DELETED})
+    Stage(store).put(run_pk, "void", voids, key="source_id")
+    return 0
 
-    def load(self, spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool) -> Mapping[str, int]:
-        stage = Stage(store)
-        packages = [ReceiptPackage.from_stage(row) for row in stage.get(run_pk, "package")]
-        packages += [ReceiptPackage.void(row) for row in stage.get(run_pk, "void")]
-        return ReceiptLoader(spec, hook, store, run_pk).run(packages, dry_run=dry_run)
+
+def transform(spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str, int]:
+    return map_receipts(spec, store, hook, run_pk)
+
+
+def load(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: bool) -> Mapping[str, int]:
+    stage = Stage(store)
+    packages = [ReceiptPackage.from_stage(row) for row in stage.get(run_pk, "package")]
+    packages += [ReceiptPackage.void(row) for row in stage.get(run_pk, "void")]
+    return ReceiptLoader(spec, hook, store, run_pk).run(packages, dry_run=dry_run)
 
 
 def _problems(lines: list[dict[str, Any]], resolved: dict[str, Any], orders: dict[str, Any]) -> tuple[list, list]:
@@ -172,6 +176,3 @@ def map_receipts(spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str
     log.info("%s: %s", spec.name, counts)
     return counts
 
-
-FLOW_HOOKS = Receipts()
-extract, transform, load = pipeline.steps(FLOW_HOOKS)

@@ -49,14 +49,16 @@ class FlowSpec:
     steps: tuple[str, ...] = ("extract", "transform", "load")
     #: Flows whose records this flow's records reference (synced first when re-driving everything).
     depends_on: tuple[str, ...] = ()
-    #: Whether ``sync_redrive`` / ``sync_reconcile`` handle this flow (CRM → K3Cloud flows today).
+    #: Whether ``sync_redrive`` / ``sync_reconcile`` handle this flow (any direction).
     redrive: bool = True
     reconcile: bool = True
-    #: The flow's own module (``fxiaoke_k3cloud.flows.orders``): named hooks the shared pipeline calls when the
-    #: module defines them — ``extract`` (replaces the generic extract), ``staged_lines`` (entry rows for the
-    #: transform), ``lookups`` (tables not resolved through an id map), ``read_all`` (every record, for
-    #: reconciliation), ``reconcile_extras`` / ``reconcile_drifts`` (more ERP documents / checks). None: the
-    #: generic pipeline alone.
+    #: The flow's own module (``fxiaoke_k3cloud.flows.orders``): named hooks the one pipeline (``flows.steps``)
+    #: and its adapters call when the module defines them. CRM → K3Cloud: ``extract`` (replaces the generic
+    #: extract), ``staged_lines`` (entry rows for the transform), ``lookups`` (tables not resolved through an id
+    #: map), ``read_all`` (every record, for reconciliation), ``reconcile_extras`` / ``reconcile_drifts`` (more
+    #: ERP documents / checks). K3Cloud → CRM: ``normalise``, ``reversals``, ``prepare`` (extract), ``transform``
+    #: and ``load`` (required: the CRM side's mapping and writes), see ``flows.k3_pipeline``. None: the generic
+    #: pipeline alone.
     module: str | None = None
 
     @property
@@ -111,9 +113,7 @@ FLOWS: dict[str, FlowSpec] = {
         direction="k3_to_crm",
         modified_field="FApproveDate",
         index_lag=timedelta(0),  # K3Cloud's query reads the database itself
-        steps=(f"{_DELIVERIES}:extract", f"{_DELIVERIES}:transform", f"{_DELIVERIES}:load"),
-        redrive=False,
-        reconcile=False,
+        module=_DELIVERIES,
     ),
     # K3Cloud → Fxiaoke: audited receipt bills (收款单) → CRM payments with one line per order paid.
     "receipts": FlowSpec(
@@ -126,10 +126,8 @@ FLOWS: dict[str, FlowSpec] = {
         direction="k3_to_crm",
         modified_field="FApproveDate",
         index_lag=timedelta(0),  # K3Cloud's query reads the database itself
-        steps=(f"{_RECEIPTS}:extract", f"{_RECEIPTS}:transform", f"{_RECEIPTS}:load"),
         depends_on=("orders",),
-        redrive=False,
-        reconcile=False,
+        module=_RECEIPTS,
     ),
 }
 

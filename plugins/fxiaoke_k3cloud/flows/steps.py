@@ -1,30 +1,50 @@
-"""The four tasks of a CRM → ERP flow (extract, transform, load, report), as called from the DAG files.
+"""The one pipeline of every flow, both directions: the tasks extract → transform → load → report.
 
-Each step opens the audit store, does its work and returns a small dict for XCom (ids, counts, window):
-data moves between tasks through the audit store's staging table, never through XCom.
+Each step opens the audit store, does its work and returns a small dict for XCom (ids, counts, window): data
+moves between tasks through the audit store's staging table, never through XCom. What is the same for every
+flow is done here once — the run row and its window (``run_context``: watermark-based unless a backfill or
+``ids``), closing runs a vanished task left open, the watermark move after a good load, the report. The work
+of a step goes to the adapters of the flow's ``FlowSpec.direction``:
+
+=============  =========================================  =========================================
+direction      source adapter (extract)                   target adapter (transform, load)
+=============  =========================================  =========================================
+``crm_to_k3``  :class:`.crm_pipeline.FxiaokeSource`       :class:`.crm_pipeline.K3CloudTarget`
+``k3_to_crm``  :class:`.k3_pipeline.K3CloudSource`        :class:`.k3_pipeline.FxiaokeTarget`
+=============  =========================================  =========================================
+
+Per-flow code is only in the flow's module (``FlowSpec.module``), as named hooks the adapters call; nothing
+here names a flow. Two more steps a registry entry may list: ``sync_dependencies`` (the records of other flows
+the run's lookups need first) and the write-back (``flows.writeback``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, Mapping
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from fxiaoke_k3cloud.audit import RUN_COUNT_COLUMNS, AuditStore
-from fxiaoke_k3cloud.errors import SyncError
+from fxiaoke_k3cloud.audit import RUN_COUNT_COLUMNS
+from fxiaoke_k3cloud.errors import ConfigError
+from fxiaoke_k3cloud.flows.crm_pipeline import FxiaokeSource, K3CloudTarget
 from fxiaoke_k3cloud.flows.dependencies import sync_missing
-from fxiaoke_k3cloud.flows.extract import extract_records, report_future_records
-from fxiaoke_k3cloud.flows.liveness import airflow_run_state
-from fxiaoke_k3cloud.flows.load import load_staged
+from fxiaoke_k3cloud.flows.k3_pipeline import FxiaokeTarget, K3CloudSource
 from fxiaoke_k3cloud.flows.lookups import id_map_lookups
 from fxiaoke_k3cloud.flows.mappings import flow_mapping
-from fxiaoke_k3cloud.flows.run_context import params as _params, run_meta as _run_meta
+from fxiaoke_k3cloud.flows.run_context import (  # noqa: F401 - open_store & co. re-exported (ops, DAG factory)
+    advance_watermark,
+    close_abandoned,
+    open_store,
+    params as _params,
+    run_meta as _run_meta,
+    run_window,
+)
+from fxiaoke_k3cloud.flows.run_notes import close_unextracted, record_calls
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_hook, flow_spec
 from fxiaoke_k3cloud.flows.stage import Stage
-from fxiaoke_k3cloud.flows.transform import transform_staged
-from fxiaoke_k3cloud.flows.window import EPOCH, Window, resolve_window, to_ms
+from fxiaoke_k3cloud.flows.window import Window
 from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
@@ -32,100 +52,45 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("created", "updated", "unchanged", "rejected", "failed", "parked", "reported", "skipped")
 
-
-_MIGRATED: set[str] = set()
-
-
-def open_store():
-    """The audit store of the task's process, migrated once per process and database."""
-    store = AuditStore.from_airflow()
-    if store.url not in _MIGRATED:
-        store.migrate()
-        _MIGRATED.add(store.url)
-    return store
+#: The adapters of each ``FlowSpec.direction``: (source, target).
+ADAPTERS: dict[str, tuple[Any, Any]] = {
+    "crm_to_k3": (FxiaokeSource(), K3CloudTarget()),
+    "k3_to_crm": (K3CloudSource(), FxiaokeTarget()),
+}
 
 
-
-def run_window(spec: FlowSpec, store: Any, params: Mapping[str, Any], context: Mapping[str, Any]) -> Window:
-    """The run's window by the model of ``window.resolve_window`` (watermark-based unless a backfill)."""
-    _, run_type, run_after = _run_meta(context)
-    return resolve_window(
-        params=params,
-        data_interval_start=context.get("data_interval_start"),
-        data_interval_end=context.get("data_interval_end"),
-        run_after=run_after,
-        watermark_ms=store.get_watermark(spec.name),
-        lookback=spec.lookback,
-        run_type=run_type,
-        index_lag=spec.index_lag,
-    )
-
-
-def advance_watermark(spec: FlowSpec, store: Any, state: Mapping[str, Any], run_id: str) -> None:
-    """After a successful load: move the flow's watermark to where the run's window allows (never back)."""
-    if not state.get("move_watermark"):
-        return
-    if store.run_status(state["run_pk"]) == "abandoned":
-        raise SyncError(f"{spec.name} run {state['run_pk']} was closed as abandoned by a later run while this task "
-                        "was away (its staged rows are gone); the watermark stays, the next run reads the window again")
-    window = Window.from_xcom(state["window"])
-    if window.advance_to is None:
-        log.info("%s: watermark left alone (%s window)", spec.name, window.source)
-        return
-    now = store.set_watermark(spec.name, to_ms(window.advance_to), run_id)
-    log.info("%s: watermark at %s", spec.name, datetime.fromtimestamp(now / 1000, tz=timezone.utc))
-
-
-def close_abandoned(spec: FlowSpec, store: Any, context: Mapping[str, Any], run_pk: int) -> None:
-    """Close this flow's earlier runs whose Airflow runs are over (or gone) but whose rows say running."""
-    for run in store.close_abandoned(spec.name, exclude=run_pk,
-                                     is_alive=lambda run_id: airflow_run_state(spec.dag_id, run_id, context)):
-        log.warning("%s: run %s (%s) was left running by a task that is gone; closed as abandoned: %s",
-                    spec.name, run["id"], run["run_id"], run["message"])
-
+def adapters(spec: FlowSpec) -> tuple[Any, Any]:
+    """(source adapter, target adapter) of the flow's direction."""
+    try:
+        return ADAPTERS[spec.direction]
+    except KeyError:
+        raise ConfigError(f"flow {spec.name!r}: unknown direction {spec.direction!r}; "
+                          f"known: {', '.join(sorted(ADAPTERS))}") from None
 
 
 # --------------------------------------------------------------------------------------------------
 # extract
 # --------------------------------------------------------------------------------------------------
 def extract(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Read the window's changed CRM records (plus earlier failures to retry) into the staging table."""
+    """Open the run and its window; the source adapter stages what the run syncs (with ``ids``: only those)."""
     spec = flow_spec(flow)
+    source, _ = adapters(spec)
     params = _params(context)
-    run_id, run_type, run_after = _run_meta(context)
+    run_id, run_type, _ = _run_meta(context)
     store = open_store()
     window = run_window(spec, store, params, context)
     run_pk = store.start_run(spec.name, run_id, run_type, window.start, window.end)
     close_abandoned(spec, store, context, run_pk)
     log.info("%s run %s: window %s → %s (%s)", spec.name, run_pk, window.start, window.end, window.source)
-    hook = FxiaokeHook()
-    stage = Stage(store)
-    read = flow_hook(spec, "extract") or extract_records
-    extracted, retried = read(spec, hook, store, stage, run_pk, window, ids=params["ids"])
-    if not params["ids"]:
-        report_future_records(spec, hook, store, run_pk, int(datetime.now(timezone.utc).timestamp() * 1000))
-    log.info("%s: extracted %s records (%s earlier failures/parked retried), Fxiaoke calls: %s",
-             spec.name, extracted, retried, hook.calls.as_dict())
-    result = {
-        "run_pk": run_pk,
-        "window": window.as_xcom(),
-        "extracted": extracted,
-        "retried": retried,
-        "move_watermark": not params["ids"] and not params.get("dry_run"),
-        "dry_run": bool(params.get("dry_run")),
-    }
-    if _nothing_to_do(stage, run_pk, window):
-        # The later steps would read an empty stage: move the watermark here and let the DAG skip them
-        # (dag_factory), so an idle 15-minute run starts two task processes (extract, report), not four or five.
+    dry_run = bool(params.get("dry_run"))
+    result = {"run_pk": run_pk, "window": window.as_xcom(), "move_watermark": not params["ids"] and not dry_run,
+              "dry_run": dry_run, **source.extract(spec, store, run_pk, window, params)}
+    if result.get("nothing_to_do"):
+        # The DAG skips the later steps (dag_factory), so an idle run starts two task processes (extract, report)
+        # instead of four or five: the watermark moves here.
         advance_watermark(spec, store, result, run_id)
-        result["nothing_to_do"] = True
         log.info("%s: nothing changed; the later steps are skipped", spec.name)
     return result
-
-
-def _nothing_to_do(stage: Any, run_pk: int, window: Window) -> bool:
-    """Nothing staged (no record, retry, deletion or void) and not a run that checks every target (full resync)."""
-    return window.start > EPOCH and stage.is_empty(run_pk)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,10 +137,11 @@ sync_customers = sync_dependencies
 # transform
 # --------------------------------------------------------------------------------------------------
 def transform(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Map staged CRM records into K3Cloud packages; reject invalid records with a reason (they are audited)."""
+    """Map the staged records into the target's packages; records not passed on get an outcome with a reason."""
     spec = flow_spec(flow)
-    store = open_store()
-    counts = transform_staged(spec, store, extracted["run_pk"])
+    _, target = adapters(spec)
+    counts = target.transform(spec, open_store(), extracted["run_pk"])
+    log.info("%s: %s", spec.name, counts)
     return {**extracted, **counts}
 
 
@@ -183,15 +149,13 @@ def transform(flow: str, extracted: Mapping[str, Any], context: Mapping[str, Any
 # load
 # --------------------------------------------------------------------------------------------------
 def load(flow: str, transformed: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Write the packages to K3Cloud idempotently, audit every outcome, then move the watermark."""
+    """Write the packages to the target idempotently, audit every outcome, then move the watermark."""
     spec = flow_spec(flow)
+    _, target = adapters(spec)
     store = open_store()
-    flow_mapping(spec)  # the target form's keys are known to the hook before the loader reads back by number
     run_id, _, _ = _run_meta(context)
-    run_pk = transformed["run_pk"]
-    with K3CloudHook() as k3:  # one K3Cloud session for the task, logged out when it ends (also on failure)
-        counts = load_staged(spec, store, k3, run_pk, dry_run=transformed.get("dry_run", False),
-                             void_action=str(_params(context).get("void_action") or "report"))
+    counts = target.load(spec, store, transformed["run_pk"], dry_run=bool(transformed.get("dry_run")),
+                         params=_params(context))
     advance_watermark(spec, store, transformed, run_id)
     return {**transformed, **counts}
 
@@ -205,14 +169,10 @@ def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     ti = context["ti"]
     extracted = ti.xcom_pull(task_ids=f"extract_{spec.name}")
     if not extracted:
-        from fxiaoke_k3cloud.flows.run_notes import close_unextracted
-
         raise AirflowFailException(close_unextracted(spec.name, open_store(), _run_meta(context)[0]))
     loaded = ti.xcom_pull(task_ids=f"load_{spec.name}")
     store = open_store()
     run_pk = extracted["run_pk"]
-    from fxiaoke_k3cloud.flows.run_notes import record_calls
-
     record_calls(store, spec.name, _run_meta(context)[0])  # this process's calls (a re-drive's: all its steps')
     summary = store.run_summary(run_pk)
     counts = {k: int(v) for k, v in summary["records"].items()}

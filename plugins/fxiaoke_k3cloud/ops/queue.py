@@ -24,8 +24,9 @@ RECORD_QUEUE_OUTCOMES = ("failed", "rejected")
 QUEUE_OUTCOMES = (*RECORD_QUEUE_OUTCOMES, "parked")
 #: Run type of the flow runs a re-drive opens (``sync_run.run_type``); attempts are counted on these.
 REDRIVE_RUN_TYPE = "redrive"
-#: Drift kinds that name a CRM record a re-drive can repair (an ERP-only document has no CRM record).
-REPAIRABLE_DRIFT = ("missing_in_erp", "field_difference", "amount_difference")
+#: Drift kinds that name a source record a re-drive can repair (an ERP-only document has no CRM record; an extra
+#: CRM record of a K3Cloud → CRM flow is for a person). ``missing_in_crm``: the source id is the K3Cloud FID.
+REPAIRABLE_DRIFT = ("missing_in_erp", "field_difference", "amount_difference", "missing_in_crm")
 #: A dry run records "skipped — dry run: would …" for every record; that says nothing about K3Cloud and must
 #: not hide an earlier failure from the queue.
 DRY_RUN_REASON = "dry run:%"

@@ -45,14 +45,17 @@ def compare(flow: str, opened: Mapping[str, Any], context: Mapping[str, Any]) ->
     from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
     from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
     from fxiaoke_k3cloud.ops.drift import write_drift
-    from fxiaoke_k3cloud.ops.reconcile import reconcile_flow
+    from fxiaoke_k3cloud.ops import reconcile, reconcile_crm
 
     if flow not in opened["flows"]:
         return {"flow": flow, "skipped": True}
     store = _store()
+    spec = flow_spec(flow)
+    # By the flow's direction: the target is K3Cloud (CRM → K3Cloud) or the CRM (K3Cloud → CRM).
+    compare_flow = reconcile_crm.reconcile_flow if spec.direction == "k3_to_crm" else reconcile.reconcile_flow
     with K3CloudHook() as k3:  # one K3Cloud session for the task, logged out at its end
-        result = reconcile_flow(flow_spec(flow), store, FxiaokeHook(), k3,
-                                sample_size=int(opened["sample_size"]), seed=f"{opened['drift_run']}")
+        result = compare_flow(spec, store, FxiaokeHook(), k3, sample_size=int(opened["sample_size"]),
+                              seed=f"{opened['drift_run']}")
     written = write_drift(store, int(opened["drift_run"]), flow, result.drifts)
     return {"flow": flow, "counts": result.counts, "drift_rows": written}
 
@@ -62,6 +65,7 @@ def report(context: Mapping[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from fxiaoke_k3cloud.ops.drift import drift_rows, finish_drift_run, record_drift_count
+    from fxiaoke_k3cloud.ops.queue import REPAIRABLE_DRIFT
 
     ti = context["ti"]
     opened = ti.xcom_pull(task_ids="open_drift_run")
@@ -76,7 +80,7 @@ def report(context: Mapping[str, Any]) -> dict[str, Any]:
     summary = {f: (out or {}).get("counts") for f, out in compared.items()}
     source_ids: dict[str, list[str]] = {}
     for row in rows:
-        if row["source_id"] and row["kind"] != "extra_in_erp":
+        if row["source_id"] and row["kind"] in REPAIRABLE_DRIFT:
             source_ids.setdefault(row["flow"], [])
             if row["source_id"] not in source_ids[row["flow"]]:
                 source_ids[row["flow"]].append(row["source_id"])

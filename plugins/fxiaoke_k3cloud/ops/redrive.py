@@ -1,15 +1,17 @@
-"""Re-drive: push chosen CRM records through their flow's own steps again, and quarantine hopeless ones.
+"""Re-drive: push chosen source records through their flow's own steps again, and quarantine hopeless ones.
 
-A re-drive never writes to K3Cloud itself. For each chunk of source ids it calls
-``fxiaoke_k3cloud.flows.steps`` — ``extract`` (with ``params["ids"]``: only those records, the watermark
-stays), ``sync_dependencies`` where the registry lists it, ``transform``, ``load`` and ``report`` — in-process, as a flow run
-of type ``redrive``. Create-vs-update, payload hashes, read-back of lost writes, parking and releasing
-are therefore the flows' own.
+A re-drive never writes to either system itself. For each chunk of source ids (CRM ids of a CRM → K3Cloud flow,
+K3Cloud FIDs of a K3Cloud → CRM flow) it calls the registry's steps (``fxiaoke_k3cloud.flows.steps``) —
+``extract`` (with ``params["ids"]``: only those records, re-read from the source; the watermark stays),
+``sync_dependencies`` where the registry lists it, ``transform``, ``load`` and ``report`` — in-process, as a flow
+run of type ``redrive``. Create-vs-update, payload hashes, claims, read-back of lost writes, parking and
+releasing are therefore the flows' own: nothing is written twice.
 
 Two things the flows cannot know are settled here before the chunk runs (skipped in a dry run):
 
-* an id-map entry whose K3Cloud document is gone (deleted in K3Cloud) is *forgotten*, so the flow
-  creates the document again instead of updating a missing one (or skipping it as unchanged);
+* an id-map entry whose target record is gone (a K3Cloud document deleted in K3Cloud; a CRM record of a
+  K3Cloud → CRM flow deleted or voided in the CRM) is *forgotten*, so the flow creates the record again
+  instead of updating a missing one (or skipping it as unchanged);
 * a record a reconciliation found different in K3Cloud (or re-driven with ``force``) has its stored
   payload hash cleared, so the flow sends the update although the CRM side did not change.
 
@@ -34,10 +36,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from fxiaoke_k3cloud.audit import IdMapEntry, RecordOutcome
 from fxiaoke_k3cloud.audit.schema import id_map
 from fxiaoke_k3cloud.flows import steps
+from fxiaoke_k3cloud.flows.k3_pipeline import DELETED
 from fxiaoke_k3cloud.flows.mappings import flow_mapping
 from fxiaoke_k3cloud.flows.queries import run_records
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec, redrive_flows, resolve_step
 from fxiaoke_k3cloud.flows.steps import open_store
+from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 from fxiaoke_k3cloud.hooks.k3cloud_filter import F
 from fxiaoke_k3cloud.ops.queue import REDRIVE_RUN_TYPE, plan_redrive, redrive_attempts
@@ -117,6 +121,28 @@ def forget_missing_targets(store: Any, k3_hook: Any, spec: FlowSpec, source_ids:
         log.warning("%s: %s K3Cloud document(s) no longer exist; their id-map entries were forgotten so the "
                     "flow creates them again: %s", spec.name, len(gone), ", ".join(sorted(gone)[:20]))
     return sorted(gone)
+
+
+def forget_missing_crm_records(store: Any, fx_hook: Any, spec: FlowSpec, source_ids: Sequence[str]) -> list[str]:
+    """K3Cloud → CRM flows: forget id-map entries of ``source_ids`` whose CRM record is gone or voided.
+
+    The flow then writes the record again (found by name first, so a record re-created by hand is linked, not
+    doubled). Entries of documents deleted in K3Cloud (marked ``deleted``) are left alone: nothing to re-create.
+    """
+    known = {sid: e for sid, e in store.get_id_map(spec.entity, source_ids).items()
+             if e.target_id and e.payload_hash != DELETED}
+    targets = sorted({str(e.target_id) for e in known.values()})
+    live: set[str] = set()
+    for start in range(0, len(targets), 100):
+        for page in fx_hook.query_records(spec.target_form, [("_id", "IN", targets[start : start + 100])],
+                                          fields=["_id", "life_status"], include_voided=True):
+            live.update(str(r["_id"]) for r in page if r.get("life_status") != "invalid")
+    gone = sorted(sid for sid, e in known.items() if str(e.target_id) not in live)
+    if gone:
+        store.forget_id_map(spec.entity, gone)
+        log.warning("%s: %s CRM %s record(s) are gone or voided; their id-map entries were forgotten so the flow "
+                    "writes them again: %s", spec.name, len(gone), spec.target_form, ", ".join(gone[:20]))
+    return gone
 
 
 def force_update(store: Any, spec: FlowSpec, source_ids: Sequence[str]) -> list[str]:
@@ -200,8 +226,12 @@ def quarantine(store: Any, spec: FlowSpec, finals: Mapping[str, str], attempts: 
 
 
 def redrive_flow(store: Any, k3_hook: Any, flow: str, ids: Sequence[str], *, run_id: str, dry_run: bool = False,
-                 chunk_size: int = 200, max_attempts: int | None = None, force_ids: Sequence[str] = ()) -> FlowRedrive:
+                 chunk_size: int = 200, max_attempts: int | None = None, force_ids: Sequence[str] = (),
+                 fx_hook: Any = None) -> FlowRedrive:
     """Re-drive ``ids`` of ``flow`` in chunks through the flow's steps; see the module docstring.
+
+    The hook of the flow's target checks for records gone there: ``k3_hook`` (CRM → K3Cloud), ``fx_hook``
+    (K3Cloud → CRM; a new one when not given).
 
     :param max_attempts: quarantine records still failed/parked after this many re-drives (None: never,
         e.g. for ids a person chose).
@@ -214,7 +244,11 @@ def redrive_flow(store: Any, k3_hook: Any, flow: str, ids: Sequence[str], *, run
     for number, start in enumerate(range(0, len(ids), chunk_size), start=1):
         chunk = list(ids[start : start + chunk_size])
         if not dry_run:
-            done.forgotten += forget_missing_targets(store, k3_hook, spec, chunk)
+            if spec.direction == "k3_to_crm":
+                fx_hook = fx_hook or FxiaokeHook()
+                done.forgotten += forget_missing_crm_records(store, fx_hook, spec, chunk)
+            else:
+                done.forgotten += forget_missing_targets(store, k3_hook, spec, chunk)
             force = sorted(set(chunk) & set(force_ids))
             if force:
                 done.forced += force_update(store, spec, force)
