@@ -26,9 +26,6 @@ from fxiaoke_k3cloud.flows.window import Window
 
 log = logging.getLogger(__name__)
 
-ORDER_ENTITY = k3_source.ORDER_ENTITY
-DELETED = pipeline.DELETED
-RECHECK = pipeline.RECHECK
 __all__ = ["CUSTOMER_ENTITY", "ORDER_STATUS_MAP", "normalise", "prepare", "reversals", "transform", "load",
            "resolve_order_numbers"]
 
@@ -36,37 +33,6 @@ __all__ = ["CUSTOMER_ENTITY", "ORDER_STATUS_MAP", "normalise", "prepare", "rever
 def resolve_order_numbers(store: Any, hook: Any, numbers: Iterable[str]) -> dict[str, dict[str, str]]:
     """``{sale order number: {"crm_id", "via"}}`` (numbers compared as K3Cloud does: case and width ignored)."""
     return k3_source.resolve_order_numbers(store, hook, numbers)
-
-
-def report_reversals(spec: FlowSpec, store: Any, hook: Any, run_pk: int, window: Window, *,
-                     exclude: set[str], mark: bool) -> int:
-    """Report notices already in the CRM that were un-audited (in the window) or deleted; returns how many.
-
-    A deleted notice is reported once: its id-map entry is marked so later runs do not report it again.
-    """
-    outcomes = []
-    unaudited = [r for r in k3.unaudited_in_window(hook, window) if str(r["FID"]) not in exclude]
-    synced = store.get_id_map(spec.entity, [str(r["FID"]) for r in unaudited])
-    for row in unaudited:
-        entry = synced.get(str(row["FID"]))
-        if entry is None or entry.payload_hash == DELETED:
-            continue  # never sent to the CRM: nothing there to correct
-        outcomes.append(pipeline.outcome(
-            spec, row["FID"], row.get("FBillNo"), "reported", target_id=entry.target_id,
-            target_number=entry.target_number,
-            reason=f"{row.get('FBillNo')}: un-audited in K3Cloud (FDocumentStatus={row.get('FDocumentStatus')!r}) "
-                   f"after it reached the CRM as {entry.target_id}; check the CRM delivery note by hand "
-                   "(it is updated again if the notice is re-audited)"))
-    gone = pipeline.vanished(spec, store, hook, k3.NOTICE_FORM)
-    for fid, (note_id, number) in gone.items():
-        outcomes.append(pipeline.outcome(
-            spec, fid, number, "reported", target_id=note_id, target_number=number,
-            reason=f"{number}: deleted in K3Cloud after it reached the CRM as {note_id}; void the CRM delivery "
-                   "note by hand if the delivery is cancelled"))
-    if mark:
-        pipeline.mark_deleted(spec, store, run_pk, gone)
-    store.record_outcomes(run_pk, outcomes)
-    return len(outcomes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -83,7 +49,28 @@ def prepare(spec: FlowSpec, store: Any, hook: Any, rows: list[dict[str, Any]]) -
     return {"orders": orders}
 
 
-reversals = report_reversals
+def reversals(spec: FlowSpec, store: Any, hook: Any, run_pk: int, window: Window, *, exclude: set[str],
+              mark: bool) -> int:
+    """Report notices already in the CRM that were un-audited (in the window) or deleted; returns how many.
+
+    A deleted notice is reported once: its id-map entry is marked so later runs do not report it again.
+    """
+    outcomes = [pipeline.outcome(
+        spec, row["FID"], row.get("FBillNo"), "reported", target_id=entry.target_id, target_number=entry.target_number,
+        reason=f"{row.get('FBillNo')}: un-audited in K3Cloud (FDocumentStatus={row.get('FDocumentStatus')!r}) "
+               f"after it reached the CRM as {entry.target_id}; check the CRM delivery note by hand "
+               "(it is updated again if the notice is re-audited)")
+        for row, entry in pipeline.unaudited_synced(spec, store, hook, window, exclude=exclude)]
+    gone = pipeline.vanished(spec, store, hook)
+    for fid, (note_id, number) in gone.items():
+        outcomes.append(pipeline.outcome(
+            spec, fid, number, "reported", target_id=note_id, target_number=number,
+            reason=f"{number}: deleted in K3Cloud after it reached the CRM as {note_id}; void the CRM delivery "
+                   "note by hand if the delivery is cancelled"))
+    if mark:
+        pipeline.mark_deleted(spec, store, run_pk, gone)
+    store.record_outcomes(run_pk, outcomes)
+    return len(outcomes)
 
 
 def transform(spec: FlowSpec, store: Any, hook: Any, run_pk: int) -> dict[str, int]:

@@ -1,15 +1,12 @@
-"""The K3Cloud side of the deliveries flow: which delivery notices a run looks at, and which sale order each
-line is for. The reads themselves are the pipeline's (:mod:`.k3_source`), on the ``SAL_DELIVERYNOTICE`` form."""
+"""The K3Cloud side of the deliveries flow: which sale order (and order entry) each delivery notice line is for.
+The reads themselves are the K3Cloud source's (:mod:`.k3_pipeline`, :mod:`.k3_source`), on the registry's form."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fxiaoke_k3cloud.flows import k3_source
-from fxiaoke_k3cloud.flows.window import Window
 
-NOTICE_FORM = "SAL_DELIVERYNOTICE"
 ORDER_FORM = k3_source.ORDER_FORM
 
 
@@ -40,22 +37,3 @@ def normalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["FSOEntryId"] = order_entry_id(row)
     return rows
 
-
-def audited_in_window(hook: Any, keys: Sequence[str], window: Window) -> list[dict[str, Any]]:
-    """Entry rows of notices audited inside the window (see :func:`.k3_source.audited_in_window`)."""
-    return normalise(k3_source.audited_in_window(hook, NOTICE_FORM, keys, window))
-
-
-def notices_by_ids(hook: Any, keys: Sequence[str], fids: Iterable[Any]) -> list[dict[str, Any]]:
-    """Entry rows of these notices in any status (re-reading earlier failures and parked notices)."""
-    return normalise(k3_source.by_ids(hook, NOTICE_FORM, keys, fids))
-
-
-def unaudited_in_window(hook: Any, window: Window) -> list[dict[str, Any]]:
-    """Header rows of notices changed inside the window that are not audited (now)."""
-    return k3_source.unaudited_in_window(hook, NOTICE_FORM, window)
-
-
-def existing_ids(hook: Any, fids: Iterable[Any]) -> set[str]:
-    """Which of these notice FIDs still exist in K3Cloud (any status)."""
-    return k3_source.existing_ids(hook, NOTICE_FORM, fids)

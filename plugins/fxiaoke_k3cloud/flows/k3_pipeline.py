@@ -45,7 +45,7 @@ RECHECK = timedelta(days=30)  # documents synced this recently are checked for d
 
 
 def staged_value(store: Any, run_pk: int, name: str, default: Any = None) -> Any:
-    """A value :meth:`K3Flow.prepare` returned, as the extract staged it."""
+    """A value the flow's ``prepare`` hook returned, as the extract staged it."""
     return next(iter(Stage(store).get(run_pk, name)), {}).get(name, default)
 
 
@@ -73,11 +73,22 @@ def recently_synced(store: Any, entity: str, since: datetime) -> dict[str, tuple
         return {row.source_id: (row.target_id, row.target_number) for row in conn.execute(query)}
 
 
-def vanished(spec: FlowSpec, store: Any, hook: Any, form: str) -> dict[str, tuple[str | None, str | None]]:
+def vanished(spec: FlowSpec, store: Any, hook: Any) -> dict[str, tuple[str | None, str | None]]:
     """Documents synced in the last :data:`RECHECK` that no longer exist in K3Cloud (deleted)."""
     recent = recently_synced(store, spec.entity, datetime.now(timezone.utc) - RECHECK)
-    gone = sorted(set(recent) - k3.existing_ids(hook, form, recent)) if recent else []
+    gone = sorted(set(recent) - k3.existing_ids(hook, spec.source_object, recent)) if recent else []
     return {fid: recent[fid] for fid in gone}
+
+
+def unaudited_synced(spec: FlowSpec, store: Any, hook: Any, window: Window, *, exclude: set[str],
+                     done: tuple[str, ...] = (DELETED,)) -> list[tuple[dict[str, Any], IdMapEntry]]:
+    """``(header row, id-map entry)`` of documents changed in the window and no longer audited that reached the
+    CRM (an entry with a CRM id, whose payload hash is none of ``done``); ``exclude``: FIDs read as audited."""
+    rows = [r for r in k3.unaudited_in_window(hook, spec.source_object, window) if str(r["FID"]) not in exclude]
+    synced = store.get_id_map(spec.entity, [str(r["FID"]) for r in rows])
+    entries = [(row, synced.get(str(row["FID"]))) for row in rows]
+    return [(row, entry) for row, entry in entries
+            if entry is not None and entry.target_id and entry.payload_hash not in done]
 
 
 def mark_deleted(spec: FlowSpec, store: Any, run_pk: int, gone: Mapping[str, tuple[str | None, str | None]]) -> None:

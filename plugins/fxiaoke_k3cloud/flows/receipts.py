@@ -35,7 +35,6 @@ from fxiaoke_k3cloud.numbers import number_key
 
 log = logging.getLogger(__name__)
 
-FORM = "AR_RECEIVEBILL"
 ENTRY_KEY = "FRECEIVEBILLENTRY_FEntryID"
 ORDER_KEY = "FSALEORDERNO"
 CUSTOMER_KEY = "FCONTACTUNIT.FNumber"
@@ -68,16 +67,11 @@ def prepare(spec: FlowSpec, store: Any, hook: Any, rows: list[dict[str, Any]]) -
 def reversals(spec: FlowSpec, store: Any, hook: Any, run_pk: int, window: Window, *, exclude: set[str],
               mark: bool) -> int:
     """Stage the bills whose CRM payment must be voided: un-audited in the window, or deleted."""
-    unaudited = [r for r in k3_source.unaudited_in_window(hook, FORM, window) if str(r["FID"]) not in exclude]
-    synced = store.get_id_map(spec.entity, [str(r["FID"]) for r in unaudited])
-    voids = []
-    for row in unaudited:
-        entry = synced.get(str(row["FID"]))
-        if entry is not None and entry.target_id and entry.payload_hash not in (VOIDED, pipeline.DELETED):
-            voids.append({"source_id": str(row["FID"]), "number": row.get("FBillNo"), "target_id": entry.target_id,
-                          "why": f"un-audited in K3Cloud (FDocumentStatus={row.get('FDocumentStatus')!r})",
-                          "mark": VOIDED})
-    for fid, (payment_id, number) in pipeline.vanished(spec, store, hook, FORM).items():
+    voids = [{"source_id": str(row["FID"]), "number": row.get("FBillNo"), "target_id": entry.target_id,
+              "why": f"un-audited in K3Cloud (FDocumentStatus={row.get('FDocumentStatus')!r})", "mark": VOIDED}
+             for row, entry in pipeline.unaudited_synced(spec, store, hook, window, exclude=exclude,
+                                                         done=(VOIDED, pipeline.DELETED))]
+    for fid, (payment_id, number) in pipeline.vanished(spec, store, hook).items():
         if payment_id and fid not in {v["source_id"] for v in voids}:
             voids.append({"source_id": fid, "number": number, "target_id": payment_id,
                           "why": "deleted in K3Cloud", "mark": pipeline.DELETED})
