@@ -79,3 +79,22 @@ def test_a_flow_target_form_is_known_to_the_hook_from_its_mapping_alone():
     keys = form_keys("bd_commoncontact")
     assert (keys.pk, keys.number_key) == ("FCONTACTID", "FNumber")
     assert stable_order("BD_CommonContact", ["FNumber"], None) == "FCONTACTID ASC"
+
+
+def test_the_shared_pipeline_and_operations_name_no_flow():
+    """No ``if spec.name == "orders"`` anywhere in the one pipeline, its adapters, re-drive or reconciliation: no
+    string literal in them is a registry flow's name (docstrings aside)."""
+    import ast
+    import importlib
+
+    shared = ["flows.steps", "flows.crm_pipeline", "flows.k3_pipeline", "flows.run_context", "flows.k3_load",
+              "ops.redrive", "ops.queue", "ops.reconcile_steps", "ops.reconcile_crm"]
+    for name in shared:
+        module = importlib.import_module(f"fxiaoke_k3cloud.{name}")
+        tree = ast.parse(open(module.__file__, encoding="utf-8").read())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
+                      and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        named = sorted({n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in docstrings
+                        and n.value in specs.FLOWS})
+        assert named == [], f"{name} names flow(s) {named}"
