@@ -40,12 +40,16 @@ def last_drift(store):
 
 
 def test_a_synced_pair_reconciles_clean(dagbag, sims, store):
+    from fxiaoke_k3cloud.flows.specs import reconciled_flows
+
     synced_world(dagbag, sims)
-    dr, states = run_dag(dagbag, "sync_reconcile")
+    dr, states = run_dag(dagbag, "sync_reconcile", {"flows": reconciled_flows()})  # every flow, one task each
     assert dr.state == "success", states
+    assert {f"compare_{flow}" for flow in reconciled_flows()} <= {t for t, s in states.items() if s == "success"}
     run, rows = last_drift(store)
     assert (run["status"], run["drift_count"], rows) == ("clean", 0, [])
     assert run["summary"]["customers"]["matched"] == 3 and run["summary"]["orders"]["matched"] == 2
+    assert run["summary"]["deliveries"]["expected_in_crm"] == 0 == run["summary"]["receipts"]["missing_in_crm"]
     assert run["summary"]["orders"]["sampled"] == 2
 
 
