@@ -9,11 +9,6 @@ never goes over. Unit tests drive the window with an injected clock on a real SQ
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from fxiaoke_hook.helpers import GET, calls, seed_accounts
+from fxiaoke_hook.task_processes import run_tasks, task_env, task_script
 from fxiaoke_k3cloud.audit import AuditStore
 from fxiaoke_k3cloud.audit.schema import sync_call_window
 from fxiaoke_k3cloud.audit.throttle import SharedCallWindow
@@ -32,22 +28,16 @@ from fxiaoke_k3cloud.hooks.fxiaoke_throttle import (
     DeploymentThrottle,
     SlidingWindowThrottle,
 )
-from simproc import fxiaoke_conn
 
-ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = {"rate_limit_per_20s": 100}  # the real gateway: 100 calls / 20 s per path
 
-TASK = textwrap.dedent(
+TASK = task_script(
     """
-    import json, os, sys, time
-    from pathlib import Path
-    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
     hook = FxiaokeHook(retry_wait_s=0, max_attempts=1)  # a refusal (30004) fails the process: none is hidden
     hook.settings
     hook.get_token()  # the token before the start line: the test is about the data path
-    Path(sys.argv[1] + ".ready." + str(os.getpid())).touch()
-    while not Path(sys.argv[1]).exists():
-        time.sleep(0.005)
+    """,
+    """
     started = time.time()
     for _ in range(int(sys.argv[3])):
         hook.get_record("AccountObj", sys.argv[2])
@@ -55,7 +45,7 @@ TASK = textwrap.dedent(
     print("RESULT " + json.dumps({"calls": hook.calls.by_path.get("/cgi/crm/v2/data/get", 0),
                                   "grants": getattr(throttle, "grants", None), "started": started,
                                   "ended": time.time()}))
-    """
+    """,
 )
 
 
@@ -70,20 +60,6 @@ class FakeWall:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'audit.db'}"
-        AuditStore(url).migrate()
-        yield url
-        return
-    server = request.getfixturevalue("pg_server")
-    url = server.new_database()
-    AuditStore(url).migrate()
-    yield url
-    server.drop_database(url)
 
 
 @pytest.fixture
@@ -181,35 +157,11 @@ def _granted(engine: sa.Engine) -> dict[str, list[float]]:
 
 # --- task processes against the simulator's gateway limit, over HTTP ---------------------------------------
 def _run(n: int, record_id: str, per_process: int, env: dict[str, str], tmp_path: Path) -> list[dict]:
-    go = tmp_path / f"go-{time.monotonic_ns()}"
-    procs = [subprocess.Popen([sys.executable, "-c", TASK, str(go), record_id, str(per_process)], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(n)]
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(tmp_path.glob(go.name + ".ready.*"))) < n and time.monotonic() < deadline:
-            assert all(p.poll() is None for p in procs), "a task process died before the start line"
-            time.sleep(0.1)
-        go.touch()
-        results = []
-        for proc in procs:
-            out, _ = proc.communicate(timeout=180)
-            line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
-            results.append({"rc": proc.returncode, "out": out[-2000:],
-                            **(json.loads(line.removeprefix("RESULT ")) if line else {})})
-        return results
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+    return run_tasks(TASK, n, [record_id, str(per_process)], env, tmp_path)
 
 
 def _env(fxiaoke, audit_url: str | None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
-           "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor", "AIRFLOW_CONN_FXIAOKE_DEFAULT": fxiaoke_conn(fxiaoke)}
-    env.pop("SYNC_AUDIT_URL", None)
-    if audit_url:
-        env["SYNC_AUDIT_URL"] = audit_url
-    return env
+    return task_env(fxiaoke, audit_url)
 
 
 def test_processes_sharing_the_window_are_never_refused_by_the_gateway(fxiaoke, audit_url, tmp_path):
