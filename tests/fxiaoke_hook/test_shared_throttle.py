@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from fxiaoke_hook.helpers import GET, calls, seed_accounts
+from fxiaoke_hook.helpers import GET, FakeClock, calls, seed_accounts
 from fxiaoke_hook.task_processes import run_tasks, task_env, task_script
 from fxiaoke_k3cloud.audit import AuditStore
 from fxiaoke_k3cloud.audit.schema import sync_call_window
@@ -29,6 +29,7 @@ from fxiaoke_k3cloud.hooks.fxiaoke_throttle import (
     SlidingWindowThrottle,
 )
 
+WALL_START = 1_800_000_000.0  # the shared window stores wall-clock times
 GATEWAY = {"rate_limit_per_20s": 100}  # the real gateway: 100 calls / 20 s per path
 
 TASK = task_script(
@@ -49,19 +50,6 @@ TASK = task_script(
 )
 
 
-class FakeWall:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def engine(audit_url: str) -> Iterator[sa.Engine]:
     engine = AuditStore(audit_url).engine
@@ -69,7 +57,7 @@ def engine(audit_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def _throttle(engine: sa.Engine, wall: FakeWall, limit: int) -> DeploymentThrottle:
+def _throttle(engine: sa.Engine, wall: FakeClock, limit: int) -> DeploymentThrottle:
     """One "process": its own window object and local fallback on the shared database."""
     window = SharedCallWindow(engine, hold_s=SHARED_HOLD_S, lease_s=LEASE_S, wall=wall)
     local = SlidingWindowThrottle(limit, 20.5, clock=wall, sleep=wall.sleep)
@@ -78,7 +66,7 @@ def _throttle(engine: sa.Engine, wall: FakeWall, limit: int) -> DeploymentThrott
 
 # --- the window itself, injected clock, real database ------------------------------------------------------
 def test_two_processes_share_one_window_per_path(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     first, second = SharedCallWindow(engine, hold_s=21, lease_s=0.5, wall=wall), SharedCallWindow(
         engine, hold_s=21, lease_s=0.5, wall=wall)
 
@@ -91,7 +79,7 @@ def test_two_processes_share_one_window_per_path(engine):
 
 
 def test_a_slot_given_back_is_free_again_at_once(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     window = SharedCallWindow(engine, hold_s=21, lease_s=0.5, wall=wall)
     slots = window.grant("k", "/q", 2, 2)
     wall.now += 1
@@ -100,7 +88,7 @@ def test_a_slot_given_back_is_free_again_at_once(engine):
 
 
 def test_calls_from_several_processes_never_exceed_the_limit_in_any_window(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     limit = 10
     processes = [_throttle(engine, wall, limit) for _ in range(3)]
     sent: list[float] = []
@@ -114,7 +102,7 @@ def test_calls_from_several_processes_never_exceed_the_limit_in_any_window(engin
 
 
 def test_a_busy_process_takes_slots_in_batches_and_a_slow_one_one_at_a_time(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     busy = _throttle(engine, wall, DEFAULT_CALLS_PER_20S)
     for _ in range(60):
         busy.acquire("/q")
@@ -130,7 +118,7 @@ def test_a_busy_process_takes_slots_in_batches_and_a_slow_one_one_at_a_time(engi
 
 
 def test_unused_slots_are_given_back_when_the_process_ends(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     throttle = _throttle(engine, wall, 100)
     for _ in range(8):
         throttle.acquire("/q")
@@ -140,7 +128,7 @@ def test_unused_slots_are_given_back_when_the_process_ends(engine):
 
 
 def test_without_the_database_the_process_throttles_on_its_own(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
 
     def broken() -> SharedCallWindow:
         raise sa.exc.OperationalError("connect", {}, Exception("audit database down"))
