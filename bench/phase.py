@@ -25,7 +25,6 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 PAGE_KB = 4  # /proc/self/statm counts pages
-TRANSFORM_REPEATS = 5  # the mapping target is the median of 5 runs (issue 19)
 
 
 def rss_mb() -> float:
@@ -161,25 +160,16 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_transform(spec: dict[str, Any]) -> dict[str, Any]:
-    """Records/s of the customer mapping on N generated accounts (plan compiled and pandas warmed up first)."""
-    from fxiaoke_k3cloud.flows.specs import flow_spec
-    from fxiaoke_k3cloud.mapping import load_mapping, transform
-    from tests.mapping.crm_records import accounts
+    """Records/s of the customer mapping on N generated accounts (median of 5), CPU µs and instructions per record.
 
-    n = int(spec["n"])
-    mapping = load_mapping(flow_spec("customers").mapping_path)
-    frame = accounts(n)
-    transform(mapping, frame.head(1000))
-    # Median of REPEATS is the target's figure; the best (as timeit reports it) is printed beside it: on a shared
-    # 2-core machine one run varies by ±20 % with the neighbours.
-    runs = [timed(lambda: transform(mapping, frame)) for _ in range(TRANSFORM_REPEATS)]
-    result, seconds = min(runs, key=lambda r: r[1])
-    median = sorted(s for _, s in runs)[len(runs) // 2]
-    _, model_seconds = timed(lambda: [p.model for p in result.packages])
-    return {"kind": "transform", "n": n, "packages": len(result.packages), "transform_s": seconds,
-            "records_per_s": n / seconds, "repeats": len(runs), "median_records_per_s": n / median,
-            "with_models_s": seconds + model_seconds,
-            "with_models_records_per_s": n / (seconds + model_seconds), "peak_rss_mb": peak_rss_mb()}
+    See :mod:`bench.mapping`; the instruction count (valgrind, optional) runs in processes of its own.
+    """
+    from bench import mapping
+
+    out = mapping.measure(int(spec["n"]), mapping.REPEATS)
+    n_instr = int(spec.get("instructions_records") or 0)
+    out["instructions"] = mapping.instructions(n_instr) if n_instr else {"skipped": "not asked (--instructions-records 0)"}
+    return {"kind": "transform", **out, "peak_rss_mb": peak_rss_mb()}
 
 
 def run_memory(spec: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--orders", type=int, default=2000, help="CRM sales orders seeded, 1–3 lines each (M)")
     p.add_argument("--latency-ms", type=int, default=20, help="latency added to every API call in both simulators (L)")
     p.add_argument("--transform-records", type=int, default=100_000, help="generated records for the mapping throughput")
+    p.add_argument("--instructions-records", type=int, default=100_000,
+                   help="records of the mapping transform counted under valgrind (instructions per record: a figure "
+                        "load does not move); 0, or valgrind not installed, skips the count (bench/mapping.py)")
     p.add_argument("--memory-sizes", default="10000,100000",
                    help="comma-separated customer counts for the memory-scaling runs (largest is the 100k target)")
     p.add_argument("--profile", choices=["fast", "both"], default="both",
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.target_customers:
             print(f"target size: {args.target_customers} customers, fast profile, everyday runs", flush=True)
             target = everyday.run(args, sims, phases)
-        transform = phases.run({"kind": "transform", "n": args.transform_records}, api=False)
+        transform = phases.run({"kind": "transform", "n": args.transform_records,
+                                "instructions_records": args.instructions_records}, api=False)
         memory = [run_memory(phases, n) for n in args.memory_sizes]
     finally:
         sims.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--customers", "20", "--orders", "10", "--latency-ms", "0",
-         "--transform-records", "2000", "--memory-sizes", "200", "--target-customers", "300", "--out", str(out)],
+         "--transform-records", "2000", "--instructions-records", "0", "--memory-sizes", "200", "--target-customers",
+         "300", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=840,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -47,6 +49,9 @@ def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
     assert baseline["saved"] == 20 and baseline["calls"]["k3"]["calls"]["Save"] == 20
     assert results["speedup"] > 0
     assert results["transform"]["packages"] == 2000
+    assert results["transform"]["repeats"] == 5 and len(results["transform"]["cpu_s"]) == 5
+    assert results["transform"]["cpu_us_per_record"] > 0  # the figure load moves less than wall time
+    assert "skipped" in results["transform"]["instructions"]  # valgrind's count not asked here (minutes)
     assert [row["n"] for row in results["memory"]["rows"]] == [200]
     assert set(results["memory"]["rows"][0]["steps"]) == {"stage", "transform", "load"}
     names = {t["target"] for t in results["targets"]}
@@ -80,3 +85,16 @@ def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
     assert "| fast profile, customers | 300 |" in summary.stdout and "1 % of 300 changed" in summary.stdout
     assert summary.stdout.count("PASS") + summary.stdout.count("FAIL") + summary.stdout.count("n/a") >= len(results["targets"])
 
+
+
+def test_the_mapping_bench_counts_instructions_only_with_valgrind_and_says_so_without(tmp_path):
+    # PATH without valgrind (the interpreter's own folder only): the count is skipped with a message, the rest runs.
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    proc = subprocess.run([sys.executable, "-m", "bench.mapping", "--records", "1000", "--repeats", "1", "--rounds", "1",
+                           "--instructions-records", "1000"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = [line for line in proc.stdout.splitlines() if "(this checkout)" in line]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[2]) > 0  # CPU µs per record
+    assert cells[3] == "valgrind is not installed (apt-get install valgrind), instructions not counted"

@@ -28,3 +28,18 @@ def accounts(n: int, *, prefix: str = "ACC", **fields: Any) -> list[dict[str, An
 
 def seed_accounts(sim, n: int, **fields: Any) -> list[str]:
     return sim.seed({"objects": {"AccountObj": accounts(n, **fields)}})["ids"]["AccountObj"]
+
+
+class FakeClock:
+    """An injected clock: ``clock()`` is the time, ``clock.sleep(s)`` records the sleep and moves the time on."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

@@ -9,18 +9,14 @@ never goes over. Unit tests drive the window with an injected clock on a real SQ
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from fxiaoke_hook.helpers import GET, calls, seed_accounts
+from fxiaoke_hook.helpers import GET, FakeClock, calls, seed_accounts
+from fxiaoke_hook.task_processes import run_tasks, task_env, task_script
 from fxiaoke_k3cloud.audit import AuditStore
 from fxiaoke_k3cloud.audit.schema import sync_call_window
 from fxiaoke_k3cloud.audit.throttle import SharedCallWindow
@@ -32,22 +28,17 @@ from fxiaoke_k3cloud.hooks.fxiaoke_throttle import (
     DeploymentThrottle,
     SlidingWindowThrottle,
 )
-from simproc import fxiaoke_conn
 
-ROOT = Path(__file__).resolve().parents[2]
+WALL_START = 1_800_000_000.0  # the shared window stores wall-clock times
 GATEWAY = {"rate_limit_per_20s": 100}  # the real gateway: 100 calls / 20 s per path
 
-TASK = textwrap.dedent(
+TASK = task_script(
     """
-    import json, os, sys, time
-    from pathlib import Path
-    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
     hook = FxiaokeHook(retry_wait_s=0, max_attempts=1)  # a refusal (30004) fails the process: none is hidden
     hook.settings
     hook.get_token()  # the token before the start line: the test is about the data path
-    Path(sys.argv[1] + ".ready." + str(os.getpid())).touch()
-    while not Path(sys.argv[1]).exists():
-        time.sleep(0.005)
+    """,
+    """
     started = time.time()
     for _ in range(int(sys.argv[3])):
         hook.get_record("AccountObj", sys.argv[2])
@@ -55,35 +46,8 @@ TASK = textwrap.dedent(
     print("RESULT " + json.dumps({"calls": hook.calls.by_path.get("/cgi/crm/v2/data/get", 0),
                                   "grants": getattr(throttle, "grants", None), "started": started,
                                   "ended": time.time()}))
-    """
+    """,
 )
-
-
-class FakeWall:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'audit.db'}"
-        AuditStore(url).migrate()
-        yield url
-        return
-    server = request.getfixturevalue("pg_server")
-    url = server.new_database()
-    AuditStore(url).migrate()
-    yield url
-    server.drop_database(url)
 
 
 @pytest.fixture
@@ -93,7 +57,7 @@ def engine(audit_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def _throttle(engine: sa.Engine, wall: FakeWall, limit: int) -> DeploymentThrottle:
+def _throttle(engine: sa.Engine, wall: FakeClock, limit: int) -> DeploymentThrottle:
     """One "process": its own window object and local fallback on the shared database."""
     window = SharedCallWindow(engine, hold_s=SHARED_HOLD_S, lease_s=LEASE_S, wall=wall)
     local = SlidingWindowThrottle(limit, 20.5, clock=wall, sleep=wall.sleep)
@@ -102,7 +66,7 @@ def _throttle(engine: sa.Engine, wall: FakeWall, limit: int) -> DeploymentThrott
 
 # --- the window itself, injected clock, real database ------------------------------------------------------
 def test_two_processes_share_one_window_per_path(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     first, second = SharedCallWindow(engine, hold_s=21, lease_s=0.5, wall=wall), SharedCallWindow(
         engine, hold_s=21, lease_s=0.5, wall=wall)
 
@@ -115,7 +79,7 @@ def test_two_processes_share_one_window_per_path(engine):
 
 
 def test_a_slot_given_back_is_free_again_at_once(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     window = SharedCallWindow(engine, hold_s=21, lease_s=0.5, wall=wall)
     slots = window.grant("k", "/q", 2, 2)
     wall.now += 1
@@ -124,7 +88,7 @@ def test_a_slot_given_back_is_free_again_at_once(engine):
 
 
 def test_calls_from_several_processes_never_exceed_the_limit_in_any_window(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     limit = 10
     processes = [_throttle(engine, wall, limit) for _ in range(3)]
     sent: list[float] = []
@@ -138,7 +102,7 @@ def test_calls_from_several_processes_never_exceed_the_limit_in_any_window(engin
 
 
 def test_a_busy_process_takes_slots_in_batches_and_a_slow_one_one_at_a_time(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     busy = _throttle(engine, wall, DEFAULT_CALLS_PER_20S)
     for _ in range(60):
         busy.acquire("/q")
@@ -154,7 +118,7 @@ def test_a_busy_process_takes_slots_in_batches_and_a_slow_one_one_at_a_time(engi
 
 
 def test_unused_slots_are_given_back_when_the_process_ends(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
     throttle = _throttle(engine, wall, 100)
     for _ in range(8):
         throttle.acquire("/q")
@@ -164,7 +128,7 @@ def test_unused_slots_are_given_back_when_the_process_ends(engine):
 
 
 def test_without_the_database_the_process_throttles_on_its_own(engine):
-    wall = FakeWall()
+    wall = FakeClock(WALL_START)
 
     def broken() -> SharedCallWindow:
         raise sa.exc.OperationalError("connect", {}, Exception("audit database down"))
@@ -181,35 +145,11 @@ def _granted(engine: sa.Engine) -> dict[str, list[float]]:
 
 # --- task processes against the simulator's gateway limit, over HTTP ---------------------------------------
 def _run(n: int, record_id: str, per_process: int, env: dict[str, str], tmp_path: Path) -> list[dict]:
-    go = tmp_path / f"go-{time.monotonic_ns()}"
-    procs = [subprocess.Popen([sys.executable, "-c", TASK, str(go), record_id, str(per_process)], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(n)]
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(tmp_path.glob(go.name + ".ready.*"))) < n and time.monotonic() < deadline:
-            assert all(p.poll() is None for p in procs), "a task process died before the start line"
-            time.sleep(0.1)
-        go.touch()
-        results = []
-        for proc in procs:
-            out, _ = proc.communicate(timeout=180)
-            line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
-            results.append({"rc": proc.returncode, "out": out[-2000:],
-                            **(json.loads(line.removeprefix("RESULT ")) if line else {})})
-        return results
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+    return run_tasks(TASK, n, [record_id, str(per_process)], env, tmp_path)
 
 
 def _env(fxiaoke, audit_url: str | None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
-           "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor", "AIRFLOW_CONN_FXIAOKE_DEFAULT": fxiaoke_conn(fxiaoke)}
-    env.pop("SYNC_AUDIT_URL", None)
-    if audit_url:
-        env["SYNC_AUDIT_URL"] = audit_url
-    return env
+    return task_env(fxiaoke, audit_url)
 
 
 def test_processes_sharing_the_window_are_never_refused_by_the_gateway(fxiaoke, audit_url, tmp_path):

@@ -7,13 +7,6 @@ over HTTP; the token calls are counted by the simulator. The simulator's token e
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,44 +15,26 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from fxiaoke_hook.helpers import GET, TOKEN, calls, seed_accounts
+from fxiaoke_hook.task_processes import run_tasks, task_env, task_script
 from fxiaoke_k3cloud.audit import AuditStore
 from fxiaoke_k3cloud.audit.schema import sync_api_token
 from fxiaoke_k3cloud.audit.tokens import SharedTokenStore, token_key
 from fxiaoke_k3cloud.hooks.fxiaoke_token import fresh_enough
-from simproc import FX, fxiaoke_conn
+from simproc import FX
 
-ROOT = Path(__file__).resolve().parents[2]
 REAL_TOKEN_LIMIT = {"token_calls_per_min": 10}
 
-TASK = textwrap.dedent(
+TASK = task_script(
     """
-    import json, os, sys, time
-    from pathlib import Path
-    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
     hook = FxiaokeHook(retry_wait_s=0)
     hook.settings  # connection read before the start line
-    Path(sys.argv[1] + ".ready." + str(os.getpid())).touch()
-    while not Path(sys.argv[1]).exists():
-        time.sleep(0.005)
+    """,
+    """
     record = hook.get_record("AccountObj", sys.argv[2])
     print("RESULT " + json.dumps({"id": record["_id"], "token_calls": hook.calls.by_path.get(
         "/cgi/corpAccessToken/get/V2", 0)}))
-    """
+    """,
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'audit.db'}"
-        AuditStore(url).migrate()
-        yield url
-        return
-    server = request.getfixturevalue("pg_server")
-    url = server.new_database()
-    AuditStore(url).migrate()
-    yield url
-    server.drop_database(url)
 
 
 @pytest.fixture
@@ -68,41 +43,15 @@ def fernet_key() -> str:
 
 
 def _run_tasks(n: int, record_id: str, *, env: dict[str, str], tmp_path: Path) -> list[dict]:
-    """Start ``n`` processes, release them at once, return what each reports."""
-    go = tmp_path / f"go-{time.monotonic_ns()}"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", TASK, str(go), record_id], env=env, cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for _ in range(n)
-    ]
-    try:
-        deadline = time.monotonic() + 90
-        while len(list(tmp_path.glob(go.name + ".ready.*"))) < n and time.monotonic() < deadline:
-            assert all(p.poll() is None for p in procs), "a task process died before the start line"
-            time.sleep(0.1)
-        go.touch()  # every process is past its imports: they ask for the token together
-        results = []
-        for proc in procs:
-            out, _ = proc.communicate(timeout=120)
-            line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
-            assert proc.returncode == 0 and line, out[-3000:]
-            results.append(json.loads(line.removeprefix("RESULT ")))
-        return results
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+    """Start ``n`` processes, release them at once, return what each reports (every one must succeed)."""
+    results = run_tasks(TASK, n, [record_id], env, tmp_path)
+    for result in results:
+        assert result["rc"] == 0 and result["reported"], result["out"]
+    return results
 
 
 def _env(fxiaoke, audit_url: str, fernet_key: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
-        "SYNC_AUDIT_URL": audit_url,
-        "AIRFLOW__CORE__FERNET_KEY": fernet_key,
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW_CONN_FXIAOKE_DEFAULT": fxiaoke_conn(fxiaoke),
-    }
+    return task_env(fxiaoke, audit_url, AIRFLOW__CORE__FERNET_KEY=fernet_key)
 
 
 def _row(audit_url: str) -> sa.Row:

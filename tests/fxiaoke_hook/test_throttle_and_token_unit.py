@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import threading
 
+from fxiaoke_hook.helpers import FakeClock
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import SlidingWindowThrottle
 from fxiaoke_k3cloud.hooks.fxiaoke_token import TokenCache
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def test_throttle_allows_the_limit_then_waits_for_the_window_to_slide():

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from fxiaoke_k3cloud.hooks.k3cloud_filter import F
-from fxiaoke_k3cloud.hooks.k3cloud_query import form_keys
 from fxiaoke_k3cloud.numbers import number_key
 
 log = logging.getLogger(__name__)
@@ -153,21 +152,4 @@ def empty_references(hook: Any, form_id: str, pk_key: str, sent: dict[str, dict[
                     if want in (None, "") or number_key(row.get(key) or "") == number_key(want):
                         continue
                     out.setdefault(doc_id, []).append((key, want))
-    return out
-
-
-def audited_targets(k3_hook: Any, form_id: str, numbers: list[str]) -> dict[str, str]:
-    """K3Cloud documents among ``numbers`` that are submitted or audited (B/C): number key
-    (:func:`~fxiaoke_k3cloud.numbers.number_key`, as K3Cloud compares numbers) → status.
-
-    The form's pk and number field come from the hook's key table, which every flow's mapping registers its target
-    form in (see :mod:`.mappings`).
-    """
-    keys = form_keys(form_id)
-    pk, number_field = (keys.pk, keys.number_key) if keys is not None else ("FID", "FBillNo")
-    out: dict[str, str] = {}
-    for chunk in _chunks(list(numbers), QUERY_CHUNK):
-        flt = F(number_field).isin(list(chunk)) & F("FDocumentStatus").isin(["B", "C"])
-        for page in k3_hook.execute_bill_query(form_id, [pk, number_field, "FDocumentStatus"], filter=flt):
-            out.update({number_key(r[number_field]): str(r["FDocumentStatus"]) for r in page})
     return out

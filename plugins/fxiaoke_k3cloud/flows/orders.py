@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from fxiaoke_k3cloud.flows.base_data import audited_targets, usable_numbers  # noqa: F401 - load.py imports audited_targets from here
+from fxiaoke_k3cloud.flows.base_data import usable_numbers
 from fxiaoke_k3cloud.flows.extract import check_presence, new_records, pages_in, prefetched, retry_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.flows.window import Window

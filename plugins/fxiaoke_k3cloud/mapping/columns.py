@@ -87,16 +87,27 @@ def _missing(values: pd.Series) -> pd.Series:
     return values.isna() | values.eq("")
 
 
+def _all_str(items: list[Any]) -> bool:
+    """Every item is exactly a ``str`` (one C-level pass: the set of the items' types)."""
+    return set(map(type, items)) == {str}
+
+
 def _stripped(values: pd.Series) -> pd.Series:
-    # A comprehension over the column is ~4x faster than .str.strip() on pandas' Python-backed str dtype.
+    # A comprehension over the column is ~4x faster than .str.strip() on pandas' Python-backed str dtype, and
+    # map(str.strip) over an all-text column ~2x faster again.
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
-        return pd.Series([v.strip() if isinstance(v, str) else v for v in values.tolist()], index=values.index,
-                         dtype=object)
+        items = values.tolist()
+        stripped = (list(map(str.strip, items)) if _all_str(items)
+                    else [v.strip() if isinstance(v, str) else v for v in items])
+        return pd.Series(stripped, index=values.index, dtype=object)
     return values
 
 
+_SCALARS = (str, int, float, bool, np.generic)
+
+
 def _not_scalar(value: Any) -> bool:
-    return not isinstance(value, (str, int, float, bool, np.generic))
+    return not isinstance(value, _SCALARS)
 
 
 def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, strip_text: bool,
@@ -172,7 +183,8 @@ def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, s
         cur = found
 
     # Only an object column (lists, dicts…) or a caller's lookup table can yield non-scalars.
-    if len(cur) and cur.dtype == object and (raw.dtype == object or plan.lookup is not None):
+    if len(cur) and cur.dtype == object and (raw.dtype == object or plan.lookup is not None) and not all(
+            issubclass(kind, _SCALARS) for kind in set(map(type, cur.tolist()))):
         odd = cur.map(_not_scalar).astype(bool)
         if odd.any():
             labels = cur.index[odd.to_numpy()]
@@ -188,7 +200,9 @@ def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, s
             bad = [label for label in empty if label not in out.problems and label not in out.parks]
             problem(bad, "is required but empty")
     if plan.max_length is not None and len(cur):
-        lengths = pd.Series([len(v) if isinstance(v, str) else len(str(v)) for v in cur.tolist()], index=cur.index)
+        items = cur.tolist()
+        lengths = pd.Series(list(map(len, items)) if _all_str(items)
+                            else [len(v) if isinstance(v, str) else len(str(v)) for v in items], index=cur.index)
         too_long = lengths > plan.max_length
         if too_long.any():
             labels = cur.index[too_long.to_numpy()]
@@ -199,9 +213,11 @@ def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, s
 
 def _control_chars(cur: pd.Series, plan: FieldPlan, problem: Any) -> pd.Series:
     """Reject (or strip, per ``defaults.control_chars``) text holding control characters, before any transform."""
-    hits = [isinstance(v, str) and CONTROL_CHARS.search(v) is not None for v in cur.tolist()]
-    if not any(hits):
+    items = cur.tolist()
+    texts = items if _all_str(items) else [v for v in items if isinstance(v, str)]
+    if CONTROL_CHARS.search("".join(texts)) is None:  # one scan of the column's text: clean columns end here
         return cur
+    hits = [isinstance(v, str) and CONTROL_CHARS.search(v) is not None for v in items]
     labels = cur.index[hits]
     if plan.control_chars == "strip":
         cur = cur.copy()
@@ -214,6 +230,8 @@ def _control_chars(cur: pd.Series, plan: FieldPlan, problem: Any) -> pd.Series:
 
 def _check_digits(cur: pd.Series, plan: FieldPlan, problem: Any) -> None:
     """Reject Decimals with more digits before or after the point than the field's max_digits/scale allow."""
+    if not any(issubclass(kind, Decimal) for kind in set(map(type, cur.tolist()))):
+        return
     whole_max = plan.max_digits - plan.scale
     for label, value in cur.items():
         if not isinstance(value, Decimal):

@@ -9,8 +9,11 @@ builder (:mod:`.paths`), one dict and one sha256. Records are sorted into: ``pac
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+import gc
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import pandas as pd
@@ -123,6 +126,31 @@ def transform(mapping: FlowMapping, records: pd.DataFrame, *, lines: pd.DataFram
     :param lines: detail rows for ``entries`` (linked by ``entries.source.parent_field``).
     :param lookups: the tables named by ``lookups:`` in the mapping, e.g. ``{"customers": {account_id: number}}``.
     """
+    with _collector_paused():
+        return _transform(mapping, records, lines, lookups)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a batch is mapped, as it was before afterwards.
+
+    A batch allocates a package (and its value tuple) per record and none of them is garbage; each time the
+    survivors reach a quarter of the process's long-lived objects (an Airflow task's heap holds ~10^6: Airflow
+    and pandas imported), the collector walks the whole heap. Mapping 100k customers triggered 2 such full
+    collections, 0.45–0.7 s of a 1.2–2.9 s transform on the loaded bench machine; paused, the objects are
+    collected at most once, afterwards. The engine makes no reference cycles, so nothing waits to be freed.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _transform(mapping: FlowMapping, records: pd.DataFrame, lines: pd.DataFrame | None,
+               lookups: dict[str, Mapping[Any, Any]] | None) -> TransformResult:
     m = mapping
     plan = compile_plan(m)
     tables = _lookup_tables(m, lookups)
@@ -179,6 +207,11 @@ def transform(mapping: FlowMapping, records: pd.DataFrame, *, lines: pd.DataFram
     columns = [o.values for o in outcomes]
     hashes = column_hashes(shape.texts, columns) if entity is None else None
     packages = result.packages
+    if hashes is not None and not problems and not parks:
+        # Every record is a package (the usual batch): built by one C-level map, not a Python loop.
+        packages.extend(map(Package, ids, names, map(str, columns[0]), hashes, zip(*columns), repeat(()),
+                            repeat(shape)))
+        return result
     for pos, row in enumerate(zip(*columns)):
         if pos in problems:
             found = problems[pos]

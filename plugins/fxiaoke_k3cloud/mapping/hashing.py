@@ -59,14 +59,11 @@ def column_hashes(texts: Sequence[str], columns: Sequence[list[Any]]) -> list[st
         return []
     n = len(columns[0])
     order = sorted(range(len(texts)), key=lambda i: texts[i])
-    pieces: list[list[str]] = []
-    for rank, i in enumerate(order):
-        prefix = ("{" if rank == 0 else "") + _ENCODER.encode(texts[i]) + ":"
-        suffix = "}" if rank == len(order) - 1 else ""
-        tokens = _encode_column(columns[i], n)
-        pieces.append([prefix + t + suffix for t in tokens] if suffix or prefix else tokens)
+    # The record's JSON as one %-format with a %s per value: one C-level format call per record builds it.
+    form = "{" + ",".join(_ENCODER.encode(texts[i]).replace("%", "%%") + ":%s" for i in order) + "}"
+    tokens = [_encode_column(columns[i], n) for i in order]
     sha = hashlib.sha256
-    return [sha(",".join(parts).encode("ascii")).hexdigest() for parts in zip(*pieces)]
+    return [sha(text.encode("ascii")).hexdigest() for text in map(form.__mod__, zip(*tokens))]
 
 
 def _encode_column(values: list[Any], n: int) -> list[str]:

@@ -7,13 +7,13 @@ map and lookup names) are checked by :mod:`.loader` after these models parse.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .transforms import REGISTRY, TransformArgError
+from .strict import Strict, TransformCall, TransformChain, as_chain, scalar_only  # noqa: F401 - Strict, TransformCall: also public here
 
 MASTER_PREFIX = "master."  # in entries.fields, a source spelled master.<field> reads the master record
 OnMissing = Literal["reject", "park"]
@@ -21,74 +21,6 @@ OnMissing = Literal["reject", "park"]
 SourceAction = Literal["report", "forbid", "cancel", "close"]
 BASE_DATA_ACTIONS = ("report", "forbid")  # base data (BD_… forms) is forbidden (禁用), never cancelled
 BILL_ACTIONS = ("report", "cancel", "close")  # bills: Cancel when unaudited, CloseBill when audited
-
-
-def _scalar(value: Any) -> Any:
-    if value is not None and not isinstance(value, (str, int, float, bool)):
-        raise PydanticCustomError("not_scalar", "must be text, a number, true/false or null; got {kind}", {"kind": type(value).__name__})
-    return value
-
-
-class Strict(BaseModel):
-    """Base: unknown keys fail with the allowed list; no type coercion ("yes" is not a bool, 100 is not text)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
-
-    @classmethod
-    def _normalize(cls, data: Any) -> Any:
-        """Hook for shorthand spellings, run before the unknown-key check."""
-        return data
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        data = cls._normalize(data)
-        if isinstance(data, dict):
-            allowed = [f.alias or name for name, f in cls.model_fields.items()]
-            for key in data:
-                if key not in allowed:
-                    raise PydanticCustomError(
-                        "unknown_key", "unknown key; allowed: {allowed}", {"key": str(key), "allowed": ", ".join(allowed)}
-                    )
-        return data
-
-
-class TransformCall(Strict):
-    """One transform: ``strip`` or ``{name: truncate, max: 80}``."""
-
-    name: str = Field(title="Transform name", examples=["truncate"])
-    args: dict[str, Any] = Field(default_factory=dict, title="Arguments", examples=[{"max": 80}])
-
-    @classmethod
-    def _normalize(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            return {"name": data, "args": {}}
-        if isinstance(data, dict) and "args" not in data:
-            if "name" not in data:
-                raise PydanticCustomError("missing_name", "a transform needs a name, e.g. name: truncate")
-            return {"name": data["name"], "args": {k: v for k, v in data.items() if k != "name"}}
-        return data
-
-    @model_validator(mode="after")
-    def _registered(self) -> TransformCall:
-        spec = REGISTRY.get(self.name)
-        if spec is None:
-            raise PydanticCustomError(
-                "unknown_transform", "unknown transform '{name}'; allowed: {allowed}",
-                {"name": self.name, "allowed": ", ".join(sorted(REGISTRY))},
-            )
-        try:
-            object.__setattr__(self, "args", spec.check_args(self.args))
-        except TransformArgError as exc:
-            raise PydanticCustomError("bad_argument", str(exc), {"key": exc.key} if exc.key else {}) from None
-        return self
-
-
-def _chain(value: Any) -> Any:
-    return [] if value is None else value if isinstance(value, list) else [value]
-
-
-TransformChain = Annotated[list[TransformCall], Field(default_factory=list)]
 
 
 class FieldMap(Strict):
@@ -114,7 +46,7 @@ class FieldMap(Strict):
     @field_validator("transform", mode="before")
     @classmethod
     def _transform_chain(cls, value: Any) -> Any:
-        return _chain(value)
+        return as_chain(value)
 
     @model_validator(mode="after")
     def _digits(self) -> FieldMap:
@@ -125,7 +57,7 @@ class FieldMap(Strict):
     @field_validator("default")
     @classmethod
     def _default_scalar(cls, value: Any) -> Any:
-        return _scalar(value)
+        return scalar_only(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> FieldMap:
@@ -148,7 +80,7 @@ class Check(Strict):
     @field_validator("transform", mode="before")
     @classmethod
     def _transform_chain(cls, value: Any) -> Any:
-        return _chain(value)
+        return as_chain(value)
 
 
 class Defaults(Strict):
@@ -269,7 +201,7 @@ class NumberRule(Strict):
     @field_validator("transform", mode="before")
     @classmethod
     def _transform_chain(cls, value: Any) -> Any:
-        return _chain(value)
+        return as_chain(value)
 
 
 class Org(Strict):
