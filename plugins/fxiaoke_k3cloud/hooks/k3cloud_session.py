@@ -74,22 +74,33 @@ class SharedSession:
         """The deployment's shared session, or None when it cannot be shared (see the module docstring)."""
         if reuse_s is None or auth_mode == "signed":
             return None
-        store = deployment_token_store(LOGINS_PER_MINUTE)
+        try:
+            store = deployment_token_store(LOGINS_PER_MINUTE)
+        except Exception as exc:  # noqa: BLE001 - K3Cloud stays reachable when the audit database (or key) is not
+            log.warning("k3cloud: deployment session store unavailable (%s); this task logs in and out", exc)
+            return None
         if store is None or not store.keeps_token:
             return None
         return cls(store, token_key(base_url, "\x1f".join((acct_id, username, auth_mode)), ROW_LABEL), reuse_s)
 
     def get(self, login: Callable[[], str], *, refused: str | None = None) -> tuple[str, bool]:
         """(session id, whether this call logged in): the stored session unless it is stale or ``refused``."""
-        logged_in = []
+        tried: list[str | None] = []  # [None] while logging in, [session id] once logged in
 
         def fetch() -> tuple[str, str, float]:
-            logged_in.append(True)
-            return login(), "", float(self.reuse_s)
+            tried.append(None)
+            tried[0] = login()
+            return tried[0], "", float(self.reuse_s)
 
-        shared = self.store.get(self.key, ROW_LABEL, fetch, fresh=lambda _age, remaining: remaining > 0,
-                                refused=refused)
-        return shared.access_token, bool(logged_in)
+        try:
+            shared = self.store.get(self.key, ROW_LABEL, fetch, fresh=lambda _age, remaining: remaining > 0,
+                                    refused=refused)
+        except Exception as exc:  # noqa: BLE001 - a login's own error is raised; the store's costs at most a login
+            if tried and tried[0] is None:
+                raise
+            log.warning("k3cloud: deployment session store unavailable (%s); this task keeps its own session", exc)
+            return (tried[0], True) if tried else (login(), True)
+        return shared.access_token, bool(tried)
 
     def used(self, session_id: str) -> None:
         """The session was just used: it may be reused for ``reuse_s`` more (the server's idle timer restarted)."""
