@@ -97,8 +97,8 @@ class FxiaokeSettings:
         calls = _optional_int(extra, "calls_per_20s", low=1, high=GATEWAY_LIMIT_PER_20S)
         voided_query = str(extra.get("voided_query") or "folded").strip().lower()
         if voided_query not in VOIDED_QUERIES:
-            raise ConfigError(f"connection '{conn_id}': extra 'voided_query' must be one of {', '.join(VOIDED_QUERIES)}, "
-                              f"got {extra.get('voided_query')!r}")
+            raise ConfigError(f"connection '{conn_id}': extra 'voided_query' must be one of "
+                              f"{', '.join(VOIDED_QUERIES)}, got {extra.get('voided_query')!r}")
         return cls(
             base_url=base_url_of(host),
             app_id=str(login),

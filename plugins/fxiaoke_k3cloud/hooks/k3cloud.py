@@ -195,7 +195,7 @@ class K3CloudHook(BaseHook):
             self.close()
             return False, what_to_fix(exc, system="K3Cloud", conn_id=self.k3cloud_conn_id)
         creds = self.client.creds
-        self.close()  # the UI's check must not keep a server session
+        self.close()  # the UI's check keeps no session of its own (a shared one stays the deployment's)
         if any(str(r.get("FCODE")).upper() == "CNY" for r in rows):
             return True, f"Connected to K3Cloud at {creds.base_url} as {creds.username} ({creds.auth_mode})"
         return False, ("Logged in, but currency PRE001 (CNY) was not found: extra acct_id is probably another data "
