@@ -18,6 +18,7 @@ import pytest
 
 from flows.test_orders_flow import line, order, products, seed
 from mapping.crm_records import account
+from simproc import FX
 
 from .conftest import SEED_CUSTOMERS
 from .deployment import ROOT, WORKERS, Deployment
@@ -148,7 +149,8 @@ def test_one_token_for_the_whole_deployment_and_none_refused(deployment: Deploym
 
 
 def test_the_shared_token_is_in_no_task_log_and_no_xcom(deployment: Deployment) -> None:
-    """The token row is encrypted with the deployment's Fernet key; the token itself appears nowhere else."""
+    """The token row (and the K3Cloud session's, hooks/k3cloud_session.py) is encrypted with the deployment's
+    Fernet key; the token and the session id themselves appear nowhere else."""
     import sqlalchemy as sa
     from cryptography.fernet import Fernet
 
@@ -157,16 +159,19 @@ def test_the_shared_token_is_in_no_task_log_and_no_xcom(deployment: Deployment) 
 
     store = AuditStore(deployment.env["AIRFLOW_CONN_SYNC_AUDIT"])
     with store.engine.connect() as conn:
-        (encrypted,) = conn.execute(sa.select(sync_api_token.c.token_encrypted)).scalars().all()
+        rows = dict(conn.execute(sa.select(sync_api_token.c.app_id, sync_api_token.c.token_encrypted)).all())
     store.dispose()
-    token = Fernet(deployment.env["AIRFLOW__CORE__FERNET_KEY"].encode()).decrypt(encrypted.encode()).decode()
-    assert len(token) >= 16 and token not in encrypted
+    assert sorted(rows) == sorted([FX["app_id"], "k3cloud-session"]), sorted(rows)  # one token, one session
+    fernet = Fernet(deployment.env["AIRFLOW__CORE__FERNET_KEY"].encode())
+    secrets = {app: fernet.decrypt(encrypted.encode()).decode() for app, encrypted in rows.items()}
+    assert all(len(secret) >= 16 and secret not in rows[app] for app, secret in secrets.items())
 
     logs = [p for p in (deployment.home / "logs").rglob("*") if p.is_file()]
     assert len(logs) > 20  # the task logs the workers wrote
-    assert [str(p) for p in logs if token in p.read_text(errors="replace")] == []
+    for secret in secrets.values():
+        assert [str(p) for p in logs if secret in p.read_text(errors="replace")] == []
     entries = deployment.call("GET", "dags/~/dagRuns/~/taskInstances/~/xcomEntries", limit=1000)["xcom_entries"]
     values = [deployment.call("GET", f"dags/{e['dag_id']}/dagRuns/{e['run_id']}/taskInstances/{e['task_id']}/"
                               f"xcomEntries/{e['key']}", map_index=e.get("map_index", -1)) for e in entries]
     assert len(values) > 10 and any(v.get("value") for v in values)
-    assert token not in json.dumps(values)
+    assert not [app for app, secret in secrets.items() if secret in json.dumps(values)]

@@ -10,7 +10,8 @@ import pytest
 from fxiaoke_hook.helpers import QUERY, accounts, calls
 
 from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
-from fxiaoke_k3cloud.hooks.fxiaoke_query import with_voided
+from fxiaoke_k3cloud.hooks.fxiaoke_query import LIFE_STATUSES, with_voided
+from simproc import fxiaoke_conn
 
 TIE_MS = 1_700_000_000_000
 DEFAULTS = pytest.mark.parametrize("includes", [True, False], ids=["default-includes-voided", "default-excludes-voided"])
@@ -28,14 +29,39 @@ def seed(sim, normal: int, voided: int) -> tuple[set[str], set[str]]:
 
 
 @DEFAULTS
-def test_a_window_read_returns_voided_rows_once_whatever_the_tenant_default(fxiaoke, includes):
+@pytest.mark.parametrize("mode", ["folded", "separate"])
+def test_a_window_read_returns_voided_rows_once_whatever_the_tenant_default(fxiaoke, includes, mode, monkeypatch):
+    if mode == "separate":
+        monkeypatch.setenv("AIRFLOW_CONN_FXIAOKE_DEFAULT", fxiaoke_conn(fxiaoke, voided_query="separate"))
     fxiaoke._admin("POST", "config", {"query_includes_invalid": includes})
     live, voided = seed(fxiaoke, 130, 120)
     seen = Counter(r["_id"] for page in hook().query_window("AccountObj", "last_modified_time", TIE_MS, TIE_MS + 1,
                                                              fields=["name"]) for r in page)
     assert set(seen) == live | voided and set(seen.values()) == {1}
+    if mode == "folded":  # one query naming every life_status: 250 rows in 3 pages, under either default
+        assert calls(fxiaoke, QUERY) == 3
+        return
     # pass 1 (the default query): 3 pages, or 2 when voided rows are hidden; pass 2 (life_status EQ invalid): 2
     assert calls(fxiaoke, QUERY) == (3 if includes else 2) + 2
+
+
+def test_the_folded_query_keeps_every_life_status(fxiaoke):
+    fxiaoke._admin("POST", "config", {"query_includes_invalid": False})
+    rows = [r for status in LIFE_STATUSES
+            for r in accounts(2, prefix=f"S-{status}-", last_modified_time=TIE_MS, life_status=status)]
+    fxiaoke.seed({"objects": {"AccountObj": rows}})
+    got = [r for page in hook().query_window("AccountObj", "last_modified_time", TIE_MS, TIE_MS + 1,
+                                             fields=["name"]) for r in page]
+    assert Counter(r["life_status"] for r in got) == {s: 2 for s in LIFE_STATUSES}
+    assert calls(fxiaoke, QUERY) == 1
+
+
+def test_an_unknown_voided_query_mode_is_a_config_error(fxiaoke, monkeypatch):
+    from fxiaoke_k3cloud.errors import ConfigError
+
+    monkeypatch.setenv("AIRFLOW_CONN_FXIAOKE_DEFAULT", fxiaoke_conn(fxiaoke, voided_query="twice"))
+    with pytest.raises(ConfigError, match="voided_query"):
+        list(hook().query_window("AccountObj", "last_modified_time", TIE_MS, TIE_MS + 1))
 
 
 @DEFAULTS

@@ -130,6 +130,23 @@ class SharedTokenStore:
             log.warning("Fxiaoke token budget of %s calls a minute spent; waiting %.1f s", self.calls_per_minute, wait)
             self._sleep(wait)
 
+    def extend(self, key: str, access_token: str, until: float) -> bool:
+        """Move the expiry of the stored value to ``until`` if it is still ``access_token`` (a value another
+        process replaced meanwhile is left alone); returns whether it did."""
+        if not self.keeps_token:
+            return False
+        with self.engine.begin() as conn:
+            query = sa.select(sync_api_token).where(sync_api_token.c.token_key == key)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = conn.execute(query).one_or_none()
+            stored = self._stored_token(row) if row is not None else None
+            if stored is None or stored.access_token != access_token:
+                return False
+            conn.execute(sa.update(sync_api_token).where(sync_api_token.c.token_key == key)
+                         .values(expires_at=_utc(until), updated_at=_utc(self._wall())))
+        return True
+
     def _lock_row(self, conn: Connection, key: str, app_id: str) -> Any:
         values = {"token_key": key, "app_id": app_id, "recent_calls": "[]", "updated_at": _utc(self._wall())}
         dialect = conn.dialect.name

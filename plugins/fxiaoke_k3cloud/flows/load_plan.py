@@ -124,6 +124,7 @@ class LoadPlanner:
         self.result = LoadResult()
         self._owners: dict[str, Any] = {}
         self._created_reason: dict[str, str] = {}  # source id → why a create happens (a vanished document)
+        self._unaudited: set[str] = set()  # ids un-audited by this chunk's presence check (load_read)
 
     # ---- bookkeeping ------------------------------------------------------------------------------
     def _outcome(self, pkg: Package, outcome: str, *, target: Target | None = None, reason: str | None = None,

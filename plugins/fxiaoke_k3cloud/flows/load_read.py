@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from fxiaoke_k3cloud.errors import ApiError, TransportError
+from fxiaoke_k3cloud.errors import ApiError, SyncError, TransportError
 from fxiaoke_k3cloud.flows.base_data import states_by_ids
 from fxiaoke_k3cloud.flows.load_plan import PRESENCE_PAGE, LoadPlan, LoadPlanner, Package, Target, as_pk, chunks
 from fxiaoke_k3cloud.hooks.k3cloud_filter import F
@@ -75,9 +75,15 @@ class LoadReads(LoadPlanner):
         linked = plan.verify + plan.renumbers + plan.updates
         if not linked:
             return [], []
+        # Documents to update are un-audited first when the form needs it, by id: UnAudit's answer lists each
+        # document it processed with its id and current number, so those are present — only the rest (not
+        # audited, or gone) and the unchanged ones to verify are looked for.
+        present = self._unaudit_present([t.id for _, t in plan.renumbers + plan.updates if t.id])
         try:
-            present = self.find_by_ids([t.id for _, t in linked if t.id])
+            present.update(self.find_by_ids([t.id for _, t in linked if t.id and str(t.id) not in present]))
         except (ApiError, TransportError) as exc:
+            if present:  # nothing is sent: what was un-audited goes back to audited
+                self._reaudit([t.number for t in present.values()])
             for pkg, target in linked:
                 self._outcome(pkg, "failed", target=target, error=exc,
                               reason=f"presence check in K3Cloud failed ({exc}); retried by the next run")
@@ -98,6 +104,20 @@ class LoadReads(LoadPlanner):
             else:
                 updates.append((pkg, now))
         return renumbers, updates
+
+    def _unaudit_present(self, ids: Sequence[str]) -> dict[str, Target]:
+        """Un-audit these documents (by id) when updates need it; returns the ones K3Cloud processed (present,
+        with the number they hold), remembered in ``_unaudited`` so the update does not un-audit them again."""
+        if not self.unaudit_before_update or not ids:
+            return {}
+        try:
+            result = self.hook.unaudit(self.spec.target_form, ids=[as_pk(i) for i in ids])
+        except SyncError as exc:  # none audited (drafts, saved, gone): the presence query decides
+            log.info("%s: UnAudit before update answered: %s", self.spec.name, exc)
+            return {}
+        present = {str(e.id): Target(str(e.id), str(e.number)) for e in result.successes if e.id and e.number}
+        self._unaudited.update(present)
+        return present
 
     def _target_missing(self, pkg: Package, target: Target, creates: list[Package]) -> None:
         gone = (f"K3Cloud {self.spec.target_form} id {target.id} (number {target.number}) that the id map links "

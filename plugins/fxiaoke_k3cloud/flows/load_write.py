@@ -25,6 +25,11 @@ from fxiaoke_k3cloud.numbers import number_key
 
 log = logging.getLogger(__name__)
 
+# Updates per BatchSave: a load chunk's updates in one call. They carry the pk and the mapped fields only
+# (NeedUpDateFields), and 100 is the top of the batch size K3Cloud integrators use (10–100; BatchSave has no
+# documented maximum, k3cloud-webapi.md §3.4, §7.2). Creates keep the flow's batch_size (full packages).
+UPDATE_BATCH = 100
+
 
 class Loader(LoadReads, SaveChecks):
     """Plans (:class:`~.load_plan.LoadPlanner`) and writes (:meth:`execute`) one flow's packages; collects their
@@ -43,13 +48,13 @@ class Loader(LoadReads, SaveChecks):
         renumbers, updates = self._check_presence(plan, creates)
         if not self.unaudit_before_update:
             renumbers = self._skip_audited(renumbers)
-        for chunk in chunks(renumbers, self.spec.batch_size):  # first: the numbers they free may be reused below
+        for chunk in chunks(renumbers, UPDATE_BATCH):  # first: the numbers they free may be reused below
             self._update_chunk(list(chunk))
         for chunk in chunks(creates, self.spec.batch_size):
             updates.extend(self._create_chunk(list(chunk)))
         if not self.unaudit_before_update:
             updates = self._skip_audited(updates)
-        for chunk in chunks(updates, self.spec.batch_size):
+        for chunk in chunks(updates, UPDATE_BATCH):
             self._update_chunk(list(chunk))
         if self.reference_fields:
             self._check_references(plan)
@@ -129,7 +134,10 @@ class Loader(LoadReads, SaveChecks):
 
     def _update_chunk(self, chunk: list[tuple[Package, Target]], attempt: int = 1) -> None:
         if self.unaudit_before_update:
-            self._unaudit([t.number for _, t in chunk if t.number])
+            # The presence check un-audited the linked documents; what is left are documents found by number
+            # after a duplicate create, and a replay after a timeout (the first try may have re-audited them).
+            self._unaudit([t.number for _, t in chunk
+                           if t.number and (attempt > 1 or str(t.id) not in self._unaudited)])
         models = [{self.pk_key: as_pk(t.id), **p.update_model} for p, t in chunk]
         fields = sorted({f for p, _ in chunk for f in p.update_fields})
         options = {**self.options, "NeedUpDateFields": fields}
@@ -182,6 +190,8 @@ class Loader(LoadReads, SaveChecks):
         return None
 
     def _unaudit(self, numbers: list[str]) -> None:
+        if not numbers:
+            return
         try:
             self.hook.unaudit(self.spec.target_form, numbers=numbers)
         except SyncError as exc:  # documents not audited (e.g. drafts) refuse; the save decides

@@ -43,6 +43,7 @@ from fxiaoke_k3cloud.hooks.fxiaoke_query import (
     normalize_filter,
     names_field,
     normalize_order,
+    every_life_status,
     projection,
     with_voided,
 )
@@ -262,8 +263,10 @@ class FxiaokeHook(BaseHook):
         :param orders: dicts ``{fieldName, isAsc}`` or ``(field, ascending)`` pairs.
         :param fields: field projection (``_id`` is always added); ``None`` = all fields.
         :param include_voided: also return voided (``life_status invalid``) rows whatever the tenant's default
-            query returns: a second pass asks for them with a ``life_status`` filter (:func:`with_voided`).
-            Without it, the tenant's default decides. Ignored when a filter already names ``life_status``.
+            query returns, asked for with a ``life_status`` filter: by default in the same query (``life_status
+            IN`` every value of the enum, one pass); with the connection extra ``voided_query: separate``, a
+            second pass after the default query (:func:`with_voided`). Without it, the tenant's default decides.
+            Ignored when a filter already names ``life_status``.
         """
         check_page_size(page_size)
         base_filters = [normalize_filter(f) for f in filters or []]
@@ -273,6 +276,9 @@ class FxiaokeHook(BaseHook):
             return self._query_pass(object_api_name, base_filters, wire_orders, wanted, page_size)
         if wanted and LIFE_STATUS not in wanted:
             wanted.append(LIFE_STATUS)
+        if self.settings.voided_query == "folded":
+            return self._query_pass(object_api_name, [*base_filters, every_life_status()], wire_orders, wanted,
+                                    page_size)
         return with_voided(lambda flt: self._query_pass(object_api_name, flt, wire_orders, wanted, page_size),
                            base_filters)
 

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from fxiaoke_k3cloud.errors import ConfigError
 from fxiaoke_k3cloud.hooks._http import HttpSettings
+from fxiaoke_k3cloud.hooks.fxiaoke_query import VOIDED_QUERIES
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import DEFAULT_CALLS_PER_20S, GATEWAY_LIMIT_PER_20S
 
 DEFAULT_HOST = "https://open.fxiaoke.com"
@@ -53,6 +54,9 @@ class FxiaokeSettings:
     calls_per_20s: int
     call_budget: int | None
     http: HttpSettings
+    #: How voided rows are asked for (``include_voided``): ``folded`` (default) — one query whose filter names
+    #: every life_status; ``separate`` — the default query, then a second one with ``life_status EQ invalid``.
+    voided_query: str = "folded"
 
     @property
     def host(self) -> str:
@@ -91,6 +95,10 @@ class FxiaokeSettings:
                 "(resolved once via /cgi/user/getByMobile)"
             )
         calls = _optional_int(extra, "calls_per_20s", low=1, high=GATEWAY_LIMIT_PER_20S)
+        voided_query = str(extra.get("voided_query") or "folded").strip().lower()
+        if voided_query not in VOIDED_QUERIES:
+            raise ConfigError(f"connection '{conn_id}': extra 'voided_query' must be one of "
+                              f"{', '.join(VOIDED_QUERIES)}, got {extra.get('voided_query')!r}")
         return cls(
             base_url=base_url_of(host),
             app_id=str(login),
@@ -101,4 +109,5 @@ class FxiaokeSettings:
             calls_per_20s=calls or DEFAULT_CALLS_PER_20S,
             call_budget=_optional_int(extra, "call_budget", low=1),
             http=HttpSettings.from_extra(extra),
+            voided_query=voided_query,
         )

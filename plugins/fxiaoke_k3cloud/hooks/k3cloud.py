@@ -19,6 +19,7 @@ from fxiaoke_k3cloud.errors import BusinessRuleError, ConfigError, OutcomeUnknow
 from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, truncate
 from fxiaoke_k3cloud.hooks.k3cloud_auth import K3Credentials
 from fxiaoke_k3cloud.hooks.k3cloud_filter import Expr, F
+from fxiaoke_k3cloud.hooks.k3cloud_session import SharedSession, reuse_seconds
 from fxiaoke_k3cloud.hooks.k3cloud_options import (
     BATCH_SAVE_OPTIONS,
     OP_NUMBER_RE,
@@ -157,10 +158,12 @@ class K3CloudHook(BaseHook):
             lcid=lcid,
             org_number=str(extra.get("org_number") or "0"),
         )
+        shared = SharedSession.for_deployment(creds.base_url, creds.acct_id, creds.username, creds.auth_mode,
+                                              reuse_seconds(extra, self.k3cloud_conn_id))
         return K3CloudClient(
             creds, HttpSettings.from_extra(extra),
             max_attempts=self.max_attempts, retry_wait_s=self.retry_wait_s, log=self.log,
-            max_in_flight=max_in_flight_from_extra(extra, self.k3cloud_conn_id),
+            max_in_flight=max_in_flight_from_extra(extra, self.k3cloud_conn_id), shared=shared,
         )
 
     def get_conn(self) -> K3CloudClient:
@@ -170,7 +173,8 @@ class K3CloudHook(BaseHook):
         """Log out of the server session (if one was opened) and close the HTTP session; safe to call twice.
 
         Every task that talks to K3Cloud calls this when it is done (also on failure), so a task costs one
-        login and gives its session back instead of leaving it to the server's idle timeout.
+        login and gives its session back instead of leaving it to the server's idle timeout — unless the
+        deployment shares one session across tasks and runs (:mod:`.k3cloud_session`): that one is kept.
         """
         with self._client_lock:
             client, self._client = self._client, None  # never built: nothing to log out of
@@ -191,7 +195,7 @@ class K3CloudHook(BaseHook):
             self.close()
             return False, what_to_fix(exc, system="K3Cloud", conn_id=self.k3cloud_conn_id)
         creds = self.client.creds
-        self.close()  # the UI's check must not keep a server session
+        self.close()  # the UI's check keeps no session of its own (a shared one stays the deployment's)
         if any(str(r.get("FCODE")).upper() == "CNY" for r in rows):
             return True, f"Connected to K3Cloud at {creds.base_url} as {creds.username} ({creds.auth_mode})"
         return False, ("Logged in, but currency PRE001 (CNY) was not found: extra acct_id is probably another data "

@@ -15,7 +15,8 @@ Lock conflicts are recognised by MsgCode 13 *or* their text (real servers answer
 
 Sessions: one per client in every auth mode. Session logins keep the id they got; signed mode keeps the
 ``kdservice-sessionid`` cookie the first signed answer sets and sends it back with the signature, as the official
-SDK does (without it every signed call opens a new server session). ``close()`` logs out.
+SDK does (without it every signed call opens a new server session). ``close()`` logs out — except a session the
+deployment shares across tasks and runs (:mod:`.k3cloud_session`), which is kept for the next task.
 
 Session loss (MsgCode 1, or the session-lost text without MsgCode, or a bare error list) is not a retry: the client logs in again under a lock and
 replays the request once — safe for writes because the server checks the context before the business call —
@@ -148,8 +149,12 @@ class K3CloudClient:
         retry_wait_s: float = RETRY_INITIAL_WAIT_S,
         log: logging.Logger | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        shared: Any = None,
     ) -> None:
+        """:param shared: the deployment's session (:class:`.k3cloud_session.SharedSession`), or None: this
+            client logs in for itself and logs out in :meth:`close`."""
         self.creds = creds
+        self.shared = shared
         self.max_in_flight = max_in_flight
         self.settings = settings
         self.max_attempts = max_attempts
@@ -162,15 +167,24 @@ class K3CloudClient:
                 self.session.mount(prefix, HTTPAdapter(pool_maxsize=max_in_flight))
         self.session.headers.update({"Accept-Charset": "utf-8", "User-Agent": "fxiaoke-k3cloud-sync K3CloudHook"})
         self._session_id: str | None = None
+        self._lost: str | None = None  # the shared session the server last answered "lost" for
         self._login_lock = threading.Lock()
 
         self.logins = 0  # sessions this client opened (logins; signed: cookies received)
         self.logouts = 0
 
     def close(self) -> None:
-        """Log out (best effort: the task's work is done whatever the answer) and close the HTTP session."""
+        """Log out (best effort: the task's work is done whatever the answer) and close the HTTP session.
+
+        A shared session is not logged out (the deployment's other tasks use it): its last use is recorded."""
         try:
-            self.logout()
+            if self.shared is not None:
+                with self._login_lock:
+                    session_id, self._session_id = self._session_id, None
+                if session_id is not None:
+                    self.shared.used(session_id)
+            else:
+                self.logout()
         finally:
             self.session.close()
 
@@ -182,8 +196,11 @@ class K3CloudClient:
         """
         with self._login_lock:
             if self._session_id is None and self.creds.auth_mode != "signed":
-                self._session_id = self._login()
-                self.logins += 1
+                if self.shared is not None:
+                    self._session_id, logged_in = self.shared.get(self._login, refused=self._lost)
+                else:
+                    self._session_id, logged_in = self._login(), True
+                self.logins += logged_in
             return self._session_id
 
     def logout(self) -> None:
@@ -234,6 +251,7 @@ class K3CloudClient:
         with self._login_lock:
             if self._session_id == session_id:
                 self._session_id = None
+                self._lost = session_id
 
     # --- calls -------------------------------------------------------------------------------------------
     def call(self, service: str, payload: dict[str, Any], *, write: bool, record_errors: bool = False) -> Any:
