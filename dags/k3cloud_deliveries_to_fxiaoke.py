@@ -19,7 +19,7 @@ never duplicates a note or a message. Notices whose order the CRM never sent, an
 deleted in K3Cloud after they reached the CRM, are **reported** in the audit store (`sync_audit`), not
 dropped; notices whose products are not in the CRM are parked and retried.
 
-**Tasks**: `extract_deliveries` → `transform_deliveries` → `load_deliveries` → `report`.
+**Tasks**: `extract_deliveries` → `load_deliveries` (maps, then writes, in one task) → `report`.
 `report` fails (red) when any notice was rejected or failed — after every good notice was written.
 
 **Trigger with config** (all optional):
@@ -65,8 +65,7 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     ),
     stages=[
         Stage("extract_deliveries", f"{DELIVERIES}:extract", pool="k3cloud_api"),
-        Stage("transform_deliveries", f"{DELIVERIES}:transform", pool="fxiaoke_api"),
-        Stage("load_deliveries", f"{DELIVERIES}:load", pool="fxiaoke_api"),
+        Stage("load_deliveries", (f"{DELIVERIES}:transform", f"{DELIVERIES}:load"), pool="fxiaoke_api"),  # fused: one task
     ],
     tags=["fxiaoke", "k3cloud", "deliveries", "sync"],
     doc_md=__doc__,

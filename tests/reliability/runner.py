@@ -66,8 +66,8 @@ def _tasks(flow: str) -> list[tuple[str, Callable[[Any, dict[str, Any]], Any]]]:
 
     if flow == DELIVERIES:
         return [("extract_deliveries", lambda up, ctx: deliveries.extract("deliveries", ctx)),
-                ("transform_deliveries", lambda up, ctx: deliveries.transform("deliveries", up, ctx)),
-                ("load_deliveries", lambda up, ctx: deliveries.load("deliveries", up, ctx))]
+                ("load_deliveries",  # transform and load in one task, as the DAG runs them
+                 lambda up, ctx: deliveries.load("deliveries", deliveries.transform("deliveries", up, ctx), ctx))]
     chain: list[tuple[str, Callable[[Any, dict[str, Any]], Any]]] = [
         (f"extract_{flow}", lambda up, ctx: steps.extract(flow, ctx))]
     if flow == ORDERS:

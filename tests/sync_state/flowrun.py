@@ -32,8 +32,8 @@ def tasks(flow: str) -> list[tuple[str, Any]]:
 
     if flow == "deliveries":
         return [("extract_deliveries", lambda up, ctx: deliveries.extract("deliveries", ctx)),
-                ("transform_deliveries", lambda up, ctx: deliveries.transform("deliveries", up, ctx)),
-                ("load_deliveries", lambda up, ctx: deliveries.load("deliveries", up, ctx))]
+                ("load_deliveries",  # transform and load in one task, as the DAG runs them
+                 lambda up, ctx: deliveries.load("deliveries", deliveries.transform("deliveries", up, ctx), ctx))]
     from fxiaoke_k3cloud.flows.specs import flow_spec, resolve_step
 
     spec = flow_spec(flow)
