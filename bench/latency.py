@@ -323,7 +323,7 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         lines += ["", f"Where the time goes ({phase}; from the Airflow metadata DB and the CRM simulator):", "",
                   "| segment | n | p50 s | p95 s | max s |", "|---|---|---|---|---|"]
         lines += [f"| {label} | {s['n']} | {s.get('p50')} | {s.get('p95')} | {s.get('max')} |"
-                  for label, s in result["deliveries"]["segments_s"].items()]
+                  for label, s in result["deliveries"]["segments_s"].items() if s["n"]]  # a DAG's own tasks only
     lines += ["", "| phase | K3Cloud queries / h (idle) | Fxiaoke queries / h (idle) | duplicated notes / messages | missing "
               "| triggerer restart (s) | failover: adopted after / audit → note (s) | wall time (s) |", "|---|---|---|---|---|---|---|---|"]
     for phase, result in results.items():

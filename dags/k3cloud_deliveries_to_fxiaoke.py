@@ -50,14 +50,14 @@ from airflow.sdk import AssetOrTimeSchedule
 
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
-from fxiaoke_k3cloud.events.assets import k3cloud_audited_delivery_notices
+from fxiaoke_k3cloud.events.assets import flow_asset
 
 DELIVERIES = "fxiaoke_k3cloud.flows.deliveries"
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "deliveries",
     dag_id="k3cloud_deliveries_to_fxiaoke",
-    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[k3cloud_audited_delivery_notices()]),  # docs/events.md
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[flow_asset("deliveries")]),  # docs/events.md
     params=window_params(
         ids_of=None,
         full_resync="Re-read every audited delivery notice",

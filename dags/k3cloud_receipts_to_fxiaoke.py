@@ -1,9 +1,11 @@
 """
 ### K3Cloud receipt bills → Fxiaoke payments (`AR_RECEIVEBILL` → `PaymentObj` + `OrderPaymentObj`)
 
-Every 15 minutes (Asia/Shanghai) this DAG takes the K3Cloud receipt bills (收款单) **audited** since the flow's
-watermark (less a look-back; `FApproveDate` is UTC+8 local time on the wire, converted explicitly) and tells
-the CRM, so sales see per order what was paid and what is still owed:
+Within seconds of an audit — woken by the asset `k3cloud_audited_receipt_bills` (a watcher polling
+`AR_RECEIVEBILL` in the triggerer, or a signed push from a K3Cloud service plug-in) — and every 15 minutes
+(Asia/Shanghai) as the catch-up, one run at a time, this DAG takes the K3Cloud receipt bills (收款单) **audited**
+since the flow's watermark (less a look-back; `FApproveDate` is UTC+8 local time on the wire, converted
+explicitly) and tells the CRM, so sales see per order what was paid and what is still owed:
 
 * one CRM payment (`PaymentObj`, 回款, named after the bill number) per bill;
 * one payment line (`OrderPaymentObj`, 回款明细) per bill entry, linked to the CRM order the entry pays
@@ -35,15 +37,18 @@ reads its own data interval *unless* a param overrides it: `since`/`until` repla
 with that one window, `full_resync` turns every run into a full resync. `dry_run` writes nothing in any of them.
 """
 
+from airflow.sdk import AssetOrTimeSchedule
+
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
+from fxiaoke_k3cloud.events.assets import flow_asset
 
 RECEIPTS = "fxiaoke_k3cloud.flows.receipts"
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "receipts",
     dag_id="k3cloud_receipts_to_fxiaoke",
-    schedule=every_15_minutes(),
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[flow_asset("receipts")]),  # docs/events.md
     params=window_params(
         ids_of=None,
         full_resync="Re-read every audited receipt bill",
