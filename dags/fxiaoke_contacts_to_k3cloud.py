@@ -1,7 +1,9 @@
 """
 ### Fxiaoke contacts → K3Cloud contacts (`ContactObj` → `BD_CommonContact`)
 
-Every 15 minutes (Asia/Shanghai) this DAG takes the CRM contacts changed since the flow's watermark (less a
+Within seconds of a CRM edit — woken by the asset `fxiaoke_changed_contacts` (a watcher polling `ContactObj` in
+the triggerer, or a signed push from a Fxiaoke workflow function) — and every 15 minutes (Asia/Shanghai) as the
+catch-up, one run at a time, this DAG takes the CRM contacts changed since the flow's watermark (less a
 look-back), maps them with `include/mappings/contacts.yaml` — name, mobile, phone, email and the contact's
 customer (`FCompanyType` `BD_Customer`, `FCompany`/`FCustId` through the customers flow's id map) — and writes
 them with `BatchSave`, audited. Incremental and idempotent like the customers flow: an id map decides create vs
@@ -16,15 +18,16 @@ A contact voided or deleted in the CRM is reported, as the mapping's `on_source_
 Params as in the customers DAG (`since`/`until`, `ids`, `full_resync`, `dry_run`, `parked_escalate_hours`).
 """
 
-from airflow.sdk import Param
+from airflow.sdk import AssetOrTimeSchedule, Param
 
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
+from fxiaoke_k3cloud.events.assets import flow_asset
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "contacts",
     dag_id="fxiaoke_contacts_to_k3cloud",
-    schedule=every_15_minutes(),  # no CRM change event for ContactObj yet (events/assets.py knows two objects)
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[flow_asset("contacts")]),  # docs/events.md
     params=window_params(
         ids_of="CRM contact ids",
         full_resync="Re-read every CRM contact",

@@ -45,13 +45,13 @@ from airflow.sdk import AssetOrTimeSchedule, Param
 
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
-from fxiaoke_k3cloud.events.assets import fxiaoke_changed
+from fxiaoke_k3cloud.events.assets import flow_asset
 from fxiaoke_k3cloud.flows.specs import WRITE_BACK
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "orders",
     dag_id="fxiaoke_orders_to_k3cloud",
-    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[fxiaoke_changed("SalesOrderObj")]),  # docs/events.md
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[flow_asset("orders")]),  # docs/events.md
     params=window_params(
         ids_of="CRM order ids",
         full_resync="Re-read every CRM order",

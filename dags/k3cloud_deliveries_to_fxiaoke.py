@@ -19,7 +19,7 @@ never duplicates a note or a message. Notices whose order the CRM never sent, an
 deleted in K3Cloud after they reached the CRM, are **reported** in the audit store (`sync_audit`), not
 dropped; notices whose products are not in the CRM are parked and retried.
 
-**Tasks**: `extract_deliveries` → `transform_deliveries` → `load_deliveries` → `report`.
+**Tasks**: `extract_deliveries` → `load_deliveries` (maps, then writes, in one task) → `report`.
 `report` fails (red) when any notice was rejected or failed — after every good notice was written.
 
 **Trigger with config** (all optional):
@@ -50,12 +50,12 @@ from airflow.sdk import AssetOrTimeSchedule
 
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
-from fxiaoke_k3cloud.events.assets import k3cloud_audited_delivery_notices
+from fxiaoke_k3cloud.events.assets import flow_asset
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "deliveries",
     dag_id="k3cloud_deliveries_to_fxiaoke",
-    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[k3cloud_audited_delivery_notices()]),  # docs/events.md
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[flow_asset("deliveries")]),  # docs/events.md
     params=window_params(
         ids_of=None,
         full_resync="Re-read every audited delivery notice",
@@ -63,8 +63,7 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     ),
     stages=[
         Stage("extract_deliveries", "extract", pool="k3cloud_api"),
-        Stage("transform_deliveries", "transform", pool="fxiaoke_api"),
-        Stage("load_deliveries", "load", pool="fxiaoke_api"),
+        Stage("load_deliveries", ("transform", "load"), pool="fxiaoke_api"),  # fused: map and write in one task
     ],
     tags=["fxiaoke", "k3cloud", "deliveries", "sync"],
     doc_md=__doc__,

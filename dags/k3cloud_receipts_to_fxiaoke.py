@@ -1,9 +1,11 @@
 """
 ### K3Cloud receipt bills → Fxiaoke payments (`AR_RECEIVEBILL` → `PaymentObj` + `OrderPaymentObj`)
 
-Every 15 minutes (Asia/Shanghai) this DAG takes the K3Cloud receipt bills (收款单) **audited** since the flow's
-watermark (less a look-back; `FApproveDate` is UTC+8 local time on the wire, converted explicitly) and tells
-the CRM, so sales see per order what was paid and what is still owed:
+Within seconds of an audit — woken by the asset `k3cloud_audited_receipt_bills` (a watcher polling
+`AR_RECEIVEBILL` in the triggerer, or a signed push from a K3Cloud service plug-in) — and every 15 minutes
+(Asia/Shanghai) as the catch-up, one run at a time, this DAG takes the K3Cloud receipt bills (收款单) **audited**
+since the flow's watermark (less a look-back; `FApproveDate` is UTC+8 local time on the wire, converted
+explicitly) and tells the CRM, so sales see per order what was paid and what is still owed:
 
 * one CRM payment (`PaymentObj`, 回款, named after the bill number) per bill;
 * one payment line (`OrderPaymentObj`, 回款明细) per bill entry, linked to the CRM order the entry pays
@@ -15,7 +17,7 @@ orders flow has synced the order; an entry without a sale order is **reported**.
 deleted) in K3Cloud after it reached the CRM has its CRM payment **voided** (lines too); re-audited, it is
 written again. Mapping: `include/mappings/receipts.yaml`.
 
-**Tasks**: `extract_receipts` → `transform_receipts` → `load_receipts` → `report`.
+**Tasks**: `extract_receipts` → `load_receipts` (maps, then writes, in one task) → `report`.
 `report` fails (red) when any bill was rejected or failed — after every good bill was written.
 
 **Trigger with config** (all optional):
@@ -35,13 +37,16 @@ reads its own data interval *unless* a param overrides it: `since`/`until` repla
 with that one window, `full_resync` turns every run into a full resync. `dry_run` writes nothing in any of them.
 """
 
+from airflow.sdk import AssetOrTimeSchedule
+
 from fxiaoke_k3cloud.dag_common import every_15_minutes, window_params
 from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
+from fxiaoke_k3cloud.events.assets import flow_asset
 
 dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     "receipts",
     dag_id="k3cloud_receipts_to_fxiaoke",
-    schedule=every_15_minutes(),
+    schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[flow_asset("receipts")]),  # docs/events.md
     params=window_params(
         ids_of=None,
         full_resync="Re-read every audited receipt bill",
@@ -49,8 +54,7 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     ),
     stages=[
         Stage("extract_receipts", "extract", pool="k3cloud_api"),
-        Stage("transform_receipts", "transform", pool="fxiaoke_api"),
-        Stage("load_receipts", "load", pool="fxiaoke_api"),
+        Stage("load_receipts", ("transform", "load"), pool="fxiaoke_api"),  # fused: map and write in one task
     ],
     tags=["fxiaoke", "k3cloud", "receipts", "sync"],
     doc_md=__doc__,

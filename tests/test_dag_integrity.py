@@ -137,3 +137,99 @@ def test_factory_refuses_a_dag_id_the_registry_does_not_know_and_a_missing_repor
                  doc_md="x")
     with pytest.raises(ConfigError, match="unknown flow 'invoices'"):  # contacts is a registered flow now
         flow_dag("invoices", dag_id="x", schedule=None, params={}, stages=stages, tags=["t"], doc_md="x")
+
+
+# --- fused stages: several steps in one task (issue 17: one task start-up less on the audit → CRM path) ----------
+CALLS: list[tuple[str, object]] = []
+
+
+def _first(flow, context):
+    CALLS.append(("first", None))
+    return dict(context["first_result"])
+
+
+def _second(flow, upstream, context):
+    CALLS.append(("second", upstream))
+    return {**upstream, "second": True}
+
+
+def _third(flow, upstream, context):
+    CALLS.append(("third", upstream))
+    return {**upstream, "third": True}
+
+
+class _TI:
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key, value) -> None:
+        self.pushed[key] = value
+
+
+def _run_stage(monkeypatch, tmp_path, stage, *, first, later, upstream=None, first_result=None):
+    from types import SimpleNamespace
+
+    from fxiaoke_k3cloud.dag_factory import _stage_task
+
+    monkeypatch.setenv("SYNC_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")  # task_notes records calls there
+    CALLS.clear()
+    ti = _TI()
+    context = {"ti": ti, "dag_run": SimpleNamespace(run_id="manual__fused"), "first_result": first_result or {}}
+    result = _stage_task("deliveries", stage, first=first, later=later).function(upstream, **context)
+    return result, ti
+
+
+def test_the_k3_to_crm_dags_map_and_write_in_one_task(dagbag):
+    for flow in ("deliveries", "receipts"):
+        dag = dagbag.dags[f"k3cloud_{flow}_to_fxiaoke"]
+        assert set(dag.task_ids) == {f"extract_{flow}", f"load_{flow}", "report"}
+        assert dag.get_task(f"load_{flow}").upstream_task_ids == {f"extract_{flow}"}
+        assert dag.get_task(f"load_{flow}").pool == "fxiaoke_api"
+
+
+def test_a_fused_stage_hands_each_step_the_previous_result(monkeypatch, tmp_path):
+    from fxiaoke_k3cloud.dag_factory import Stage
+
+    me = __name__
+    stage = Stage("load_deliveries", (f"{me}:_second", f"{me}:_third"))
+    result, _ = _run_stage(monkeypatch, tmp_path, stage, first=False, later=[], upstream={"run_pk": 7})
+    assert CALLS == [("second", {"run_pk": 7}), ("third", {"run_pk": 7, "second": True})]
+    assert result == {"run_pk": 7, "second": True, "third": True}
+
+    stage = Stage("extract_deliveries", (f"{me}:_first", f"{me}:_second"))  # a fused first stage
+    result, _ = _run_stage(monkeypatch, tmp_path, stage, first=True, later=["load_deliveries"],
+                           first_result={"run_pk": 8})
+    assert [name for name, _ in CALLS] == ["first", "second"] and result == {"run_pk": 8, "second": True}
+
+
+def test_an_idle_first_step_skips_the_rest_of_its_fused_stage_and_the_later_stages(monkeypatch, tmp_path):
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+    from fxiaoke_k3cloud.dag_factory import Stage
+
+    me = __name__
+    stage = Stage("extract_deliveries", (f"{me}:_first", f"{me}:_second"))
+    idle = {"run_pk": 9, "nothing_to_do": True}
+    with pytest.raises(DownstreamTasksSkipped) as skipped:
+        _run_stage(monkeypatch, tmp_path, stage, first=True, later=["load_deliveries"], first_result=idle)
+    assert skipped.value.tasks == ["load_deliveries"] and CALLS == [("first", None)]
+    result, ti = _run_stage(monkeypatch, tmp_path, stage, first=True, later=[], first_result=idle)
+    assert result == idle and CALLS == [("first", None)] and ti.pushed == {}  # nothing later to skip
+
+
+def test_factory_compares_fused_stages_step_by_step_with_the_registry():
+    from fxiaoke_k3cloud.dag_factory import Stage, flow_dag
+    from fxiaoke_k3cloud.errors import ConfigError
+    from fxiaoke_k3cloud.flows.specs import flow_spec
+
+    extract, transform, load = flow_spec("deliveries").steps
+    args = {"dag_id": "k3cloud_deliveries_to_fxiaoke", "schedule": None, "params": {}, "tags": ["t"], "doc_md": "x"}
+    dag = flow_dag("deliveries", stages=[Stage("extract_deliveries", (extract, transform)),
+                                         Stage("load_deliveries", load)], **args)
+    assert set(dag.task_ids) == {"extract_deliveries", "load_deliveries", "report"}
+    with pytest.raises(ConfigError, match="registry's flow 'deliveries'"):  # the order counts inside a stage too
+        flow_dag("deliveries", stages=[Stage("extract_deliveries", extract),
+                                       Stage("load_deliveries", (load, transform))], **args)
+    with pytest.raises(ConfigError, match="non-empty tuple"):
+        flow_dag("deliveries", stages=[Stage("extract_deliveries", extract), Stage("x", ()),
+                                       Stage("load_deliveries", (transform, load))], **args)

@@ -43,6 +43,19 @@ def test_first_start_rings_once_for_what_came_before_and_stores_it(world, store)
     assert poll(2) == []
 
 
+def test_a_receipt_bill_audit_rings_the_receipts_watcher_only(world, store):
+    from flows_receipts.world import RECEIPT, ReceiptWorld
+
+    receipts = {"form_id": RECEIPT, "name": "k3cloud_audited_receipt_bills"}
+    assert poll(1, **receipts) == [] and poll(1) == []
+    number = ReceiptWorld(world.k3sim, world.fxsim, store).pushed_receipt(world.order(sent_by_crm=False))
+    fid = str(world.k3.find_by_number(RECEIPT, number)[0]["FID"])
+    events = poll(3, **receipts)
+    assert [(e["record_id"], e["form_id"], e["watcher"]) for e in events] == [(fid, RECEIPT, receipts["name"])]
+    assert poll(2) == []  # the delivery-notice watcher heard nothing
+    assert PositionStore(store).get("k3cloud_audited_receipt_bills").record_id == fid
+
+
 def test_new_audit_rings_once_and_old_one_never_again(world, store):
     assert poll(1) == []  # no notice yet: position (0, "")
     number, fid = audited(world)

@@ -161,14 +161,14 @@ def calling_sim(server, monkeypatch):
     sim.stop()
 
 
-def wait_for_events(count: int, timeout: float = 10.0) -> list[dict]:
+def wait_for_events(count: int, timeout: float = 10.0, asset: str = ASSET) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = events()
+        found = events(asset)
         if len(found) >= count:
             return found
         time.sleep(0.1)
-    return events()
+    return events(asset)
 
 
 def test_simulator_audit_and_unaudit_callbacks_reach_the_receiver(calling_sim):
@@ -180,6 +180,21 @@ def test_simulator_audit_and_unaudit_callbacks_reach_the_receiver(calling_sim):
     found = wait_for_events(2)
     assert [e["operation"] for e in found] == ["Audit", "UnAudit"]
     assert queued_runs() == [DAG_ID]  # two bells, one queued run
+
+
+def test_simulator_receipt_bill_audit_rings_the_receipts_asset(calling_sim):
+    """AR_RECEIVEBILL audits reach the receiver too, and wake the receipts DAG (its asset from the registry)."""
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    from flows_receipts.world import RECEIPT, ReceiptWorld
+
+    sync_bag_to_db(DagBag(dag_folder=str(ROOT / "dags" / "k3cloud_receipts_to_fxiaoke.py")), "dags-folder", None)
+    world = ReceiptWorld(calling_sim, None, None)
+    number = world.pushed_receipt(world.order(sent_by_crm=False))
+    (audit,) = wait_for_events(1, asset="k3cloud_audited_receipt_bills")
+    assert audit["form_id"] == RECEIPT and audit["operation"] == "Audit" and audit["numbers"] == [number]
+    assert events() == []  # the delivery notices' asset heard nothing
+    assert queued_runs() == ["k3cloud_receipts_to_fxiaoke"]
 
 
 def test_audit_succeeds_when_the_receiver_is_down(clean_events, monkeypatch):
@@ -212,7 +227,11 @@ def test_fxiaoke_push_rings_the_orders_asset(known_asset, clean_events, monkeypa
         assert answer.status_code == 200, answer.text
         (extra,) = events("fxiaoke_changed_sales_orders")
         assert extra["ids"] == ["6b1000000000000000000001"] and extra["object_api_name"] == "SalesOrderObj"
-        assert push(url, {"object_api_name": "ContactObj", "data_id": "x"}).status_code == 422
+        assert push(url, {"object_api_name": "LeadsObj", "data_id": "x"}).status_code == 422  # no flow reads it
+        sync_bag_to_db(DagBag(dag_folder=str(ROOT / "dags" / "fxiaoke_contacts_to_k3cloud.py")), "dags-folder", None)
+        answer = push(url, {"object_api_name": "contactobj", "data_id": "6c1000000000000000000001", "event_id": "f2"})
+        assert answer.status_code == 200 and answer.json()["asset"] == "fxiaoke_changed_contacts", answer.text
+        assert [e["ids"] for e in events("fxiaoke_changed_contacts")] == [["6c1000000000000000000001"]]
         assert events() == []  # the deliveries asset heard nothing
     finally:
         srv.should_exit = True

@@ -54,6 +54,55 @@ def test_poll_interval_and_bad_settings_from_the_environment(monkeypatch):
         assets.k3cloud_audited_delivery_notices()
 
 
+@pytest.mark.parametrize("flow", ["customers", "orders", "contacts", "deliveries", "receipts"])
+def test_every_flow_dag_runs_on_its_registry_asset_or_every_15_minutes(flow):
+    """The asset and its watcher come from the registry entry: the flow's source form (K3Cloud audits) or CRM object."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import AssetOrTimeSchedule
+
+    from fxiaoke_k3cloud.events.fxiaoke import FxiaokeChangeTrigger
+    from fxiaoke_k3cloud.flows.specs import event_asset, flow_spec
+    from test_dag_integrity import ROOT
+
+    spec = flow_spec(flow)
+    dag = DagBag(dag_folder=str(ROOT / "dags" / f"{spec.dag_id}.py")).dags[spec.dag_id]
+    assert isinstance(dag.timetable, AssetOrTimeSchedule) and dag.max_active_runs == 1
+    (asset,) = dag.timetable.asset_condition.objects
+    assert asset.name == event_asset(spec) == assets.flow_asset(flow).name
+    (watcher,) = asset.watchers
+    trigger = watcher.trigger
+    if spec.direction == "k3_to_crm":
+        assert isinstance(trigger, K3CloudAuditTrigger) and trigger.form_id == spec.source_object
+    else:
+        assert isinstance(trigger, FxiaokeChangeTrigger) and trigger.object_api_name == spec.source_object
+    assert trigger.name == asset.name  # the position key
+
+
+def test_registry_assets_keep_their_names():
+    assert [assets.flow_asset(f).name for f in ("deliveries", "receipts", "customers", "orders", "contacts")] == [
+        "k3cloud_audited_delivery_notices", "k3cloud_audited_receipt_bills", "fxiaoke_changed_accounts",
+        "fxiaoke_changed_sales_orders", "fxiaoke_changed_contacts"]
+    (watcher,) = assets.k3cloud_audited_delivery_notices().watchers
+    assert watcher.name == "k3cloud_delivery_notice_audits"  # the AssetWatcher name Airflow already knows
+    with pytest.raises(ConfigError, match="LeadsObj"):
+        assets.fxiaoke_changed("LeadsObj")
+
+
+def test_a_flow_whose_source_is_not_watched_has_no_asset_and_no_watcher(monkeypatch):
+    import dataclasses
+
+    from fxiaoke_k3cloud.flows import specs
+
+    invoices = dataclasses.replace(specs.FLOWS["receipts"], name="invoices", source_object="AR_RECEIVABLE")
+    monkeypatch.setitem(specs.FLOWS, "invoices", invoices)
+    with pytest.raises(ConfigError, match="AR_RECEIVABLE has no change event.*EVENT_ASSETS"):
+        assets.flow_asset("invoices")
+    assert "AR_RECEIVABLE" not in {form for _, form, _ in specs.event_sources()}  # nothing polls, nothing alerts
+    monkeypatch.setitem(specs.EVENT_ASSETS, "AR_RECEIVABLE", "k3cloud_audited_receivables")
+    assert assets.flow_asset("invoices").watchers[0].trigger.form_id == "AR_RECEIVABLE"
+    assert ("k3cloud", "AR_RECEIVABLE", "k3cloud_audited_receivables") in specs.event_sources()
+
+
 def test_crm_assets_watch_accounts_and_orders():
     accounts, orders = assets.fxiaoke_changed("AccountObj"), assets.fxiaoke_changed("SalesOrderObj")
     assert accounts.name == "fxiaoke_changed_accounts" and orders.name == "fxiaoke_changed_sales_orders"

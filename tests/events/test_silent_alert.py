@@ -11,6 +11,7 @@ import pytest
 
 from flows_deliveries.world import World
 from fxiaoke_k3cloud import alerts
+from fxiaoke_k3cloud.events import status
 from fxiaoke_k3cloud.events.k3cloud import K3CloudAuditTrigger
 from fxiaoke_k3cloud.events.status import watcher_states
 from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
@@ -35,6 +36,12 @@ def world(k3cloud, fxiaoke, store, monkeypatch):
                  alerts.WEBHOOK_SETTING):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SYNC_FXIAOKE_EVENTS", "schedule")  # only the K3Cloud watcher is expected to poll here
+    # 5 s at any hour, so the threshold is 300 s whenever the test runs (off hours it was 10 × 60 s = 600 s, and
+    # "silent for 600 s" was not past it: the test failed outside Shanghai business hours).
+    monkeypatch.setenv("SYNC_K3CLOUD_OFF_HOURS_POLL_S", "5")
+    # The delivery notices' watcher is the one under test; the receipt bills' (also K3Cloud, never polled here)
+    # would be silent beside it.
+    monkeypatch.setattr(status, "WATCHERS", tuple(w for w in status.WATCHERS if w.source == "fxiaoke" or w.name == NAME))
     return World(k3cloud, fxiaoke, store)
 
 

@@ -35,16 +35,26 @@ def settings(monkeypatch):
     for name in ("SYNC_K3CLOUD_EVENTS", "SYNC_FXIAOKE_EVENTS", "SYNC_K3CLOUD_POLL_S", "SYNC_K3CLOUD_OFF_HOURS_POLL_S",
                  "SYNC_WATCHER_SILENT_S", "SYNC_BUSINESS_HOURS"):
         monkeypatch.delenv(name, raising=False)
+    # The 5 s interval at any hour: the thresholds below hold whenever the suite runs (off hours it is 60 s).
+    monkeypatch.setenv("SYNC_K3CLOUD_OFF_HOURS_POLL_S", "5")
 
 
 def test_names_are_the_assets_watchers():
-    assert [w.name for w in WATCHERS] == [assets.K3CLOUD_AUDITED_DELIVERY_NOTICES, assets.FXIAOKE_CHANGED_ACCOUNTS,
-                                          assets.FXIAOKE_CHANGED_ORDERS]
+    from fxiaoke_k3cloud.flows.specs import FLOWS
+
+    built = {}
+    for flow in FLOWS:  # one asset per registry flow, its watcher on the flow's source form / object
+        (watcher,) = assets.flow_asset(flow).watchers
+        built[watcher.trigger.name] = getattr(watcher.trigger, "form_id", None) or watcher.trigger.object_api_name
+    assert {w.name: w.form for w in WATCHERS} == built
+    assert [w.name for w in WATCHERS] == [assets.K3CLOUD_AUDITED_DELIVERY_NOTICES, "k3cloud_audited_receipt_bills",
+                                          assets.FXIAOKE_CHANGED_ACCOUNTS, assets.FXIAOKE_CHANGED_ORDERS,
+                                          "fxiaoke_changed_contacts"]
 
 
 def test_a_watcher_that_never_polled_is_silent_when_it_should_run(store, monkeypatch):
     states = watcher_states(store)
-    assert [set(s) for s in states] == [KEYS] * 3
+    assert [set(s) for s in states] == [KEYS] * len(WATCHERS)
     k3 = states[0]
     assert k3["expected"] and k3["silent"] and k3["last_polled_ms"] is None and k3["position_ms"] is None
     monkeypatch.setenv("SYNC_K3CLOUD_EVENTS", "push")

@@ -44,6 +44,7 @@ def test_delivery_note_lines_link_the_crm_order_lines_the_orders_flow_recorded(d
 
     dr, states = run_dag(dagbag, DELIVERIES_DAG)
     assert dr.state == "success", states
+    assert set(states) == {"extract_deliveries", "load_deliveries", "report"}  # transform runs inside load's task
     [note] = sims.fx.records("DeliveryNoteObj")
     warehouse = next(w for w in sims.fx.records("WarehouseObj") if w["number"] == "CK001")
     assert note["name"] == notice and note["sales_order_id"] == o["_id"]

@@ -3,9 +3,15 @@
 Served by the project's Airflow plugin under ``/sync-hooks`` (in the api-server):
 
 * ``POST /sync-hooks/k3cloud/audit`` — body ``{"form_id": "SAL_DELIVERYNOTICE", "operation": "Audit"|"UnAudit",
-  "numbers": [...], "ids": [...], "event_id": "..."}``; rings ``k3cloud_audited_delivery_notices``;
-* ``POST /sync-hooks/fxiaoke/change`` — body ``{"object_api_name": "AccountObj"|"SalesOrderObj",
-  "data_id": "...", "event_id": "..."}``; rings ``fxiaoke_changed_accounts`` / ``fxiaoke_changed_sales_orders``.
+  "numbers": [...], "ids": [...], "event_id": "..."}``; rings the asset of the flow reading that form
+  (``SAL_DELIVERYNOTICE`` → ``k3cloud_audited_delivery_notices``, ``AR_RECEIVEBILL`` → ``k3cloud_audited_receipt_bills``);
+* ``POST /sync-hooks/fxiaoke/change`` — body ``{"object_api_name": "AccountObj", "data_id": "...",
+  "event_id": "..."}``; rings the asset of the flow reading that CRM object (``AccountObj`` →
+  ``fxiaoke_changed_accounts``, ``SalesOrderObj`` → ``fxiaoke_changed_sales_orders``, ``ContactObj`` →
+  ``fxiaoke_changed_contacts``).
+
+Which forms and objects are accepted comes from the flow registry (``flows/specs.py``): a new flow's source is
+accepted with no change here.
 
 Authentication: ``events.signing`` (HMAC-SHA256 of ``<timestamp>.<body>``, ±300 s, constant-time compare)
 with the password of the Airflow connection ``sync_push_k3cloud`` / ``sync_push_fxiaoke``. No connection =
@@ -28,16 +34,19 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from fxiaoke_k3cloud.events.assets import FXIAOKE_CHANGED_ACCOUNTS, FXIAOKE_CHANGED_ORDERS, K3CLOUD_AUDITED_DELIVERY_NOTICES
 from fxiaoke_k3cloud.events.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, Verifier
+from fxiaoke_k3cloud.flows.specs import event_sources
 
 log = logging.getLogger(__name__)
 
 K3CLOUD_CONN_ID = "sync_push_k3cloud"
 FXIAOKE_CONN_ID = "sync_push_fxiaoke"
-K3CLOUD_ASSETS = {"sal_deliverynotice": K3CLOUD_AUDITED_DELIVERY_NOTICES}
+#: Asset by lower-cased source form / object, per system, from the registry (``flows.specs.event_sources``).
+K3CLOUD_ASSETS = {form.lower(): asset for system, form, asset in event_sources() if system == "k3cloud"}
+K3CLOUD_FORMS = [form for system, form, _ in event_sources() if system == "k3cloud"]
 K3CLOUD_OPERATIONS = {"audit", "unaudit"}
-FXIAOKE_ASSETS = {"accountobj": FXIAOKE_CHANGED_ACCOUNTS, "salesorderobj": FXIAOKE_CHANGED_ORDERS}
+FXIAOKE_ASSETS = {obj.lower(): asset for system, obj, asset in event_sources() if system == "fxiaoke"}
+FXIAOKE_OBJECTS = [obj for system, obj, _ in event_sources() if system == "fxiaoke"]
 MAX_BODY_BYTES = 64 * 1024
 MAX_KEYS_IN_EXTRA = 50
 SECRET_TTL_S = 60.0
@@ -142,7 +151,7 @@ def create_app(*, secret_lookup: SecretLookup = airflow_secret, recorder: Record
         form_id = str(payload.get("form_id") or "")
         asset = K3CLOUD_ASSETS.get(form_id.lower())
         if asset is None:
-            raise HTTPException(422, f"field 'form_id' must be one of {sorted(K3CLOUD_ASSETS)} (case-insensitive), got {form_id[:40]!r}")
+            raise HTTPException(422, f"field 'form_id' must be one of {', '.join(K3CLOUD_FORMS)} (case-insensitive), got {form_id[:40]!r}")
         operation = str(payload.get("operation") or "")
         if operation.lower() not in K3CLOUD_OPERATIONS:
             raise HTTPException(422, f"field 'operation' must be Audit or UnAudit, got {operation[:40]!r}")
@@ -159,7 +168,7 @@ def create_app(*, secret_lookup: SecretLookup = airflow_secret, recorder: Record
         name = str(payload.get("object_api_name") or "")
         asset = FXIAOKE_ASSETS.get(name.lower())
         if asset is None:
-            raise HTTPException(422, f"field 'object_api_name' must be AccountObj or SalesOrderObj, got {name[:40]!r}")
+            raise HTTPException(422, f"field 'object_api_name' must be one of {', '.join(FXIAOKE_OBJECTS)}, got {name[:40]!r}")
         extra = {"source": "push", "object_api_name": name, "ids": _names([payload["data_id"]] if payload.get("data_id") else [], "data_id"),
                  "event_id": str(payload.get("event_id") or "")[:100]}
         if not fresh:

@@ -43,6 +43,7 @@ from fxiaoke_k3cloud.audit.schema import watermark
 from fxiaoke_k3cloud.errors import ConfigError
 from fxiaoke_k3cloud.events.pacing import Pacing
 from fxiaoke_k3cloud.events.position import PREFIX
+from fxiaoke_k3cloud.flows.specs import event_sources
 from fxiaoke_k3cloud.flows.window import k3_local_ms
 from fxiaoke_k3cloud.hooks.k3cloud_filter import F
 
@@ -76,14 +77,15 @@ class WatcherConfig:
             raise ConfigError(f"${self.prefix}_POLL_S / ${self.prefix}_OFF_HOURS_POLL_S must be numbers of seconds: {exc}") from None
 
 
-# The names are events.assets' constants, spelled out so this module (imported by the api-server) does not
-# pull in the trigger classes; tests/events/test_status.py checks that the two agree.
-WATCHERS: tuple[WatcherConfig, ...] = (
-    WatcherConfig("k3cloud_audited_delivery_notices", "k3cloud", "SAL_DELIVERYNOTICE", "SYNC_K3CLOUD_EVENTS",
-                  "SYNC_K3CLOUD", 5.0, 60.0),
-    WatcherConfig("fxiaoke_changed_accounts", "fxiaoke", "AccountObj", "SYNC_FXIAOKE_EVENTS", "SYNC_FXIAOKE", 20.0, 120.0),
-    WatcherConfig("fxiaoke_changed_sales_orders", "fxiaoke", "SalesOrderObj", "SYNC_FXIAOKE_EVENTS", "SYNC_FXIAOKE",
-                  20.0, 120.0),
+#: Poll settings per source system: (mode setting, interval prefix, business-hours s, off-hours s), as events.assets.
+_SOURCE_SETTINGS = {"k3cloud": ("SYNC_K3CLOUD_EVENTS", "SYNC_K3CLOUD", 5.0, 60.0),
+                    "fxiaoke": ("SYNC_FXIAOKE_EVENTS", "SYNC_FXIAOKE", 20.0, 120.0)}
+
+# One watcher per watched source object of the flow registry (the names events.assets gives them), read from the
+# registry rather than from events.assets, so this module (imported by the api-server) does not pull in the
+# trigger classes; tests/events/test_status.py checks that the two agree.
+WATCHERS: tuple[WatcherConfig, ...] = tuple(
+    WatcherConfig(asset, system, form, *_SOURCE_SETTINGS[system]) for system, form, asset in event_sources()
 )
 
 

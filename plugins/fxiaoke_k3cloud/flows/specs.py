@@ -132,6 +132,38 @@ FLOWS: dict[str, FlowSpec] = {
 }
 
 
+# --- change events (issue 17): the asset that wakes a flow's DAG, one per watched source object -------------------
+#: Asset name by source object (K3Cloud form id or CRM object api name): the watched sources. The name is also the
+#: watcher's trigger name and its position key in the watermark table, and callers (receiver paths, docs) use it:
+#: never rename one once deployed. A source listed here gets its watcher (monitored by the silent-watcher alert) and
+#: is accepted by the push receiver; a flow's DAG schedules on it with ``events.assets.flow_asset(flow)``. A flow
+#: whose source is not listed has no event (schedule only).
+EVENT_ASSETS: dict[str, str] = {
+    "SAL_DELIVERYNOTICE": "k3cloud_audited_delivery_notices",
+    "AR_RECEIVEBILL": "k3cloud_audited_receipt_bills",
+    "AccountObj": "fxiaoke_changed_accounts",
+    "SalesOrderObj": "fxiaoke_changed_sales_orders",
+    "ContactObj": "fxiaoke_changed_contacts",
+}
+
+
+def event_source(spec: FlowSpec) -> str:
+    """The system whose changes wake the flow: ``k3cloud`` (audits) or ``fxiaoke`` (CRM edits)."""
+    return "k3cloud" if spec.direction == "k3_to_crm" else "fxiaoke"
+
+
+def event_asset(spec: FlowSpec) -> str | None:
+    """The name of the asset rung when the flow's source object changes, or None when it is not watched."""
+    return EVENT_ASSETS.get(spec.source_object)
+
+
+def event_sources() -> list[tuple[str, str, str]]:
+    """Every watched source once: ``(source system, source object, asset name)``, K3Cloud first, registry order."""
+    unique = list(dict.fromkeys((event_source(s), s.source_object, event_asset(s)) for s in FLOWS.values()
+                                if event_asset(s)))
+    return sorted(unique, key=lambda e: e[0] != "k3cloud")  # stable: registry order within a system
+
+
 def flow_spec(name: str) -> FlowSpec:
     try:
         return FLOWS[name]
