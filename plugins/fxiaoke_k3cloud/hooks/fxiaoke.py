@@ -3,7 +3,8 @@
 One private request path (``_call``) applies everything every call needs: the process-wide token cache
 (refresh before expiry; on 20016 one fresh token and one replay, never a loop), ``currentOpenUserId``,
 the client-side throttle and call budget, timeouts, the retry policy, and the mapping of ``errorCode`` to
-the typed exceptions of :mod:`fxiaoke_k3cloud.errors`. Public methods return parsed data.
+the typed exceptions of :mod:`fxiaoke_k3cloud.errors`. Public methods return parsed data; the read verbs
+(queries, get, describe) are in :mod:`.fxiaoke_reads`.
 
 Replay rules: reads and updates (same data → same result) are retried on transient faults; creates,
 voids and messages are replayed only when the server said it did nothing (rate limit), and a lost answer
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from functools import cached_property
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import requests
 from airflow.sdk import BaseHook
@@ -31,22 +32,8 @@ from fxiaoke_k3cloud.errors import (
 from fxiaoke_k3cloud.hooks._http import mask_secrets, new_session
 from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
 from fxiaoke_k3cloud.hooks.fxiaoke_errors import SYSTEM, is_retryable, refused_without_effect
-from fxiaoke_k3cloud.hooks.fxiaoke_query import (
-    DESCRIBE_PATH,
-    FilterSpec,
-    LIFE_STATUS,
-    IdCursorPaginator,
-    OffsetPaginator,
-    OrderSpec,
-    check_page_size,
-    data_path,
-    normalize_filter,
-    names_field,
-    normalize_order,
-    every_life_status,
-    projection,
-    with_voided,
-)
+from fxiaoke_k3cloud.hooks.fxiaoke_query import data_path
+from fxiaoke_k3cloud.hooks.fxiaoke_reads import FxiaokeReads
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import CallCounter, shared_throttle
 from fxiaoke_k3cloud.hooks.fxiaoke_token import TOKEN_CACHE, CorpToken, cached_open_user_id
 from fxiaoke_k3cloud.hooks.fxiaoke_transport import FxiaokeTransport
@@ -64,7 +51,7 @@ MAX_MESSAGE_RECIPIENTS = 500  # toUser cap per /cgi/message/send call (§5)
 GATEWAY_DID_NOT_ANSWER = (502, 503)  # HTTP statuses of a gateway whose upstream never answered
 
 
-class FxiaokeHook(BaseHook):
+class FxiaokeHook(FxiaokeReads, BaseHook):
     """Talks to the Fxiaoke OpenAPI (legacy corpAccessToken protocol).
 
     :param fxiaoke_conn_id: Airflow connection (host = base URL, login = appId, password = appSecret,
@@ -241,118 +228,6 @@ class FxiaokeHook(BaseHook):
                 system=SYSTEM, endpoint=path, code=envelope.get("errorCode"), trace_id=envelope.get("traceId"),
             )
         return data
-
-    # --- reads ---------------------------------------------------------------------------------
-    def query_records(
-        self,
-        object_api_name: str,
-        filters: Sequence[FilterSpec] | None = None,
-        orders: Sequence[OrderSpec] | None = None,
-        fields: Sequence[str] | None = None,
-        page_size: int = 100,
-        *,
-        include_voided: bool = False,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Yield pages (lists of records) of every row matching all ``filters`` (AND).
-
-        Without ``orders`` (recommended) it pages by the ``_id`` cursor: no offset cap, immune to equal
-        timestamps and to rows changing while paging. With ``orders`` it uses offset paging with ``_id`` as
-        tie-breaker and stops with :class:`ConfigError` before the 10000 offset cap.
-
-        :param filters: dicts ``{field_name, operator, field_values}`` or ``(field, operator, value)`` triples.
-        :param orders: dicts ``{fieldName, isAsc}`` or ``(field, ascending)`` pairs.
-        :param fields: field projection (``_id`` is always added); ``None`` = all fields.
-        :param include_voided: also return voided (``life_status invalid``) rows whatever the tenant's default
-            query returns, asked for with a ``life_status`` filter: by default in the same query (``life_status
-            IN`` every value of the enum, one pass); with the connection extra ``voided_query: separate``, a
-            second pass after the default query (:func:`with_voided`). Without it, the tenant's default decides.
-            Ignored when a filter already names ``life_status``.
-        """
-        check_page_size(page_size)
-        base_filters = [normalize_filter(f) for f in filters or []]
-        wire_orders = [normalize_order(o) for o in orders or []]
-        wanted = list(fields) if fields else None
-        if not include_voided or names_field(base_filters, LIFE_STATUS):
-            return self._query_pass(object_api_name, base_filters, wire_orders, wanted, page_size)
-        if wanted and LIFE_STATUS not in wanted:
-            wanted.append(LIFE_STATUS)
-        if self.settings.voided_query == "folded":
-            return self._query_pass(object_api_name, [*base_filters, every_life_status()], wire_orders, wanted,
-                                    page_size)
-        return with_voided(lambda flt: self._query_pass(object_api_name, flt, wire_orders, wanted, page_size),
-                           base_filters)
-
-    def _query_pass(self, object_api_name: str, base_filters: list[dict[str, Any]], wire_orders: list[dict[str, Any]],
-                    fields: Sequence[str] | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
-        """One paged query (the pages of :meth:`query_records` for one filter set)."""
-        cursor_only = not wire_orders or wire_orders == [{"fieldName": "_id", "isAsc": True}]
-        paginator = IdCursorPaginator(page_size) if cursor_only else OffsetPaginator(page_size, wire_orders)
-        path = data_path(object_api_name, "query")
-        field_projection = projection(fields)
-        rows = 0
-        total: int | None = None
-        while paginator.has_next_page:
-            search = paginator.update_request(base_filters)
-            if field_projection:
-                search["fieldProjection"] = field_projection
-            first = paginator.pages == 0 and cursor_only
-            payload = {
-                "data": {
-                    "dataObjectApiName": object_api_name,
-                    # The first page's total saves the empty call after a full last page (one call per query
-                    # whose result is a multiple of the page size). Rows that enter the result while we page
-                    # have a modified time after the window and are read by the next run.
-                    "find_explicit_total_num": first,
-                    "search_query_info": search,
-                }
-            }
-            data = self._data(self._call(path, payload), path)
-            records = data.get("dataList") or []
-            paginator.update_state(records, data.get("limit"))
-            if first and isinstance(data.get("total"), int) and data["total"] > 0:
-                total = data["total"]
-            rows += len(records)
-            if total is not None and rows >= total:
-                paginator.has_next_page = False
-            if records:
-                yield records
-        self.log.info("Queried %s: %s rows in %s pages", object_api_name, rows, paginator.pages)
-
-    def query_window(
-        self,
-        object_api_name: str,
-        field: str,
-        start_ms: int,
-        end_ms: int,
-        filters: Sequence[FilterSpec] | None = None,
-        fields: Sequence[str] | None = None,
-        page_size: int = 100,
-        *,
-        include_voided: bool = True,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of rows with ``start_ms <= field < end_ms`` (half-open, so adjacent windows never overlap).
-
-        A window read syncs changes, and a void is one: voided rows are included by default, asked for
-        explicitly (see ``include_voided`` of :meth:`query_records`), so the flows see them on every tenant.
-        """
-        if not isinstance(start_ms, int) or not isinstance(end_ms, int) or start_ms >= end_ms:
-            raise ConfigError(f"window must be integer ms with start < end, got [{start_ms!r}, {end_ms!r})")
-        window = [(field, "GTE", [start_ms]), (field, "LT", [end_ms])]
-        return self.query_records(object_api_name, [*window, *(filters or [])], fields=fields, page_size=page_size,
-                                  include_voided=include_voided)
-
-    def get_record(self, object_api_name: str, record_id: str) -> dict[str, Any]:
-        """One record by ``_id``."""
-        path = data_path(object_api_name, "get")
-        payload = {"data": {"dataObjectApiName": object_api_name, "objectDataId": record_id}}
-        return self._data(self._call(path, payload), path)
-
-    def describe(self, object_api_name: str, include_detail: bool = True) -> dict[str, Any]:
-        """The object's describe (``api_name``, ``fields`` keyed by field apiName, …)."""
-        payload = {"apiName": object_api_name, "includeDetail": include_detail}
-        data = self._data(self._call(DESCRIBE_PATH, payload), DESCRIBE_PATH)
-        describe = data.get("describe")
-        return describe if isinstance(describe, dict) else data
 
     # --- writes --------------------------------------------------------------------------------
     def create_record(

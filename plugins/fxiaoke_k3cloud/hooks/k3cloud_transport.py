@@ -1,4 +1,5 @@
-"""The one request path of K3CloudHook: timeouts, session, retry policy and wire-error mapping.
+"""The one request path of K3CloudHook: timeouts, session, retry policy and wire-error mapping (the body encoding
+and the decoding of an answer into a typed error are in ``k3cloud_wire``).
 
 Retry policy (spec §6, §9.5), capped exponential backoff with jitter:
 
@@ -25,14 +26,12 @@ and raises ``SessionExpiredError`` if the fresh session is refused too.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
-import msgspec
 import requests
 from requests.adapters import DEFAULT_POOLSIZE as DEFAULT_POOL_MAXSIZE
 from requests.adapters import HTTPAdapter
@@ -44,20 +43,18 @@ from tenacity import (
     stop_after_attempt,
     wait_random_exponential,
 )
-from urllib3.exceptions import NewConnectionError
 
 from fxiaoke_k3cloud.errors import (
     ApiError,
     ConfigError,
     OutcomeUnknownError,
-    PermanentApiError,
     RateLimitedError,
     RetryableApiError,
     SessionExpiredError,
     TransportError,
 )
 from fxiaoke_k3cloud.hooks import call_ledger
-from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, new_session, truncate
+from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, new_session
 from fxiaoke_k3cloud.hooks.k3cloud_auth import (
     LOGOUT,
     SESSION_COOKIE,
@@ -73,8 +70,8 @@ from fxiaoke_k3cloud.hooks.k3cloud_response import (
     is_session_lost,
     raise_for_status,
     response_status,
-    waf_block_message,
 )
+from fxiaoke_k3cloud.hooks.k3cloud_wire import decode_answer, encode_body, never_sent
 
 SYSTEM = "k3cloud"
 DYNAMIC_FORM = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService."
@@ -102,17 +99,6 @@ def max_in_flight_from_extra(extra: Any, conn_id: str) -> int:
     return value
 
 
-_DECIMAL_ENCODER = msgspec.json.Encoder(decimal_format="number")
-
-
-def encode_body(payload: dict[str, Any]) -> bytes:
-    """The request body as UTF-8 JSON; a Decimal goes out as a JSON number with all its digits, never via float."""
-    try:
-        return json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    except TypeError:
-        return _DECIMAL_ENCODER.encode(payload)
-
-
 class _RejectAllCookies(DefaultCookiePolicy):
     """The session id is sent explicitly; a jar would mis-handle the mixed-case ``/K3Cloud`` cookie paths."""
 
@@ -121,14 +107,6 @@ class _RejectAllCookies(DefaultCookiePolicy):
 
     def return_ok(self, cookie: Any, request: Any) -> bool:
         return False
-
-
-def _not_sent(exc: requests.exceptions.RequestException) -> bool:
-    """True when the request provably never left: the TCP connection itself could not be made."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    return isinstance(getattr(reason, "reason", reason), NewConnectionError)
 
 
 class K3CloudClient:
@@ -344,7 +322,7 @@ class K3CloudClient:
                 system=SYSTEM, endpoint=name,
             ) from exc
         except requests.exceptions.RequestException as exc:
-            if not write or _not_sent(exc):
+            if not write or never_sent(exc):
                 raise TransportError(f"no answer from {host} for {name}: {exc}", system=SYSTEM, endpoint=name) from exc
             raise OutcomeUnknownError(
                 f"{name} was sent to {host} but no answer came back ({type(exc).__name__}); it may have been "
@@ -355,47 +333,8 @@ class K3CloudClient:
         return response
 
     def _decode(self, response: requests.Response, service: str, *, write: bool) -> Any:
-        """The JSON body of a 200 answer; every other shape becomes a typed error (spec §1.5, §6)."""
-        name = service.rsplit(".", 1)[-1]
-        host = urlsplit(response.url).netloc
-        status = response.status_code
-        response.encoding = response.encoding or "utf-8"
-        text = response.text.lstrip("\ufeff")
-        if status == 429:
-            raise RateLimitedError(f"HTTP 429 from {host}", system=SYSTEM, endpoint=name, code=429)
-        if status not in (200, 206):
-            if write and status >= 500:
-                raise OutcomeUnknownError(
-                    f"{name} got HTTP {status} from {host}; a gateway error after sending may hide an applied "
-                    "write. Read the record back before retrying",
-                    system=SYSTEM, endpoint=name, status=status,
-                )
-            hint = "" if status >= 500 else " (is the host the K3Cloud base URL ending /k3cloud/?)"
-            raise TransportError(
-                f"HTTP {status} from {host} for {name}{hint}: {truncate(text, 300)}",
-                system=SYSTEM, endpoint=name, status=status,
-            )
-        if text.startswith("response_error:"):
-            self.log.warning("k3cloud %s: server exception: %s", name, truncate(text, 500))
-            raise RetryableApiError(
-                f"server exception: {truncate(text[len('response_error:'):].strip(), 500)}",
-                system=SYSTEM, endpoint=name, code="response_error",
-            )
-        try:
-            body = json.loads(text)
-        except ValueError:
-            error = OutcomeUnknownError if write else TransportError
-            raise error(
-                f"{host} answered {name} with a body that is not JSON (a proxy or login page?): {truncate(text, 300)}",
-                system=SYSTEM, endpoint=name, status=status,
-            ) from None
-        waf = waf_block_message(body)
-        if waf is not None:
-            raise PermanentApiError(
-                f"request blocked by the K3Cloud firewall: {waf} (remove '<' and script-like text from the data)",
-                system=SYSTEM, endpoint=name,
-            )
-        return body
+        """The JSON body of a 200 answer; every other shape becomes a typed error (see ``k3cloud_wire``)."""
+        return decode_answer(response, service, write=write, log=self.log)
 
     def _log_retry(self, service: str, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
