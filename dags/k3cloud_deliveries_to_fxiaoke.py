@@ -27,6 +27,7 @@ dropped; notices whose products are not in the CRM are parked and retried.
 | param | meaning |
 |---|---|
 | `since` / `until` | window override, ISO 8601 (no offset = Asia/Shanghai) or epoch ms |
+| `ids` | sync exactly these delivery notices (K3Cloud `FID`s), whatever the dates, as a re-drive does; the watermark does not move |
 | `full_resync` | every audited notice from the beginning of time; unchanged ones cost no CRM write |
 | `dry_run` | map and show the delivery notes that would be written; write nothing |
 
@@ -57,7 +58,7 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     dag_id="k3cloud_deliveries_to_fxiaoke",
     schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[flow_asset("deliveries")]),  # docs/events.md
     params=window_params(
-        ids_of=None,
+        ids_of="K3Cloud FIDs of the delivery notices",
         full_resync="Re-read every audited delivery notice",
         dry_run="Show the delivery notes; write nothing",
     ),

@@ -25,6 +25,7 @@ written again. Mapping: `include/mappings/receipts.yaml`.
 | param | meaning |
 |---|---|
 | `since` / `until` | window override, ISO 8601 (no offset = Asia/Shanghai) or epoch ms |
+| `ids` | sync exactly these receipt bills (K3Cloud `FID`s), whatever the dates, as a re-drive does; the watermark does not move |
 | `full_resync` | every audited bill from the beginning of time; unchanged ones cost no CRM write |
 | `dry_run` | map and show the payments that would be written; write nothing |
 
@@ -34,7 +35,8 @@ exactly its interval and leaves the watermark alone.
 
 **Backfill and the params.** The *Backfill* form offers the same params; leave them empty. Each backfill run
 reads its own data interval *unless* a param overrides it: `since`/`until` replace every backfill run's dates
-with that one window, `full_resync` turns every run into a full resync. `dry_run` writes nothing in any of them.
+with that one window, `full_resync` turns every run into a full resync, and `ids` reads only those bills in every
+run, whatever the dates. `dry_run` writes nothing in any of them.
 """
 
 from airflow.sdk import AssetOrTimeSchedule
@@ -48,7 +50,7 @@ dag = flow_dag(  # an Airflow DAG: the stages below, then `report`
     dag_id="k3cloud_receipts_to_fxiaoke",
     schedule=AssetOrTimeSchedule(timetable=every_15_minutes(), assets=[flow_asset("receipts")]),  # docs/events.md
     params=window_params(
-        ids_of=None,
+        ids_of="K3Cloud FIDs of the receipt bills",
         full_resync="Re-read every audited receipt bill",
         dry_run="Show the payments; write nothing",
     ),

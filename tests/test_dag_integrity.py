@@ -187,6 +187,14 @@ def test_the_k3_to_crm_dags_map_and_write_in_one_task(dagbag):
         assert dag.get_task(f"load_{flow}").pool == "fxiaoke_api"
 
 
+def test_the_k3_to_crm_dags_offer_ids_as_k3cloud_fids(dagbag):
+    # Their extract reads exactly the given FIDs (as a re-drive does); the trigger form must offer the param.
+    for flow in ("deliveries", "receipts"):
+        params = dagbag.dags[f"k3cloud_{flow}_to_fxiaoke"].params
+        assert "ids" in params, flow
+        assert "FID" in params.get_param("ids").description, flow
+
+
 def test_a_fused_stage_hands_each_step_the_previous_result(monkeypatch, tmp_path):
     from fxiaoke_k3cloud.dag_factory import Stage
 

@@ -11,7 +11,8 @@ import pytest
 from fxiaoke_k3cloud.dag_common import window_params
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOW_DAGS = ["fxiaoke_customers_to_k3cloud", "fxiaoke_orders_to_k3cloud", "k3cloud_deliveries_to_fxiaoke"]
+FLOW_DAGS = ["fxiaoke_customers_to_k3cloud", "fxiaoke_orders_to_k3cloud", "k3cloud_deliveries_to_fxiaoke",
+             "k3cloud_receipts_to_fxiaoke"]
 
 
 def test_every_window_param_is_optional_in_the_trigger_form() -> None:

@@ -84,6 +84,18 @@ def test_deleted_notice_after_sync_is_reported_once(world):
     assert len(world.notes()) == 1
 
 
+def test_a_run_with_ids_writes_exactly_those_notices_and_keeps_the_watermark(world):
+    wanted, other = world.audited_notice(world.order()), world.audited_notice(world.order())
+    fid = world.k3.find_by_number(NOTICE, wanted)[0]["FID"]
+
+    counts = run_flow(ids=[str(fid)])  # as the trigger form's `ids` (strings) or a re-drive passes them
+
+    assert [n["name"] for n in world.notes()] == [wanted]
+    assert len(world.messages()) == 1 and wanted in str(world.messages()[0])
+    assert counts["created"] == 1 and outcomes(world, other) == []
+    assert world.store.get_watermark("deliveries") is None
+
+
 def test_dry_run_writes_nothing_and_keeps_the_watermark(world):
     number = world.audited_notice(world.order())
 
