@@ -134,6 +134,33 @@ def test_bad_records_are_rejected_with_a_reason_and_the_others_land(dagbag, sims
     assert last_run(store)["status"] == "partial"
 
 
+def test_a_list_in_a_value_mapped_field_rejects_only_that_customer(dagbag, sims, store, tmp_path, monkeypatch):
+    """A tenant value-maps a multi-value CRM field (归属部门, a department list) and forgets ``transform: first``: the
+    customer holding a list is rejected naming the field, its neighbours land (it once failed the whole batch:
+    a list cannot be looked up in the value map)."""
+    from fxiaoke_k3cloud.flows.specs import mappings_dir
+
+    text = (mappings_dir() / "customers.yaml").read_text(encoding="utf-8")
+    for old, new in (("field_zW12m__c, field_G45nC__c]", "field_zW12m__c, field_G45nC__c, data_own_department]"),
+                     ("    source: field_IdOci__c\n", "    source: data_own_department\n"),
+                     ('    "01": KHFZ01\n', '    "01": KHFZ01\n    "1001": KHFZ01\n')):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    (tmp_path / "customers.yaml").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("SYNC_MAPPINGS_DIR", str(tmp_path))
+    neighbours = [account(i, data_own_department=None) for i in (1, 2, 4, 5)]
+    listed = account(3, data_own_department=["1001"])
+    seed_accounts(sims.fx, neighbours[:2] + [listed] + neighbours[2:])
+    dr, states = run_dag(dagbag, DAG_ID, FULL)
+    assert states["load_customers"] == "success" and states["report"] == "failed", states
+    landed = {r["FNumber"]: r for r in sims.k3.records("BD_Customer")}
+    assert sorted(landed) == ["CUST-000001", "CUST-000002", "CUST-000004", "CUST-000005"]
+    [row] = [r for r in run_rows(store) if r["outcome"] == "rejected"]
+    assert row["source_id"] == listed["_id"]
+    assert "data_own_department=['1001'] is a list, not a single value" in row["reason"], row["reason"]
+    assert "FGroup.FNumber" in row["reason"] and listed["name"] in row["reason"]
+
+
 def test_timeouts_after_the_write_create_no_duplicates(dagbag, sims, store, monkeypatch):
     from simproc import k3cloud_conn
 

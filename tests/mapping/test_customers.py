@@ -87,6 +87,11 @@ BAD = [
     ("huge-name", {"name": "名" * 81}, "name", "FName", ["is 81 characters long; at most 80 allowed (FName)"]),
     ("bad-phone", {"tel": "call me"}, "tel", "FTEL", ["tel='call me' is not a phone number (FTEL)"]),
     ("list-in-text-field", {"address": ["a", "b"]}, "address", "FADDRESS", ["is a list, not a single value"]),
+    # A value map hashes the column's values: one list or dict must reject its record, not fail the batch.
+    ("list-in-value-mapped-field", {"field_IdOci__c": ["01"]}, "field_IdOci__c", "FGroup.FNumber",
+     ["field_IdOci__c=['01'] is a list, not a single value (add transform: first for lists) (FGroup.FNumber)"]),
+    ("dict-in-value-mapped-field", {"field_n5V1I__c": {"code": "KHLB001_SYS"}}, "field_n5V1I__c",
+     "FCustTypeId.FNumber", ["field_n5V1I__c={'code': 'KHLB001_SYS'} is a dict, not a single value"]),
     ("unknown-status", {"life_status": "deleted"}, "life_status", "", ["life_status='deleted' is not a known status"]),
 ]
 
@@ -105,6 +110,17 @@ def test_bad_record_is_rejected_with_a_clear_reason_and_the_rest_go_on(customers
     assert rejection.reason.startswith(f"AccountObj {bad['_id']}/{shown!r}: " if bad["name"] else "AccountObj ")
     for fragment in fragments:
         assert fragment in rejection.reason
+
+
+def test_a_number_beside_text_in_a_value_mapped_column_is_keyed_by_its_text(customers_mapping):
+    text = Path(customers_mapping.file).read_text(encoding="utf-8")
+    numeric = parse_mapping(text.replace('"02": KHFZ02', '"2": KHFZ02'))
+    mixed = run(numeric, account(1, field_IdOci__c="01"), account(2, field_IdOci__c=2), account(3, field_IdOci__c=9))
+    alone = run(numeric, account(2, field_IdOci__c=2))  # an all-number column is keyed by text too
+    assert [p.model["FGroup"]["FNumber"] for p in mixed.packages] == ["KHFZ01", "KHFZ02"]
+    assert alone.packages[0].model["FGroup"]["FNumber"] == "KHFZ02"
+    [rejection] = mixed.rejected
+    assert rejection.source_id == account(3)["_id"] and "field_IdOci__c=9 has no entry in value map" in rejection.reason
 
 
 def test_all_problems_of_a_record_are_reported_together(customers_mapping):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pandas as pd
 import pytest
 from .crm_records import line, order
@@ -86,6 +88,32 @@ def test_line_value_checks(orders_mapping, overrides, fragment):
     result = run(orders_mapping, [order(1)], [line("a", "so-1", **overrides)])
     assert not result.packages
     assert fragment in result.rejected[0].reason
+
+
+@pytest.mark.parametrize("quantities", [("2", 3), (Decimal("2"), "3"), (2.5, Decimal("3"))],
+                         ids=["text-and-int", "decimal-and-text", "float-and-decimal"])
+def test_mixed_number_types_in_one_line_column_all_map(orders_mapping, quantities):
+    # A column of mixed types is an object column: its Decimals once failed the single-value check.
+    result = run(orders_mapping, [order(1), order(2)],
+                 [line("a", "so-1", quantity=quantities[0]), line("b", "so-2", quantity=quantities[1])])
+    assert not result.rejected, result.rejected
+    got = [p.model["FSaleOrderEntry"][0]["FQty"] for p in result.packages]
+    assert got == [Decimal(str(q)) for q in quantities] and {type(q) for q in got} == {Decimal}
+
+
+@pytest.mark.parametrize(("where", "overrides", "says"), [
+    ("header", {"account_id": ["acc-1"]}, "account_id=['acc-1'] is a list, not a single value"),
+    ("header", {"owner": [["FSUID_0000000000000000000000000000A003"]]}, "owner=[['FSUID_"),
+    ("line", {"unit": ["个"]}, "line a: unit=['个'] is a list, not a single value"),
+    ("line", {"product_id": {"id": "prod-1"}}, "line a: product_id={'id': 'prod-1'} is a dict, not a single value"),
+], ids=["lookup-list", "value-map-nested-list", "line-value-map-list", "line-lookup-dict"])
+def test_a_list_or_dict_in_a_mapped_or_looked_up_column_rejects_only_its_order(orders_mapping, where, overrides, says):
+    header = overrides if where == "header" else {}
+    lines = [line("a", "so-1", **(overrides if where == "line" else {})), line("b", "so-2")]
+    result = run(orders_mapping, [order(1, **header), order(2)], lines)
+    assert [p.source_id for p in result.packages] == ["so-2"] and not result.parked
+    [rejection] = result.rejected
+    assert rejection.source_id == "so-1" and says in rejection.reason, rejection.reason
 
 
 def test_rejection_wins_over_parking(orders_mapping):

@@ -42,6 +42,11 @@ CASES = [
     ("first", {}, [["FSUID_1", "FSUID_2"], "solo", []], ["FSUID_1", "solo", EMPTY], []),
     # 2023-11-14 22:13:20 UTC is 2023-11-15 06:13:20 in Shanghai: the date must move to the 15th.
     ("ms_to_date", {}, [1700000000000, "1700000000000", "garbage", 1e20], ["2023-11-15", "2023-11-15"], [2, 3]),
+    # A Decimal is a number here as elsewhere; a signalling NaN or an int beyond float is a bad value, not a crash.
+    ("ms_to_date", {}, ["1700000000000", Decimal("1700000000000"), Decimal("sNaN"), 10**400, Decimal("1e400")],
+     ["2023-11-15", "2023-11-15"], [2, 3, 4]),
+    ("bool_str", {}, [Decimal("1"), "no", Decimal("0.0"), Decimal("2"), Decimal("sNaN")], ["true", "false", "false"],
+     [3, 4]),
     ("ms_to_datetime", {}, [1700000000000], ["2023-11-15 06:13:20"], []),
     ("datetime_to_ms", {}, ["2023-11-15T06:13:20", "2023-11-15 06:13:20", "2023-11-15", "soon"],
      [1700000000000, 1700000000000, 1699977600000], [3]),

@@ -103,11 +103,30 @@ def _stripped(values: pd.Series) -> pd.Series:
     return values
 
 
-_SCALARS = (str, int, float, bool, np.generic)
+_SCALARS = (str, int, float, bool, Decimal, np.generic)  # every one hashable
+_NOT_SINGLE = "is a {}, not a single value (add transform: first for lists)"
 
 
 def _not_scalar(value: Any) -> bool:
     return not isinstance(value, _SCALARS)
+
+
+def _map_through(cur: pd.Series, table: dict[Any, Any], problem: Any) -> tuple[pd.Series, pd.Series]:
+    """``(cur, cur.map(table))``; a list or dict in the column rejects its own record, not the batch.
+
+    Series.map hashes every value, so one unhashable value raises TypeError for the whole column: only then are
+    the non-scalar values looked for (a clean column pays nothing), rejected and dropped, and the rest mapped.
+    """
+    try:
+        return cur, cur.map(table)
+    except TypeError:
+        odd = cur.map(_not_scalar).astype(bool)
+        if not odd.any():
+            raise
+        labels = cur.index[odd.to_numpy()]
+        problem(labels, cur[labels].map(lambda v: _NOT_SINGLE.format(type(v).__name__)))
+        cur = cur[~odd]
+        return cur, cur.map(table)
 
 
 def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, strip_text: bool,
@@ -151,19 +170,27 @@ def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, s
 
     if plan.value_map is not None and len(cur):
         keys = cur if pd.api.types.is_string_dtype(cur.dtype) else cur.map(_key_text)
-        mapped = keys.map(plan.value_map)
+        _, mapped = _map_through(keys, plan.value_map, problem)
         unknown = mapped.isna()
+        if unknown.any() and keys is cur:
+            # A number beside text in one column (["01", 2]) is keyed by its text, as in an all-number column.
+            labels = mapped.index[unknown.to_numpy()]
+            retry = cur.loc[labels].tolist()
+            if not _all_str(retry):
+                mapped = mapped.copy()
+                mapped.loc[labels] = [plan.value_map.get(k) for k in map(_key_text, retry)]
+                unknown = mapped.isna()
         if unknown.any() and "__default__" in plan.value_map:
             mapped = mapped.where(~unknown, plan.value_map["__default__"])
         elif unknown.any():
             allowed = [k for k in plan.value_map if k != "__default__"]
             hint = "allowed: " + ", ".join(allowed[:20]) + (", …" if len(allowed) > 20 else "")
-            problem(cur.index[unknown.to_numpy()], f"has no entry in value map {plan.value_map_name}", hint)
+            problem(mapped.index[unknown.to_numpy()], f"has no entry in value map {plan.value_map_name}", hint)
             mapped = mapped[~unknown]
         cur = mapped
 
     if plan.lookup is not None and len(cur):
-        found = cur.map(lookup_table or {})
+        cur, found = _map_through(cur, lookup_table or {}, problem)
         unknown = found.isna()
         if unknown.any():
             decl = plan.lookup
@@ -188,8 +215,7 @@ def map_column(frame: pd.DataFrame, plan: FieldPlan, ctx: TransformContext, *, s
         odd = cur.map(_not_scalar).astype(bool)
         if odd.any():
             labels = cur.index[odd.to_numpy()]
-            problem(labels, cur[labels].map(lambda v: f"is a {type(v).__name__}, not a single value "
-                                                      "(add transform: first for lists)"))
+            problem(labels, cur[labels].map(lambda v: _NOT_SINGLE.format(type(v).__name__)))
             cur = cur[~odd]
     if len(cur) and cur.dtype == object:
         _check_digits(cur, plan, problem)

@@ -179,16 +179,28 @@ def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series | None]:
         return nums, _errors(values, bad, "is not a finite number")
     kinds = values.map(type)
     is_str = kinds.eq(str)
-    is_num = kinds.isin([int, float])
+    is_num = kinds.isin([int, float, Decimal])
     text = values.where(is_str, "").astype(str).str.strip()
     well_formed = text.str.fullmatch(_DECIMAL_RE)
     cleaned = text.str.replace(",", "", regex=False).where(is_str & well_formed)
     nums = pd.to_numeric(cleaned, errors="coerce").astype("float64")
     if is_num.any():
-        nums = nums.where(~is_num, pd.to_numeric(values.where(is_num), errors="coerce"))
+        given = values.where(is_num)
+        try:
+            converted = pd.to_numeric(given, errors="coerce")
+        except (TypeError, OverflowError):  # a signalling-NaN Decimal (unhashable) or an int beyond float
+            converted = pd.Series(list(map(_float_or_nan, given.tolist())), index=given.index, dtype="float64")
+        nums = nums.where(~is_num, converted)
     finite = pd.Series(map(math.isfinite, nums), index=nums.index, dtype=bool)
     bad = ~finite
     return nums, _errors(values, bad, lambda v: "is not a number" if not isinstance(v, bool) else "is a bool, not a number")
+
+
+def _float_or_nan(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
 
 
 # Plain decimals with optional sign and either no grouping or correct 3-digit comma groups ("1,234.50").
@@ -289,7 +301,7 @@ _FALSE = {"false", "0", "no", "n", "f", "否"}
 def _to_bool_str(v: Any) -> str | None:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, (int, float)) and v in (0, 1):
+    if isinstance(v, (int, float)) and v in (0, 1) or isinstance(v, Decimal) and v.is_finite() and v in (0, 1):
         return "true" if v else "false"
     if isinstance(v, str):
         t = v.strip().lower()
