@@ -15,6 +15,9 @@ from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_hook
 from fxiaoke_k3cloud.flows.stage import Stage
 from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 from fxiaoke_k3cloud.mapping import transform
+from fxiaoke_k3cloud.mapping.columns import map_column
+from fxiaoke_k3cloud.mapping.engine import compile_plan
+from fxiaoke_k3cloud.mapping.transforms import TransformContext
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +107,6 @@ def _reported_outcomes(spec: FlowSpec, store: Any, reported: list[Any]) -> list[
 
 def target_numbers(mapping: Any, frame: Any) -> dict[str, str]:
     """CRM id → the K3 number the mapping's number rule makes of the record (its raw value where that fails)."""
-    from fxiaoke_k3cloud.mapping.columns import map_column
-    from fxiaoke_k3cloud.mapping.engine import compile_plan
-    from fxiaoke_k3cloud.mapping.transforms import TransformContext
-
     src, rule = mapping.source, mapping.number_rule
     if frame.empty or src.id_field not in frame.columns or rule.source not in frame.columns:
         return {}
