@@ -210,8 +210,8 @@ def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(
 
 def test_an_echo_is_kept_only_when_the_update_was_the_only_change(fxiaoke):
     """``echoes.read_back`` against the CRM simulator: our update alone → its time is the echo; a user's edit
-    between the extract and our update, or between our read and our update, leaves no echo (the next run reads
-    the record, so the edit is synced). One read-back query for the chunk, not one per record."""
+    since the record was synced (e.g. between the extract and our update), or between our read and our update,
+    leaves no echo (the next run reads the record, so the edit is synced). One read-back query for the chunk."""
     from fxiaoke_k3cloud.flows.echoes import READ_FIELDS, read_back
     from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 
@@ -219,7 +219,7 @@ def test_an_echo_is_kept_only_when_the_update_was_the_only_change(fxiaoke):
     fxiaoke.seed({"objects": {"AccountObj": accounts}})
     fx = FxiaokeHook(retry_wait_s=0)
     ids = [a["_id"] for a in accounts]
-    seen_before = max(a["last_modified_time"] for a in accounts) + 1  # the extract saw all three as seeded
+    synced = {a["_id"]: (a["last_modified_time"], None) for a in accounts}  # the id map's times: all as seeded
     fx.update_record("AccountObj", ids[1], {"name": "用户在抽取之后改名"})  # a user edit after the extract
     before = {r["_id"]: r for page in fx.query_records("AccountObj", [("_id", "IN", ids)],
                                                        fields=["_id", *READ_FIELDS]) for r in page}
@@ -227,10 +227,10 @@ def test_an_echo_is_kept_only_when_the_update_was_the_only_change(fxiaoke):
     for sid in ids:
         fx.update_record("AccountObj", sid, {CUST_NO: "CUST-X"})  # the write-back's own updates
     queries = fxiaoke.stats()["calls"].get("/cgi/crm/v2/data/query", 0)
-    echoes = read_back(fx, "AccountObj", before, ids, seen_before_ms=seen_before)
+    echoes = read_back(fx, "AccountObj", before, ids, synced)
     assert echoes == {ids[0]: crm(fxiaoke, "AccountObj")[ids[0]]["last_modified_time"]}
     assert fxiaoke.stats()["calls"]["/cgi/crm/v2/data/query"] - queries == 1
-    assert read_back(fx, "AccountObj", before, ids, seen_before_ms=None) == {}  # no window known: keep none
+    assert read_back(fx, "AccountObj", before, ids, {}) == {}  # no state known to be synced: keep none
 
 
 def test_a_write_back_field_the_crm_lacks_fails_the_step_once_naming_the_field(dagbag, sims, store, tmp_path,

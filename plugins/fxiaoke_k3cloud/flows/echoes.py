@@ -8,15 +8,19 @@ written-back record again: wasted reads, a re-map, a re-check in K3Cloud.
   time back with one ``_id IN`` query per chunk of updated records (≤ 100, the chunk it read before updating;
   never a call per record), and keeps it as ``sync_write_back.echo_ms`` (:func:`read_back`).
 * **Only when it is ours alone.** The time is kept only when nothing else can hide behind it: the record as
-  read before the update was already seen by an extract (its time is before the run's window end), and the
-  read-back ``version`` is the one read before plus one (our update and nothing else; spec §4.1 "every write
-  bumps the version"). Otherwise — a user edited the record between the extract and the write-back, or a stale
-  index answered, or the CRM left the record out — no echo is kept and the next run reads the record as before.
-* **Skipped.** The window read (:func:`.extract.extract_records` and every flow's own ``extract`` hook, e.g. the
-  orders') of an everyday (watermark) window drops a record whose ``last_modified_time`` still equals its echo
-  (:class:`Echoes`); one audit-store query per run fetches the echoes inside the window. A later user edit has a later time, so it is synced;
-  a void moves the time too. Records read by id (parked, failed, held, ``ids`` runs, reconciliation) are never
-  skipped.
+  read before the update is in a state the flow took in (its time is the one the id map recorded when the
+  record was last written to K3Cloud, ``id_map.source_modified_ms``, or our previous echo), and the read-back
+  ``version`` is the one read before plus one. ``version`` is a string counter on every record
+  (spec §4.1) that every write bumps (§8.8); that the step is exactly one is our assumption, and a CRM that
+  counts otherwise only loses the skip, never an edit. Otherwise — a user edited the record since it was last synced
+  (also between the extract and the write-back, or unseen by the extract for the index lag), a stale index
+  answered, or the CRM left the record out — no echo is kept and the next run reads the record as before. No
+  clock is compared: only times the CRM itself reported.
+* **Skipped.** The read of an everyday (watermark) window — :func:`.extract.extract_records` and every flow's
+  own ``extract`` hook, e.g. the orders' — drops a record whose ``last_modified_time`` still equals its echo
+  (:class:`Echoes`); one audit-store query per run fetches the echoes inside the window. A later user edit has a
+  later time, so it is synced; a void moves the time too. Records read by id (parked, failed, held, ``ids``
+  runs, reconciliation) are never skipped.
 
 Driven by the mapping: a flow whose mapping has a ``write_back:`` block gets it, no flow names here.
 """
@@ -94,21 +98,20 @@ class Echoes:
                      self.skipped)
 
 
-def read_back(fx: Any, obj: str, before: Mapping[str, Mapping[str, Any]], updated: Sequence[str], *,
-              seen_before_ms: int | None) -> dict[str, int]:
+def read_back(fx: Any, obj: str, before: Mapping[str, Mapping[str, Any]], updated: Sequence[str],
+              processed: Mapping[str, Iterable[int | None]]) -> dict[str, int]:
     """``source id → echo_ms`` for the records just updated, from one ``_id IN`` query (≤ 100 ids).
 
     :param before: the records as read before the update (with ``last_modified_time`` and ``version``).
-    :param seen_before_ms: the run's window end: a record whose time was at or after it held a change no extract
-        has read yet, so its new time is not kept as an echo (the next run must read it). None: keep nothing.
+    :param processed: per source id, the times of the states the flow took in (the id map's
+        ``source_modified_ms``, the previous echo): a record read before the update at another time held a change
+        the flow has not synced, so its new time is not kept as an echo (the next run must read it).
     """
-    if seen_before_ms is None:
-        return {}
-    def seen(sid: str) -> bool:
+    def taken_in(sid: str) -> bool:
         ms = _int(before.get(sid, {}).get(MODIFIED))
-        return ms is not None and ms < seen_before_ms
+        return ms is not None and ms in {_int(t) for t in processed.get(sid, ())}
 
-    clean = [sid for sid in updated if seen(sid)]
+    clean = [sid for sid in updated if taken_in(sid)]
     if not clean:
         return {}
     out: dict[str, int] = {}

@@ -42,7 +42,6 @@ from fxiaoke_k3cloud.errors import ApiError, ConfigError, RetryableApiError, Tra
 from fxiaoke_k3cloud.flows.echoes import READ_FIELDS, read_back
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.steps import open_store
-from fxiaoke_k3cloud.flows.window import Window
 from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 from fxiaoke_k3cloud.hooks.k3cloud_filter import F
@@ -69,6 +68,7 @@ class Candidate:
     last_state: str | None = None
     last_outcome: str | None = None
     echo_ms: int | None = None  # the CRM's last_modified_time our last update left (kept until we write again)
+    synced_ms: int | None = None  # the CRM's last_modified_time of the state last written to K3Cloud (id map)
     state: str | None = None  # read from K3Cloud this run (None when no status is written)
     code: str | None = None
 
@@ -90,8 +90,7 @@ def write_back(flow: str, upstream: Mapping[str, Any] | None, context: Mapping[s
         raise ConfigError(f"flow {flow!r}: write_back applies to CRM → K3Cloud flows; remove the block from "
                           f"{spec.mapping_file}")
     run_pk = result.get("run_pk")
-    seen_before = Window.from_xcom(result["window"]).end_ms if result.get("window") else None
-    counts = WriteBackRun(spec, mapping, cfg, open_store(), run_pk, seen_before_ms=seen_before).run()
+    counts = WriteBackRun(spec, mapping, cfg, open_store(), run_pk).run()
     result["write_back"] = counts
     return result
 
@@ -99,11 +98,8 @@ def write_back(flow: str, upstream: Mapping[str, Any] | None, context: Mapping[s
 class WriteBackRun:
     """One run of the write-back for one flow (see the module docstring for the order of things)."""
 
-    def __init__(self, spec: FlowSpec, mapping: FlowMapping, cfg: WriteBack, store: Any, run_pk: int | None, *,
-                 seen_before_ms: int | None = None) -> None:
-        """:param seen_before_ms: the run's window end: CRM records stamped before it were read by an extract."""
+    def __init__(self, spec: FlowSpec, mapping: FlowMapping, cfg: WriteBack, store: Any, run_pk: int | None) -> None:
         self.spec, self.mapping, self.cfg, self.store, self.run_pk = spec, mapping, cfg, store, run_pk
-        self.seen_before_ms = seen_before_ms
         self.entity = f"{spec.entity}_writeback"
         self.counts: Counter = Counter()
         self.outcomes: list[RecordOutcome] = []
@@ -199,6 +195,7 @@ class WriteBackRun:
         gone = [c.source_id for c in chunk if records.get(c.source_id, {}).get("life_status", "invalid") == "invalid"]
         handled = self.flow_outcomes(gone)
         rows = []
+        processed = {c.source_id: (c.synced_ms, c.echo_ms) for c in chunk}  # states the flow took in
         written: list[Candidate] = []
         stop: BaseException | None = None
         for c in chunk:
@@ -235,8 +232,7 @@ class WriteBackRun:
                 self.counts["unchanged"] += 1
             rows.append(self.row(c, "held" if held else "written"))
         if written and stop is None:
-            echoes = read_back(self.fx, obj, records, [c.source_id for c in written],
-                               seen_before_ms=self.seen_before_ms)
+            echoes = read_back(self.fx, obj, records, [c.source_id for c in written], processed)
             self.counts["echoes"] += len(echoes)
             for r in rows:
                 if r["source_id"] in echoes:
@@ -312,7 +308,7 @@ def pending(store: Any, entity: str, *, track_status: bool, limit: int = PER_RUN
     if track_status:
         stale = sa.or_(stale, wb.c.final.is_(False))
     query = (sa.select(id_map.c.source_id, id_map.c.target_id, id_map.c.target_number, wb.c.number_written,
-                       wb.c.status_written, wb.c.state, wb.c.outcome, wb.c.echo_ms)
+                       wb.c.status_written, wb.c.state, wb.c.outcome, wb.c.echo_ms, id_map.c.source_modified_ms)
              .select_from(joined)
              .where(id_map.c.entity == entity, id_map.c.target_number.is_not(None), id_map.c.target_number != "",
                     stale)
@@ -323,7 +319,7 @@ def pending(store: Any, entity: str, *, track_status: bool, limit: int = PER_RUN
     with store.engine.connect() as conn:
         return [Candidate(source_id=r.source_id, target_id=r.target_id, target_number=r.target_number,
                           last_number=r.number_written, last_status=r.status_written, last_state=r.state,
-                          last_outcome=r.outcome, echo_ms=r.echo_ms)
+                          last_outcome=r.outcome, echo_ms=r.echo_ms, synced_ms=r.source_modified_ms)
                 for r in conn.execute(query)]
 
 
