@@ -23,7 +23,8 @@ are found by an hourly presence check of the ids the id map holds.
 
 **Write-back.** `write_back_orders` writes the K3Cloud bill number and status (saved / in approval / audited /
 closed / cancelled) to the CRM order, refreshing the status every run — idle runs too — until the order is closed
-or cancelled (the mapping's `write_back:` block, shipped with `enabled: false`; README "Write-back").
+or cancelled (the mapping's `write_back:` block; README "Write-back"). The next run does not read an order again
+for our own update: only a later edit in the CRM brings it back.
 
 **Trigger with config**: `since` / `until` (ISO 8601, no offset = Asia/Shanghai, or epoch ms), `ids` (CRM order
 ids; the watermark does not move), `full_resync`, `dry_run`, `parked_escalate_hours`, `void_action`

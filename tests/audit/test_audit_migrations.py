@@ -19,7 +19,7 @@ from fxiaoke_k3cloud.audit.schema import metadata
 TABLES = {"sync_run", "sync_record", "id_map", "watermark", "parked", "sync_stage", "sync_drift_run", "sync_drift", "sync_claim", "sync_api_token", "sync_call_window",
           "sync_write_back",
           VERSION_TABLE}
-HEAD = "0009"
+HEAD = "0010"
 
 
 def _tables(url: str) -> set[str]:

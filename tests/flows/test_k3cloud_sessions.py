@@ -15,8 +15,10 @@ from .test_orders_flow import line, order, products, seed
 ORDERS_DAG = "fxiaoke_orders_to_k3cloud"
 CUSTOMERS_DAG = "fxiaoke_customers_to_k3cloud"
 FULL = {"full_resync": True}
-# Tasks of the orders DAG that talk to K3Cloud: sync_customers, transform (material/customer lookups), load.
-ORDERS_K3_TASKS = 3
+# Tasks of the orders DAG that talk to K3Cloud: sync_customers, transform (material/customer lookups), load, and
+# write_back_orders (it reads the orders' K3Cloud status to write it to the CRM; 3 → 4 when the orders write-back
+# became on by default).
+ORDERS_K3_TASKS = 4
 
 
 def sessions(sim) -> dict:

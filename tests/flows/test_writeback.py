@@ -18,21 +18,6 @@ UPDATE = "/cgi/crm/v2/data/update"
 BILL_NO, STATUS, CUST_NO = "field_k3_bill_no__c", "field_k3_status__c", "field_k3_number__c"
 
 
-@pytest.fixture
-def orders_write_back(tmp_path, monkeypatch):
-    """The shipped mappings with the orders write-back switched on (it ships off: sales_orders.yaml says why)."""
-    from fxiaoke_k3cloud.flows.specs import mappings_dir
-
-    for f in mappings_dir().glob("*.yaml"):
-        text = f.read_text(encoding="utf-8")
-        if f.name == "sales_orders.yaml":
-            assert "write_back:\n  enabled: false\n" in text
-            text = text.replace("write_back:\n  enabled: false\n", "write_back:\n  enabled: true\n")
-        (tmp_path / f.name).write_text(text, encoding="utf-8")
-    monkeypatch.setenv("SYNC_MAPPINGS_DIR", str(tmp_path))
-    return tmp_path
-
-
 def crm(fx, obj: str) -> dict[str, dict]:
     return {r["_id"]: r for r in fx.records(obj)}
 
@@ -50,6 +35,20 @@ def k3_calls(k3, service: str) -> int:
     return sum(n for name, n in k3.stats()["calls"].items() if name.lower() == service.lower())
 
 
+def last_run(store, flow: str = "orders") -> dict:
+    return store.recent_runs(flow, limit=1)[0]
+
+
+def assert_echo_run(dagbag, sims, store, dag_id: str = ORDERS, flow: str = "orders") -> None:
+    """A run whose window holds only our own write-back's echoes: 0 extracted, 0 K3Cloud writes, 0 CRM updates."""
+    writes, updates = k3_writes(sims.k3), crm_updates(sims.fx)
+    dr, states = run_dag(dagbag, dag_id)
+    assert dr.state == "success", states
+    assert last_run(store, flow)["extracted"] == 0, "our own write-back came back as a change"
+    assert k3_writes(sims.k3) == writes, "the write-back caused a K3Cloud write"
+    assert crm_updates(sims.fx) == updates, "a run updated the CRM although nothing changed in K3Cloud"
+
+
 def writeback_rows(store, flow: str) -> list[dict]:
     from fxiaoke_k3cloud.flows.queries import run_records
 
@@ -58,7 +57,7 @@ def writeback_rows(store, flow: str) -> list[dict]:
 
 
 def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(dagbag, sims, store,
-                                                                             orders_write_back):
+                                                                             ):
     from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
     p = products(sims.fx)
@@ -72,12 +71,25 @@ def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(d
     # The customer's number is held by the CRM already (field_fnfcA__c = CUST-000001): nothing written there.
     assert CUST_NO not in crm(sims.fx, "AccountObj")[acc["_id"]]
 
-    # Run 2 re-reads the order (the write-back moved its last_modified_time) but writes nothing to K3Cloud.
-    writes, updates = k3_writes(sims.k3), crm_updates(sims.fx)
+    # The write-back moved the order's last_modified_time; the time it left is its echo, and run 2 skips it:
+    # nothing extracted, nothing sent to K3Cloud, nothing written to the CRM again.
+    from fxiaoke_k3cloud.flows.writeback import pending, written_back
+
+    echo = written_back(store, "order")[o["_id"]]["echo_ms"]
+    assert echo == crm(sims.fx, "SalesOrderObj")[o["_id"]]["last_modified_time"] > o["last_modified_time"]
+    assert_echo_run(dagbag, sims, store)
+
+    # A CRM user edits the order after the write-back: a later time than the echo, so it is synced to K3Cloud.
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+
+    FxiaokeHook(retry_wait_s=0).update_record("SalesOrderObj", o["_id"], {"remark": "请周五前发货"})
     dr, states = run_dag(dagbag, ORDERS)
     assert dr.state == "success", states
-    assert k3_writes(sims.k3) == writes, "the write-back caused a K3Cloud write"
-    assert crm_updates(sims.fx) == updates, "a second run updated the CRM although nothing changed in K3Cloud"
+    assert last_run(store)["extracted"] == 1 and last_run(store)["updated"] == 1
+    assert [(so["FBillNo"], so["FNote"]) for so in sims.k3.records("SAL_SaleOrder")] == [("SO000001", "请周五前发货")]
+    assert crm(sims.fx, "SalesOrderObj")[o["_id"]][BILL_NO] == "SO000001"
+    # (The next run reads the edited order once more — its time is inside the 10-minute look-back, and no echo:
+    # the write-back had nothing new to write — and finds it unchanged.)
 
     # A K3Cloud user submits and audits the order; the next run (nothing changed in the CRM) tells the CRM.
     k3 = K3CloudHook(retry_wait_s=0)
@@ -88,14 +100,12 @@ def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(d
     assert dr.state == "success", states
     assert crm(sims.fx, "SalesOrderObj")[o["_id"]][STATUS] == "已审核"
     assert k3_calls(sims.k3, "ExecuteBillQuery") > queries  # the status was read from K3Cloud
+    assert_echo_run(dagbag, sims, store)  # the status update's echo: not read again either
 
     # Closed in K3Cloud: the CRM learns it; closed is final, so later runs ask K3Cloud nothing about it.
     k3.execute_operation("SAL_SaleOrder", "CloseBill", numbers=["SO000001"])
-    run_dag(dagbag, ORDERS)  # re-reads the order bumped by the audit's write-back; sends no K3Cloud write
     dr, states = run_dag(dagbag, ORDERS)
     assert crm(sims.fx, "SalesOrderObj")[o["_id"]][STATUS] == "已关闭"
-    from fxiaoke_k3cloud.flows.writeback import pending, written_back
-
     assert pending(store, "order", track_status=True) == []  # nothing left for the write-back to read in K3Cloud
     writes, updates = k3_writes(sims.k3), crm_updates(sims.fx)
     dr, states = run_dag(dagbag, ORDERS)
@@ -108,15 +118,10 @@ def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(d
     assert writeback_rows(store, "orders") == []
 
 
-def test_the_shipped_orders_write_back_is_off_and_writes_nothing(dagbag, sims, store):
-    p = products(sims.fx)
-    acc = account(9)
-    o = order(9, acc["_id"])
-    seed(sims.fx, [acc], [o], [line(o["_id"], 1, p["MAT-0001"])])
-    dr, states = run_dag(dagbag, ORDERS)
-    assert dr.state == "success" and states["write_back_orders"] == "success", states
-    assert "SO000009" in {so["FBillNo"] for so in sims.k3.records("SAL_SaleOrder")}
-    assert BILL_NO not in crm(sims.fx, "SalesOrderObj")[o["_id"]] and crm_updates(sims.fx) == 0
+def test_the_shipped_orders_write_back_is_on(dagbag, sims, store):
+    from fxiaoke_k3cloud.flows.specs import mappings_dir
+
+    assert "write_back:\n  enabled: true\n" in (mappings_dir() / "sales_orders.yaml").read_text(encoding="utf-8")
 
 
 def test_customer_number_is_written_only_where_the_crm_field_is_empty(dagbag, sims, store):
@@ -138,21 +143,16 @@ def test_customer_number_is_written_only_where_the_crm_field_is_empty(dagbag, si
     assert [(r["source_id"], r["outcome"]) for r in rows] == [(legacy["_id"], "reported")]
     assert "LEGACY-2" in rows[0]["reason"] and CUST_NO in rows[0]["reason"] and legacy["_id"] in rows[0]["reason"]
 
-    # Later runs re-read the written account (its last_modified_time moved) and send K3Cloud and the CRM nothing.
-    writes = k3_writes(sims.k3)
+    # The written account's last_modified_time moved; later runs know it as our echo: they read nothing, and send
+    # K3Cloud and the CRM nothing.
     for _ in range(2):
-        dr, states = run_dag(dagbag, CUSTOMERS)
-        assert dr.state == "success", states
-    assert k3_writes(sims.k3) == writes and crm_updates(sims.fx) == 1
-    from fxiaoke_k3cloud.flows.queries import run_records
-
-    last = run_records(store, store.recent_runs("customers", limit=1)[0]["id"])
-    assert {r["source_id"]: r["outcome"] for r in last}.get(fresh["_id"]) in (None, "unchanged")
+        assert_echo_run(dagbag, sims, store, CUSTOMERS, "customers")
+    assert crm_updates(sims.fx) == 1
     assert writeback_rows(store, "customers") == []  # the legacy value was reported once, not every run
 
 
 def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(dagbag, sims, store,
-                                                                              orders_write_back):
+                                                                              ):
     from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 
     p = products(sims.fx)
@@ -190,6 +190,7 @@ def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(
     assert rows[refused["_id"]]["outcome"] == "failed"
     assert refused["_id"] in rows[refused["_id"]]["reason"] and STATUS in rows[refused["_id"]]["reason"]
     assert rows[deleted["_id"]]["outcome"] == "reported" and "deleted" in rows[deleted["_id"]]["reason"]
+    assert last_run(store)["extracted"] == 1  # the voided order; the others' only change was our write-back
     assert BILL_NO not in crm(sims.fx, "SalesOrderObj").get(deleted["_id"], {})
     # The void the flow saw itself: its own outcome (on_source_void: report) says so, the write-back adds none.
     assert fine["_id"] not in rows and voided["_id"] not in rows
@@ -205,6 +206,31 @@ def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(
     assert dr.state == "success", states
     assert crm(sims.fx, "SalesOrderObj")[refused["_id"]][STATUS] == "已审核"
     assert writeback_rows(store, "orders") == []
+
+
+def test_an_echo_is_kept_only_when_the_update_was_the_only_change(fxiaoke):
+    """``echoes.read_back`` against the CRM simulator: our update alone → its time is the echo; a user's edit
+    since the record was synced (e.g. between the extract and our update), or between our read and our update,
+    leaves no echo (the next run reads the record, so the edit is synced). One read-back query for the chunk."""
+    from fxiaoke_k3cloud.flows.echoes import READ_FIELDS, read_back
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+
+    accounts = [account(i) for i in (1, 2, 3)]
+    fxiaoke.seed({"objects": {"AccountObj": accounts}})
+    fx = FxiaokeHook(retry_wait_s=0)
+    ids = [a["_id"] for a in accounts]
+    synced = {a["_id"]: (a["last_modified_time"], None) for a in accounts}  # the id map's times: all as seeded
+    fx.update_record("AccountObj", ids[1], {"name": "用户在抽取之后改名"})  # a user edit after the extract
+    before = {r["_id"]: r for page in fx.query_records("AccountObj", [("_id", "IN", ids)],
+                                                       fields=["_id", *READ_FIELDS]) for r in page}
+    fx.update_record("AccountObj", ids[2], {"tel": "021-555"})  # a user edit between our read and our update
+    for sid in ids:
+        fx.update_record("AccountObj", sid, {CUST_NO: "CUST-X"})  # the write-back's own updates
+    queries = fxiaoke.stats()["calls"].get("/cgi/crm/v2/data/query", 0)
+    echoes = read_back(fx, "AccountObj", before, ids, synced)
+    assert echoes == {ids[0]: crm(fxiaoke, "AccountObj")[ids[0]]["last_modified_time"]}
+    assert fxiaoke.stats()["calls"]["/cgi/crm/v2/data/query"] - queries == 1
+    assert read_back(fx, "AccountObj", before, ids, {}) == {}  # no state known to be synced: keep none
 
 
 def test_a_write_back_field_the_crm_lacks_fails_the_step_once_naming_the_field(dagbag, sims, store, tmp_path,

@@ -279,6 +279,8 @@ sync_call_window = sa.Table(
 # What the write-back step (``flows/writeback.py``) last gave the CRM record of each synced record: the K3Cloud
 # document it describes, the number and status label written, the state code read, and whether that state is
 # final (closed / cancelled: not read again). A run writes to the CRM only where this differs from K3Cloud.
+# ``echo_ms``: the CRM record's last_modified_time right after the write-back's own update (None when it could not
+# be told apart from a user's edit); the extract skips the record while its time still equals it (flows/echoes.py).
 sync_write_back = sa.Table(
     "sync_write_back",
     metadata,
@@ -293,5 +295,7 @@ sync_write_back = sa.Table(
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("run", sa.BigInteger(), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("echo_ms", sa.BigInteger(), nullable=True),
     sa.Index("ix_sync_write_back_open", "entity", "final"),
+    sa.Index("ix_sync_write_back_echo", "entity", "echo_ms"),
 )

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from fxiaoke_k3cloud.audit import RecordOutcome
 from fxiaoke_k3cloud.audit.schema import sync_record
+from fxiaoke_k3cloud.flows.echoes import Echoes
 from fxiaoke_k3cloud.flows.paging import ID_BATCH, dedupe_latest, new_records, pages_in, prefetched  # noqa: F401 - re-exported
 from fxiaoke_k3cloud.flows.queries import RETRY_LIMIT, failed_source_ids
 from fxiaoke_k3cloud.flows.source_changes import find_deleted
@@ -70,7 +71,8 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     was ``failed`` (an API or K3Cloud-side problem that may have cleared) or *held* (in approval; see
     :func:`held_source_ids`) are read again by id, so they are retried by the next run instead of waiting for
     the next CRM edit: nothing accepted is lost. Window runs also look for synced records deleted in the CRM
-    (:func:`check_presence`, at most hourly).
+    (:func:`check_presence`, at most hourly). A window record whose only change is the flow's own write-back
+    is not staged (:mod:`.echoes`).
     """
     stage.clear_kind(run_pk, "raw")
     seen: set[str] = set()
@@ -83,9 +85,11 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
             log.warning("%s: %s requested id(s) not found in Fxiaoke: %s", spec.name, len(missing),
                         ", ".join(missing[:20]))
         return count, 0
-    for page in prefetched(hook.query_window(spec.source_object, spec.modified_field, window.start_ms,
-                                             window.end_ms)):
+    echoes = Echoes.for_window(spec, store, window)
+    for page in echoes.filtered(prefetched(hook.query_window(spec.source_object, spec.modified_field,
+                                                             window.start_ms, window.end_ms))):
         count += stage.append(run_pk, "raw", new_records(page, seen))
+    echoes.log(spec)
     retry_ids = [sid for sid in retry_source_ids(spec, store) if sid not in seen]
     for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids, include_voided=True)):
         count += stage.append(run_pk, "raw", new_records(page, seen))

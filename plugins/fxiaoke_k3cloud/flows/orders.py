@@ -21,6 +21,7 @@ import logging
 from typing import Any, Iterable
 
 from fxiaoke_k3cloud.flows.base_data import usable_numbers
+from fxiaoke_k3cloud.flows.echoes import Echoes
 from fxiaoke_k3cloud.flows.extract import check_presence, new_records, pages_in, prefetched, retry_source_ids
 from fxiaoke_k3cloud.flows.specs import FlowSpec
 from fxiaoke_k3cloud.flows.window import Window
@@ -61,7 +62,8 @@ def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: in
 
     Products are looked up once at the end (``_id IN``, 100 per query), not per page. Window runs with
     ``presence`` also stage the synced orders deleted in the CRM (at most hourly, see :mod:`.source_changes`).
-    Returns (orders staged, parked/failed orders re-read).
+    An everyday window skips orders whose only change is the flow's own write-back (:mod:`.echoes`; a line
+    changed in the window still brings the order back). Returns (orders staged, parked/failed orders re-read).
     """
     for kind in ("raw", "lines", "products"):
         stage.clear_kind(run_pk, kind)
@@ -90,8 +92,10 @@ def extract_orders(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: in
     if ids:
         take_orders(pages_in(hook, spec.source_object, "_id", ids, include_voided=True), may_be_fresh=False)
     else:
-        take_orders(hook.query_window(spec.source_object, spec.modified_field, window.start_ms, window.end_ms),
-                    may_be_fresh=True)
+        ours = Echoes.for_window(spec, store, window)
+        take_orders(ours.filtered(hook.query_window(spec.source_object, spec.modified_field, window.start_ms,
+                                                    window.end_ms)), may_be_fresh=True)
+        ours.log(spec)
         line_orders: set[str] = set()  # orders with a line changed in the window
         since = max(0, window.start_ms - LINE_SKEW_MS)
         # Voided lines too, asked for explicitly: a tenant's default query may hide them, and a voided line must

@@ -20,9 +20,10 @@ flow's own retry of failures and re-drive never pick them up) and so into the ru
 ``sync_write_back`` and the step's XCom. A configured field the CRM object lacks is a set-up error: the step fails
 once saying which field (``ConfigError``).
 
-The written-back fields are never mapped to K3Cloud (the mapping refuses it), so the CRM update made here — which
-moves the record's last_modified_time — brings the record into the next run with an unchanged package: no K3Cloud
-write follows from a write-back.
+The written-back fields are never mapped to K3Cloud (the mapping refuses it), so the CRM update made here cannot
+change the package: no K3Cloud write follows from a write-back. The update moves the record's last_modified_time;
+the time it left is read back with one query per updated chunk and kept (``echo_ms``), and the next run's window
+skips the record while its time still equals it (:mod:`.echoes`): a later user edit is synced as usual.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import sqlalchemy as sa
 from fxiaoke_k3cloud.audit import RecordOutcome
 from fxiaoke_k3cloud.audit.schema import id_map, sync_record, sync_write_back
 from fxiaoke_k3cloud.errors import ApiError, ConfigError, RetryableApiError, TransportError, is_config_error
+from fxiaoke_k3cloud.flows.echoes import READ_FIELDS, read_back
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_spec
 from fxiaoke_k3cloud.flows.steps import open_store
 from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
@@ -65,6 +67,8 @@ class Candidate:
     last_status: str | None = None
     last_state: str | None = None
     last_outcome: str | None = None
+    echo_ms: int | None = None  # the CRM's last_modified_time our last update left (kept until we write again)
+    synced_ms: int | None = None  # the CRM's last_modified_time of the state last written to K3Cloud (id map)
     state: str | None = None  # read from K3Cloud this run (None when no status is written)
     code: str | None = None
 
@@ -182,7 +186,8 @@ class WriteBackRun:
     def write_chunk(self, chunk: Sequence[Candidate]) -> bool:
         """Read the chunk's CRM records and update what differs; False when the CRM stopped answering."""
         obj, cfg = self.spec.source_object, self.cfg
-        fields = [f for f in ("_id", "name", "life_status", cfg.number_field, cfg.status_field, *cfg.held_in) if f]
+        fields = [f for f in ("_id", "name", "life_status", *READ_FIELDS, cfg.number_field, cfg.status_field,
+                              *cfg.held_in) if f]
         records: dict[str, dict] = {}
         for page in self.fx.query_records(obj, [("_id", "IN", [c.source_id for c in chunk])],
                                           fields=list(dict.fromkeys(fields)), include_voided=True):
@@ -190,6 +195,8 @@ class WriteBackRun:
         gone = [c.source_id for c in chunk if records.get(c.source_id, {}).get("life_status", "invalid") == "invalid"]
         handled = self.flow_outcomes(gone)
         rows = []
+        processed = {c.source_id: (c.synced_ms, c.echo_ms) for c in chunk}  # states the flow took in
+        written: list[Candidate] = []
         stop: BaseException | None = None
         for c in chunk:
             if stop is not None:
@@ -219,9 +226,17 @@ class WriteBackRun:
                         stop = exc
                     continue
                 self.counts["written"] += 1
+                written.append(c)
+                c.echo_ms = None  # the time our update left: read back below, once for the chunk
             else:
                 self.counts["unchanged"] += 1
             rows.append(self.row(c, "held" if held else "written"))
+        if written and stop is None:
+            echoes = read_back(self.fx, obj, records, [c.source_id for c in written], processed)
+            self.counts["echoes"] += len(echoes)
+            for r in rows:
+                if r["source_id"] in echoes:
+                    r["echo_ms"] = echoes[r["source_id"]]
         self.save(rows)
         return stop is None
 
@@ -260,7 +275,8 @@ class WriteBackRun:
                 "target_number": c.target_number, "number_written": number, "status_written": status,
                 "state": c.code if c.state != MISSING else MISSING,
                 "final": bool(final if final is not None else c.state in FINAL_STATES),
-                "outcome": outcome, "run": self.run_pk, "updated_at": datetime.now(timezone.utc)}
+                "outcome": outcome, "run": self.run_pk, "updated_at": datetime.now(timezone.utc),
+                "echo_ms": c.echo_ms}
 
     def flow_outcomes(self, source_ids: Sequence[str]) -> set[str]:
         """Which of ``source_ids`` the flow itself gave an outcome in this run (e.g. its void/delete handling)."""
@@ -292,7 +308,7 @@ def pending(store: Any, entity: str, *, track_status: bool, limit: int = PER_RUN
     if track_status:
         stale = sa.or_(stale, wb.c.final.is_(False))
     query = (sa.select(id_map.c.source_id, id_map.c.target_id, id_map.c.target_number, wb.c.number_written,
-                       wb.c.status_written, wb.c.state, wb.c.outcome)
+                       wb.c.status_written, wb.c.state, wb.c.outcome, wb.c.echo_ms, id_map.c.source_modified_ms)
              .select_from(joined)
              .where(id_map.c.entity == entity, id_map.c.target_number.is_not(None), id_map.c.target_number != "",
                     stale)
@@ -303,7 +319,7 @@ def pending(store: Any, entity: str, *, track_status: bool, limit: int = PER_RUN
     with store.engine.connect() as conn:
         return [Candidate(source_id=r.source_id, target_id=r.target_id, target_number=r.target_number,
                           last_number=r.number_written, last_status=r.status_written, last_state=r.state,
-                          last_outcome=r.outcome)
+                          last_outcome=r.outcome, echo_ms=r.echo_ms, synced_ms=r.source_modified_ms)
                 for r in conn.execute(query)]
 
 
