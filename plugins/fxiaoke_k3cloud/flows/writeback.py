@@ -291,12 +291,15 @@ class WriteBackRun:
     def save(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
+        # An upsert, not delete-then-insert: two runs of one flow at once (a backfill beside the schedule) may save
+        # the same record's row, and on PostgreSQL the second insert would then fail on the primary key.
+        columns = [c for c in rows[0] if c not in ("entity", "source_id")]
         with self.store.engine.begin() as conn:
             for part in chunks(rows, 500):
-                conn.execute(sa.delete(sync_write_back).where(
-                    sync_write_back.c.entity == self.spec.entity,
-                    sync_write_back.c.source_id.in_([r["source_id"] for r in part])))
-                conn.execute(sa.insert(sync_write_back), list(part))
+                ins = self.store._insert(conn, sync_write_back)
+                conn.execute(ins.on_conflict_do_update(
+                    index_elements=[sync_write_back.c.entity, sync_write_back.c.source_id],
+                    set_={name: ins.excluded[name] for name in columns}), list(part))
 
 
 def pending(store: Any, entity: str, *, track_status: bool, limit: int = PER_RUN) -> list[Candidate]:
