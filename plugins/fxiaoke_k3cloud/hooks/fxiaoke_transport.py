@@ -22,6 +22,9 @@ from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
 from fxiaoke_k3cloud.hooks.fxiaoke_errors import SYSTEM, error_from_body, parse_response, refused_without_effect
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import CallCounter, Throttle
 
+#: A throttle wait this long or longer is logged (shorter ones are the shared throttle's own bookkeeping).
+HELD_LOG_S = 0.5
+
 
 def never_sent(exc: requests.RequestException) -> bool:
     """True when the request certainly did not reach the server (connect timeout / connection refused)."""
@@ -61,7 +64,7 @@ class FxiaokeTransport:
         """
         self._check_budget(path)
         waited = self.throttle.acquire(path)
-        if waited:
+        if waited >= HELD_LOG_S:  # the shared throttle's own round trip (ms) is no hold worth a log line
             self.log.info("Client throttle held %s for %.2f s (%s calls / 20 s)", path, waited, self.throttle.limit)
         self.counter.add(path)
         host = self.settings.host
