@@ -149,7 +149,7 @@ class _Parser:
             while self.accept("punct", ","):
                 values.append(self.expect("lit")[1])
             self.expect("punct", ")")
-            return ("in", left, values, negated)
+            return ("in", left, values, negated, {})  # the last: the values normalised per compare kind
         if self.accept("kw", "BETWEEN"):
             low = self.operand()
             self.expect("kw", "AND")
@@ -216,7 +216,7 @@ def _eval(node: Node, get: Getter) -> bool | None:
         hit = node[2].fullmatch(_text(value)) is not None
         return hit != node[3]
     if op == "in":
-        hit = any(_compare(value, kind, v) == 0 for v in node[2])
+        hit = _in_key(value, kind) in _in_set(node, value, kind)
         return hit != node[3]
     if op == "between":
         low, _ = _operand(node[2], get)
@@ -257,6 +257,58 @@ def _text(value: Any) -> str:
 
 def _collate(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold().rstrip()
+
+
+def _mode(value: Any, kind: str) -> str:
+    """How ``_compare`` converts a row value of ``kind`` and a literal: d(ate), b(ool), n(umber) or t(ext)."""
+    if kind in ("d", "b"):
+        return kind
+    if kind in ("n", "i") or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "n"
+    return "t"
+
+
+def _convert(mode: str, value: Any) -> Any:
+    if mode == "d":
+        converted = parse_datetime(value)
+        if converted is None:
+            raise ValueError(value)
+        return converted
+    if mode == "b":
+        return to_bool(value)
+    if mode == "n":
+        return float(value)
+    return _collate(_text(value))
+
+
+def _in_key(value: Any, kind: str) -> Any:
+    try:
+        return _convert(_mode(value, kind), value)
+    except (TypeError, ValueError):
+        raise K3Error(f"过滤条件(FilterString)中的值“{value}”无法转换为字段的类型。", 8, "FilterString") from None
+
+
+def _in_set(node: Node, value: Any, kind: str) -> set:
+    """The IN list's literals converted as ``_compare`` would for this row value, once per query and mode: a
+    lookup per row instead of one conversion of both sides per literal (rows × literals), like the index
+    seek SQL Server does. Equality of the converted values is what ``_compare(...) == 0`` tested."""
+    mode = _mode(value, kind)
+    cache = node[4]
+    if mode not in cache:
+        try:
+            cache[mode] = {_convert(mode, v) for v in node[2]}
+        except (TypeError, ValueError):
+            bad = next(v for v in node[2] if not _convertible(mode, v))
+            raise K3Error(f"过滤条件(FilterString)中的值“{bad}”无法转换为字段的类型。", 8, "FilterString") from None
+    return cache[mode]
+
+
+def _convertible(mode: str, value: Any) -> bool:
+    try:
+        _convert(mode, value)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def _compare(value: Any, kind: str, other: Any) -> int:

@@ -47,3 +47,27 @@ def test_a_full_resync_with_nothing_changed_is_not_short_circuited(dagbag, sims,
     run_dag(dagbag, DAG_ID)
     dr, states = run_dag(dagbag, DAG_ID, {"full_resync": True})
     assert dr.state == "success" and states["load_customers"] == "success", states
+
+
+def test_a_record_modified_in_the_future_is_reported_and_a_big_run_defers_the_check_to_the_next(
+        dagbag, sims, store, monkeypatch):
+    """The hourly future-modified check (one extra query) is left for the next run by a run that already sent
+    many calls, so a backlog run does not open a throttle window for it; the next run does it, and reports."""
+    import time
+
+    from fxiaoke_k3cloud.flows import extract
+
+    future_ms = int(time.time() * 1000) + 3 * 86_400_000  # a bad import: three days ahead
+    sims.fx.seed({"objects": {"AccountObj": [account(1), account(2, last_modified_time=future_ms)]}})
+
+    def future_rejections():
+        return [h for h in store.record_history(source_id=account(2)["_id"]) if h.get("error_class") == "FutureModifiedTime"]
+
+    monkeypatch.setattr(extract, "FUTURE_CHECK_DEFER_CALLS", 1)  # this run counts as big
+    dr, _ = run_dag(dagbag, DAG_ID)
+    assert dr.state == "success"
+    assert future_rejections() == []  # deferred, not done
+    monkeypatch.setattr(extract, "FUTURE_CHECK_DEFER_CALLS", 50)
+    dr, _ = run_dag(dagbag, DAG_ID)  # an everyday run: the check is due, and done
+    found = future_rejections()
+    assert len(found) == 1 and "in the future" in found[0]["reason"], found

@@ -104,6 +104,10 @@ def check_presence(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: in
 
 FUTURE_TOLERANCE_MS = 10 * 60 * 1000  # clock skew we accept before calling a modified time "in the future"
 FUTURE_CHECK_EVERY_MS = 60 * 60 * 1000  # one extra query per flow and hour, not per run
+#: A run that already sent this many Fxiaoke calls is a backlog run (a first sync, a big import): its hourly
+#: future check is left due for the next run. Its one query would otherwise open a throttle window of its own
+#: (100 calls / 20 s per path) and wait up to 20 s — measured 11.5 s of a 20,000-customer first sync.
+FUTURE_CHECK_DEFER_CALLS = 50
 
 
 def report_future_records(spec: FlowSpec, hook: Any, store: Any, run_pk: int, now_ms: int) -> int:
@@ -115,6 +119,13 @@ def report_future_records(spec: FlowSpec, hook: Any, store: Any, run_pk: int, no
     key = f"{spec.name}:future-check"
     last = store.get_watermark(key)
     if last is not None and now_ms - last < FUTURE_CHECK_EVERY_MS:
+        return 0
+    if hook.calls.total >= FUTURE_CHECK_DEFER_CALLS and (last is None or now_ms - last < 2 * FUTURE_CHECK_EVERY_MS):
+        # Deferred at most one hour past due, so a deployment whose every run is big still checks hourly-ish.
+        if last is None:
+            store.set_watermark(key, now_ms - FUTURE_CHECK_EVERY_MS, None)  # due from now
+        log.info("%s: future-modified check left for the next run (this run already sent %s Fxiaoke calls)",
+                 spec.name, hook.calls.total)
         return 0
     flt = [{"field_name": spec.modified_field, "operator": "GT", "field_values": [now_ms + FUTURE_TOLERANCE_MS]}]
     rows = []
