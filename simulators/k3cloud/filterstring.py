@@ -281,11 +281,16 @@ def _convert(mode: str, value: Any) -> Any:
     return _collate(_text(value))
 
 
-def _in_key(value: Any, kind: str) -> Any:
+def _converted(mode: str, value: Any, named: Any) -> Any:
+    """``value`` converted for ``mode``; SQL Server's conversion error (naming ``named``) when it cannot be."""
     try:
-        return _convert(_mode(value, kind), value)
+        return _convert(mode, value)
     except (TypeError, ValueError):
-        raise K3Error(f"过滤条件(FilterString)中的值“{value}”无法转换为字段的类型。", 8, "FilterString") from None
+        raise K3Error(f"过滤条件(FilterString)中的值“{named}”无法转换为字段的类型。", 8, "FilterString") from None
+
+
+def _in_key(value: Any, kind: str) -> Any:
+    return _converted(_mode(value, kind), value, value)
 
 
 def _in_set(node: Node, value: Any, kind: str) -> set:
@@ -295,36 +300,13 @@ def _in_set(node: Node, value: Any, kind: str) -> set:
     mode = _mode(value, kind)
     cache = node[4]
     if mode not in cache:
-        try:
-            cache[mode] = {_convert(mode, v) for v in node[2]}
-        except (TypeError, ValueError):
-            bad = next(v for v in node[2] if not _convertible(mode, v))
-            raise K3Error(f"过滤条件(FilterString)中的值“{bad}”无法转换为字段的类型。", 8, "FilterString") from None
+        cache[mode] = {_converted(mode, v, v) for v in node[2]}
     return cache[mode]
 
 
-def _convertible(mode: str, value: Any) -> bool:
-    try:
-        _convert(mode, value)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
 def _compare(value: Any, kind: str, other: Any) -> int:
-    """Compare a row value with a literal using the field's type, like SQL Server's implicit conversion."""
-    try:
-        if kind == "d":
-            a, b = parse_datetime(value), parse_datetime(other)
-            if a is None or b is None:
-                raise ValueError(other)
-        elif kind == "b":
-            a, b = to_bool(value), to_bool(other)
-        elif kind in ("n", "i") or isinstance(value, (int, float)) and not isinstance(value, bool):
-            a, b = float(value), float(other)
-        else:
-            # SQL Server's default collation: case- and width-insensitive, trailing blanks ignored
-            a, b = _collate(_text(value)), _collate(_text(other))
-    except (TypeError, ValueError):
-        raise K3Error(f"过滤条件(FilterString)中的值“{other}”无法转换为字段的类型。", 8, "FilterString") from None
+    """Compare a row value with a literal using the field's type, like SQL Server's implicit conversion
+    (dates, booleans and numbers as such; text case- and width-insensitive, trailing blanks ignored)."""
+    mode = _mode(value, kind)
+    a, b = _converted(mode, value, other), _converted(mode, other, other)
     return (a > b) - (a < b)
