@@ -112,6 +112,14 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
         sim: SimState = request.app.state.sim
         path = request.url.path  # query-string parameters such as thirdTraceId are ignored
         sim.stats.calls[path] = sim.stats.calls.get(path, 0) + 1
+        stats = sim.stats  # a reset meanwhile replaces it: leave the one entered
+        stats.enter()
+        try:
+            return await _answer(sim, path, request)
+        finally:
+            stats.leave()
+
+    async def _answer(sim: SimState, path: str, request: Request) -> Any:
         faults = sim.faults
         if faults.latency_s:
             await asyncio.sleep(faults.latency_s)

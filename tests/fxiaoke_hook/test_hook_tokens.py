@@ -22,7 +22,7 @@ def hook(**kwargs) -> FxiaokeHook:
 
 def test_token_expiry_mid_paging_refreshes_once_and_misses_nothing(fxiaoke):
     ids = set(seed_accounts(fxiaoke, 350))
-    h = hook()
+    h = hook(max_in_flight=1)  # one page at a time; pages in flight when the token dies: test_parallel_reads.py
     seen: list[str] = []
     for page_no, page in enumerate(h.query_records("AccountObj", filters=[("name", "STARTWITH", "ACC-")], fields=["name"])):
         seen += [r["_id"] for r in page]

@@ -12,6 +12,7 @@ from fxiaoke_k3cloud.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+MAX_IN_FLIGHT_LIMIT = 32  # requests in flight a connection extra may ask for (either system)
 CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 60.0
 
@@ -24,6 +25,24 @@ def _as_bool(value: Any, *, key: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
         return False
     raise ConfigError(f"connection extra '{key}' must be true or false, got {value!r}")
+
+
+def max_in_flight_extra(extra: Any, *, system: str, conn_id: str, default: int, what: str) -> int:
+    """The connection extra ``max_in_flight``: a whole number 1–32 (``default`` when absent); else a ConfigError.
+
+    :param what: what the number counts, for the error message (e.g. "K3Cloud requests a load sends at once").
+    """
+    raw = extra.get("max_in_flight") if hasattr(extra, "get") else None
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw) if not isinstance(raw, bool) and float(raw) == int(float(raw)) else None
+    except (TypeError, ValueError, OverflowError):
+        value = None
+    if value is None or not 1 <= value <= MAX_IN_FLIGHT_LIMIT:
+        raise ConfigError(f"{system} connection {conn_id!r}: extra 'max_in_flight' must be a whole number from 1 "
+                          f"to {MAX_IN_FLIGHT_LIMIT} ({what}), got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -70,13 +89,16 @@ class _PinnedVerifySession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
-def new_session(settings: HttpSettings, *, system: str) -> requests.Session:
-    """A ``requests.Session`` with TLS verification as configured (warns loudly when it is off)."""
+def new_session(settings: HttpSettings, *, system: str, warn: bool = True) -> requests.Session:
+    """A ``requests.Session`` with TLS verification as configured (warns loudly when it is off).
+
+    :param warn: ``False`` for a hook's further sessions (one per reader thread): its first one has warned.
+    """
     session = _PinnedVerifySession()
     session.verify = settings.verify
     if settings.verify is not True:
         session.pinned_verify = settings.verify
-    if settings.verify is False:
+    if settings.verify is False and warn:
         log.warning(
             "TLS certificate verification is OFF for the %s connection (verify_ssl=false). "
             "Credentials travel unprotected against a man in the middle; give a CA bundle instead.",

@@ -55,13 +55,16 @@ class FxiaokeHook(FxiaokeReads, BaseHook):
     """Talks to the Fxiaoke OpenAPI (legacy corpAccessToken protocol).
 
     :param fxiaoke_conn_id: Airflow connection (host = base URL, login = appId, password = appSecret,
-        extras permanent_code, open_user_id or mobile, calls_per_20s, call_budget, timeout, verify_ssl, ca_bundle).
+        extras permanent_code, open_user_id or mobile, calls_per_20s, call_budget, max_in_flight, voided_query,
+        timeout, verify_ssl, ca_bundle).
     :param retry_wait_s: first backoff wait; 0 disables waiting (tests).
     :param max_attempts: attempts per call in the hook's retry loop (≥ 1).
     :param call_budget: stop with :class:`QuotaExhaustedError` after this many API calls (overrides the extra).
     :param calls_per_20s: client throttle per path (overrides the extra; default 100, the gateway's limit, each
         call held a little over 20 s — see ``fxiaoke_throttle``; the extra is capped at 100, this argument is not,
         so a simulator without a gateway limit can be driven faster).
+    :param max_in_flight: query pages a cursor query reads at once (overrides the extra ``max_in_flight``,
+        default 4; 1 = one request at a time), e.g. capped by the slots the running task holds in its pool.
     :param clock: monotonic clock for token ages (tests may inject one).
     """
 
@@ -78,6 +81,7 @@ class FxiaokeHook(FxiaokeReads, BaseHook):
         max_attempts: int = MAX_ATTEMPTS,
         call_budget: int | None = None,
         calls_per_20s: int | None = None,
+        max_in_flight: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,
     ) -> None:
@@ -86,11 +90,14 @@ class FxiaokeHook(FxiaokeReads, BaseHook):
             raise ConfigError("max_attempts must be >= 1")
         if calls_per_20s is not None and calls_per_20s < 1:
             raise ConfigError("calls_per_20s must be >= 1")
+        if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
+            raise ConfigError(f"max_in_flight must be a whole number >= 1, got {max_in_flight!r}")
         self.fxiaoke_conn_id = fxiaoke_conn_id
         self.retry_wait_s = retry_wait_s
         self.max_attempts = max_attempts
         self._call_budget = call_budget
         self._calls_per_20s = calls_per_20s
+        self._max_in_flight = max_in_flight
         self._clock = clock
         self.calls = CallCounter()
 

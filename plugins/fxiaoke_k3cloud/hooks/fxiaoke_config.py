@@ -7,11 +7,12 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from fxiaoke_k3cloud.errors import ConfigError
-from fxiaoke_k3cloud.hooks._http import HttpSettings
+from fxiaoke_k3cloud.hooks._http import HttpSettings, max_in_flight_extra
 from fxiaoke_k3cloud.hooks.fxiaoke_query import VOIDED_QUERIES
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import DEFAULT_CALLS_PER_20S, GATEWAY_LIMIT_PER_20S
 
 DEFAULT_HOST = "https://open.fxiaoke.com"
+DEFAULT_MAX_IN_FLIGHT = 4  # query pages a cursor query reads at once (connection extra max_in_flight)
 
 
 def _optional_int(extra: Mapping[str, Any], key: str, *, low: int, high: int | None = None) -> int | None:
@@ -57,6 +58,9 @@ class FxiaokeSettings:
     #: How voided rows are asked for (``include_voided``): ``folded`` (default) — one query whose filter names
     #: every life_status; ``separate`` — the default query, then a second one with ``life_status EQ invalid``.
     voided_query: str = "folded"
+    #: Query pages one cursor query has in flight at once (extra ``max_in_flight``; 1 = one request at a time).
+    #: The gateway limits the rate (the throttle), not concurrency: more in flight hides the per-call latency.
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     @property
     def host(self) -> str:
@@ -110,4 +114,7 @@ class FxiaokeSettings:
             call_budget=_optional_int(extra, "call_budget", low=1),
             http=HttpSettings.from_extra(extra),
             voided_query=voided_query,
+            max_in_flight=max_in_flight_extra(extra, system="fxiaoke", conn_id=conn_id, default=DEFAULT_MAX_IN_FLIGHT,
+                                              what="query pages a cursor query reads at once"),
         )
+

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from fxiaoke_k3cloud.errors import ConfigError
 from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
+from fxiaoke_k3cloud.hooks.fxiaoke_pages import CursorPages
 from fxiaoke_k3cloud.hooks.fxiaoke_query import (
     DESCRIBE_PATH,
     LIFE_STATUS,
     FilterSpec,
-    IdCursorPaginator,
     OffsetPaginator,
     OrderSpec,
     check_page_size,
@@ -79,38 +79,44 @@ class FxiaokeReads:
         return with_voided(lambda flt: self._query_pass(object_api_name, flt, wire_orders, wanted, page_size),
                            base_filters)
 
+    @property
+    def reads_in_flight(self) -> int:
+        """Query pages one cursor query reads at once: the hook's ``max_in_flight``, else the connection's."""
+        return getattr(self, "_max_in_flight", None) or self.settings.max_in_flight
+
     def _query_pass(self, object_api_name: str, base_filters: list[dict[str, Any]], wire_orders: list[dict[str, Any]],
                     fields: Sequence[str] | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
         """One paged query (the pages of :meth:`query_records` for one filter set)."""
-        cursor_only = not wire_orders or wire_orders == [{"fieldName": "_id", "isAsc": True}]
-        paginator = IdCursorPaginator(page_size) if cursor_only else OffsetPaginator(page_size, wire_orders)
         path = data_path(object_api_name, "query")
         field_projection = projection(fields)
-        rows = 0
-        total: int | None = None
-        while paginator.has_next_page:
-            search = paginator.update_request(base_filters)
+
+        def fetch(search: dict[str, Any], with_total: bool) -> dict[str, Any]:
             if field_projection:
                 search["fieldProjection"] = field_projection
-            first = paginator.pages == 0 and cursor_only
             payload = {
                 "data": {
                     "dataObjectApiName": object_api_name,
-                    # The first page's total saves the empty call after a full last page (one call per query
-                    # whose result is a multiple of the page size). Rows that enter the result while we page
-                    # have a modified time after the window and are read by the next run.
-                    "find_explicit_total_num": first,
+                    # A total saves the empty call after a full last page, and lets a cursor query read the rest
+                    # of a block by offset with several requests in flight (:mod:`.fxiaoke_pages`).
+                    "find_explicit_total_num": with_total,
                     "search_query_info": search,
                 }
             }
-            data = self._data(self._call(path, payload), path)
+            return self._data(self._call(path, payload), path)
+
+        if not wire_orders or wire_orders == [{"fieldName": "_id", "isAsc": True}]:
+            pages = CursorPages(fetch, base_filters, page_size, self.reads_in_flight, self.log, object_api_name)
+            yield from pages
+            self.log.info("Queried %s: %s rows in %s pages%s", object_api_name, pages.rows, pages.pages,
+                          f" ({pages.fallbacks} block(s) re-read by the cursor)" if pages.fallbacks else "")
+            return
+        paginator = OffsetPaginator(page_size, wire_orders)
+        rows = 0
+        while paginator.has_next_page:
+            data = fetch(paginator.update_request(base_filters), False)
             records = data.get("dataList") or []
             paginator.update_state(records, data.get("limit"))
-            if first and isinstance(data.get("total"), int) and data["total"] > 0:
-                total = data["total"]
             rows += len(records)
-            if total is not None and rows >= total:
-                paginator.has_next_page = False
             if records:
                 yield records
         self.log.info("Queried %s: %s rows in %s pages", object_api_name, rows, paginator.pages)

@@ -240,15 +240,28 @@ def clear_shared_throttles() -> None:
 
 @dataclass
 class CallCounter:
-    """API calls sent by one hook: total and per path (token calls included; they cost quota too)."""
+    """API calls sent by one hook: total and per path (token calls included; they cost quota too).
+
+    Thread-safe: a cursor query's pages are read by several threads of one hook at once.
+    """
 
     total: int = 0
     by_path: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, path: str) -> None:
-        self.total += 1
-        self.by_path[path] += 1
+    def add(self, path: str, *, budget: int | None = None) -> bool:
+        """Count one call on ``path``; with a ``budget``, only if fewer than that many were counted (else False).
+
+        Check and count are one step, so threads racing for the last call of a budget cannot both take it.
+        """
+        with self._lock:
+            if budget is not None and self.total >= budget:
+                return False
+            self.total += 1
+            self.by_path[path] += 1
         call_ledger.add("fxiaoke", path)
+        return True
 
     def as_dict(self) -> dict[str, object]:
-        return {"total": self.total, "by_path": dict(self.by_path)}
+        with self._lock:
+            return {"total": self.total, "by_path": dict(self.by_path)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from typing import Any, Mapping
@@ -18,6 +19,7 @@ import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from fxiaoke_k3cloud.errors import OutcomeUnknownError, QuotaExhaustedError, RetryableApiError, SessionExpiredError, TransportError
+from fxiaoke_k3cloud.hooks._http import new_session
 from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
 from fxiaoke_k3cloud.hooks.fxiaoke_errors import SYSTEM, error_from_body, parse_response, refused_without_effect
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import CallCounter, Throttle
@@ -37,7 +39,11 @@ def never_sent(exc: requests.RequestException) -> bool:
 
 
 class FxiaokeTransport:
-    """Sends one POST and returns the success envelope, or raises the typed exception for the failure."""
+    """Sends one POST and returns the success envelope, or raises the typed exception for the failure.
+
+    Thread-safe: ``requests.Session`` is not guaranteed to be, so the thread that built the transport uses
+    ``session`` and every other thread (a cursor query's page readers) one of its own, made on first use.
+    """
 
     def __init__(
         self,
@@ -50,6 +56,8 @@ class FxiaokeTransport:
     ) -> None:
         self.settings = settings
         self.session = session
+        self._owner = threading.get_ident()
+        self._local = threading.local()
         self.throttle = throttle
         self.counter = counter
         self.budget = budget
@@ -62,16 +70,16 @@ class FxiaokeTransport:
             busy/5xx answer raises :class:`OutcomeUnknownError`.
         :param write: the call changes data; unknown error codes then mean the record was refused.
         """
-        self._check_budget(path)
+        if not self.counter.add(path, budget=self.budget):
+            raise self._budget_used_up(path)
         waited = self.throttle.acquire(path)
         if waited >= HELD_LOG_S:  # the shared throttle's own round trip (ms) is no hold worth a log line
             self.log.info("Client throttle held %s for %.2f s (%s calls / 20 s)", path, waited, self.throttle.limit)
-        self.counter.add(path)
         host = self.settings.host
         third_trace = uuid.uuid4().hex  # correlates our log line with the gateway's (§1: thirdTraceId)
         started = time.monotonic()
         try:
-            resp = self.session.post(
+            resp = self._session().post(
                 self.settings.base_url + path,
                 params={"thirdTraceId": third_trace},
                 **_body(body),
@@ -110,15 +118,22 @@ class FxiaokeTransport:
             ) from error
         raise error
 
-    def _check_budget(self, path: str) -> None:
-        if self.budget is not None and self.counter.total >= self.budget:
-            raise QuotaExhaustedError(
-                f"call budget of {self.budget} API calls for this hook is used up ({dict(self.counter.by_path)}) — "
-                "raise call_budget (connection extra or hook argument) or split the backfill into smaller windows",
-                system=SYSTEM,
-                endpoint=path,
-                code="call_budget",
-            )
+    def _session(self) -> requests.Session:
+        if threading.get_ident() == self._owner:
+            return self.session
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session(self.settings.http, system=SYSTEM, warn=False)
+        return session
+
+    def _budget_used_up(self, path: str) -> QuotaExhaustedError:
+        return QuotaExhaustedError(
+            f"call budget of {self.budget} API calls for this hook is used up ({self.counter.as_dict()['by_path']}) — "
+            "raise call_budget (connection extra or hook argument) or split the backfill into smaller windows",
+            system=SYSTEM,
+            endpoint=path,
+            code="call_budget",
+        )
 
     def _transport_error(self, exc: requests.RequestException, path: str, *, idempotent: bool) -> TransportError:
         host = self.settings.host

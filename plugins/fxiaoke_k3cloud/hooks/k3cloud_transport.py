@@ -54,7 +54,7 @@ from fxiaoke_k3cloud.errors import (
     TransportError,
 )
 from fxiaoke_k3cloud.hooks import call_ledger
-from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, new_session
+from fxiaoke_k3cloud.hooks._http import HttpSettings, mask_secrets, max_in_flight_extra, new_session
 from fxiaoke_k3cloud.hooks.k3cloud_auth import (
     LOGOUT,
     SESSION_COOKIE,
@@ -81,22 +81,12 @@ RETRY_INITIAL_WAIT_S = 1.0
 RETRY_MAX_WAIT_S = 20.0
 RETRYABLE_HTTP_STATUSES = frozenset({500, 502, 503, 504})
 DEFAULT_MAX_IN_FLIGHT = 4  # requests a load sends at once (connection extra max_in_flight)
-MAX_IN_FLIGHT_LIMIT = 32
 
 
 def max_in_flight_from_extra(extra: Any, conn_id: str) -> int:
     """The connection extra ``max_in_flight``: a whole number 1–32 (default 4); anything else is a ConfigError."""
-    raw = extra.get("max_in_flight") if hasattr(extra, "get") else None
-    if raw in (None, ""):
-        return DEFAULT_MAX_IN_FLIGHT
-    try:
-        value = int(raw) if not isinstance(raw, bool) and float(raw) == int(float(raw)) else None
-    except (TypeError, ValueError):
-        value = None
-    if value is None or not 1 <= value <= MAX_IN_FLIGHT_LIMIT:
-        raise ConfigError(f"k3cloud connection {conn_id!r}: extra 'max_in_flight' must be a whole number from 1 "
-                          f"to {MAX_IN_FLIGHT_LIMIT} (K3Cloud requests a load sends at once), got {raw!r}")
-    return value
+    return max_in_flight_extra(extra, system=SYSTEM, conn_id=conn_id, default=DEFAULT_MAX_IN_FLIGHT,
+                               what="K3Cloud requests a load sends at once")
 
 
 class _RejectAllCookies(DefaultCookiePolicy):
