@@ -15,6 +15,7 @@ import pytest
 from fxiaoke_hook.helpers import QUERY, TOKEN, accounts, calls, seed_accounts
 
 from fxiaoke_k3cloud.errors import ConfigError, QuotaExhaustedError
+from fxiaoke_k3cloud.flows import paging
 from fxiaoke_k3cloud.hooks import fxiaoke_pages
 from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 from fxiaoke_k3cloud.hooks.fxiaoke_config import FxiaokeSettings
@@ -185,3 +186,20 @@ def test_max_in_flight_extra_refuses_anything_else_naming_the_field(raw):
     extra = {"permanent_code": FX["permanent_code"], "open_user_id": FX["open_user_id"], "max_in_flight": raw}
     with pytest.raises(ConfigError, match=r"connection 'fx': extra 'max_in_flight' must be a whole number from 1 to 32"):
         FxiaokeSettings.from_connection(conn_id="fx", host=None, login="a", password="s", extra=extra)
+
+
+def test_pages_in_reads_batches_side_by_side_within_the_hook_s_requests_in_flight(fxiaoke, monkeypatch):
+    monkeypatch.setattr(paging, "ID_BATCH", 1)  # one name per IN query: five queries of four pages each
+    names = [f"N{i}" for i in range(5)]
+    fxiaoke.seed({"objects": {"AccountObj": [{"name": name, "last_modified_time": TIE_MS}
+                                             for name in names for _ in range(310)]}})
+    fxiaoke.faults({"latency_ms": 40})
+    sequential = [[r["_id"] for r in page] for page in paging.pages_in(hook(max_in_flight=1), "AccountObj", "name",
+                                                                        names, fields=["name"])]
+    sequential_calls = calls(fxiaoke, QUERY)
+    parallel = [[r["_id"] for r in page] for page in paging.pages_in(hook(), "AccountObj", "name", names,
+                                                                      fields=["name"])]
+    assert parallel == sequential and sum(map(len, parallel)) == 1_550
+    assert calls(fxiaoke, QUERY) - sequential_calls == sequential_calls == 20
+    # Four batches at once, each a cursor query with three pages in flight of its own, and yet four at most.
+    assert fxiaoke.stats()["max_in_flight_seen"] == 4

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Iterable, Iterator, Sequence, TypeVar
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 ID_BATCH = 100  # ids per `IN` query (the query API's page limit)
 T = TypeVar("T")
@@ -21,12 +23,44 @@ def pages_in(hook: Any, api: str, field: str, values: Iterable[Any], fields: Seq
              include_voided: bool = False) -> Iterator[list[dict[str, Any]]]:
     """Pages of ``api`` records whose ``field`` is one of ``values`` (``IN`` queries of ID_BATCH values).
 
+    Up to the hook's ``reads_in_flight`` batches are read at once (the hook caps its requests in flight at
+    that figure whatever the batches' own pages do); pages come in batch order.
+
     :param include_voided: voided rows too, asked for explicitly (a tenant's default query may leave them out).
     """
     values = sorted({str(v) for v in values if v})
-    for start in range(0, len(values), ID_BATCH):
-        flt = [{"field_name": field, "operator": "IN", "field_values": values[start : start + ID_BATCH]}]
-        yield from hook.query_records(api, filters=flt, fields=fields, include_voided=include_voided)
+    batches = [values[start : start + ID_BATCH] for start in range(0, len(values), ID_BATCH)]
+
+    def batch(ids: list[str]) -> Iterator[list[dict[str, Any]]]:
+        flt = [{"field_name": field, "operator": "IN", "field_values": ids}]
+        return hook.query_records(api, filters=flt, fields=fields, include_voided=include_voided)
+
+    n = int(getattr(hook, "reads_in_flight", 1) or 1) if len(batches) > 1 else 1
+    if n <= 1:
+        for ids in batches:
+            yield from batch(ids)
+        return
+    for pages in in_order(lambda ids: list(batch(ids)), batches, n):
+        yield from pages
+
+
+def in_order(fn: Callable[[Any], T], items: Sequence[Any], n: int) -> Iterator[T]:
+    """``fn(item)`` for every item, up to ``n`` at once in threads, yielded in the items' order.
+
+    An error is raised in the caller (at its item's turn); if the caller stops early, items not started are
+    dropped and the running ones finish before this returns.
+    """
+    pool = ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="in-order")
+    pending: deque[Future[T]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > n:  # n running, one queued: the next starts as soon as one ends
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def prefetched(pages: Iterable[T], depth: int = 1) -> Iterator[T]:

@@ -7,6 +7,7 @@ the voided-row passes live in :mod:`.fxiaoke_query`.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from fxiaoke_k3cloud.errors import ConfigError
@@ -27,6 +28,8 @@ from fxiaoke_k3cloud.hooks.fxiaoke_query import (
     projection,
     with_voided,
 )
+
+_GATE_LOCK = threading.Lock()
 
 
 class FxiaokeReads:
@@ -81,14 +84,27 @@ class FxiaokeReads:
 
     @property
     def reads_in_flight(self) -> int:
-        """Query pages one cursor query reads at once: the hook's ``max_in_flight``, else the connection's."""
+        """Query requests this hook has in flight at most: its ``max_in_flight``, else the connection's."""
         return getattr(self, "_max_in_flight", None) or self.settings.max_in_flight
+
+    def _reads_gate(self) -> threading.BoundedSemaphore:
+        """Held by every query request while it is sent: queries read side by side (``flows.paging.pages_in``'s
+        batches, each a cursor query with readers of its own) still have ``reads_in_flight`` requests out at most."""
+        gate = self.__dict__.get("_query_gate")
+        if gate is None:
+            with _GATE_LOCK:
+                gate = self.__dict__.get("_query_gate")
+                if gate is None:
+                    getattr(self, "_transport", None)  # built once, here, when the first queries start side by side
+                    gate = self.__dict__["_query_gate"] = threading.BoundedSemaphore(self.reads_in_flight)
+        return gate
 
     def _query_pass(self, object_api_name: str, base_filters: list[dict[str, Any]], wire_orders: list[dict[str, Any]],
                     fields: Sequence[str] | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
         """One paged query (the pages of :meth:`query_records` for one filter set)."""
         path = data_path(object_api_name, "query")
         field_projection = projection(fields)
+        gate = self._reads_gate()
 
         def fetch(search: dict[str, Any], with_total: bool) -> dict[str, Any]:
             if field_projection:
@@ -102,7 +118,8 @@ class FxiaokeReads:
                     "search_query_info": search,
                 }
             }
-            return self._data(self._call(path, payload), path)
+            with gate:
+                return self._data(self._call(path, payload), path)
 
         if not wire_orders or wire_orders == [{"fieldName": "_id", "isAsc": True}]:
             pages = CursorPages(fetch, base_filters, page_size, self.reads_in_flight, self.log, object_api_name)
