@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 KEYS = ("per_record_ms", "per_row_ms", "max_in_flight")
@@ -69,6 +70,32 @@ def fx_units(path: str, payload: Any) -> tuple[int, int]:
 def seconds(get: Callable[[str], float], written: int, read: int) -> float:
     """Modelled extra seconds for one answer under the profile ``get(key)``."""
     return (written * get("per_record_ms") + read * get("per_row_ms")) / 1000.0
+
+
+@dataclass
+class CallStats:
+    """What ``/_sim/stats`` reports, for either simulator: calls per path or service, time, concurrency."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    service_seconds: float = 0.0
+    modelled_seconds: float = 0.0  # the service-time model's per-record/per-row delays (``serve``)
+    in_flight: int = 0  # API calls received and not answered yet (K3Cloud: also those queued by max_in_flight)
+    max_in_flight_seen: int = 0  # the most of them at once since the last reset: what a client sent concurrently
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+    def count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def as_json(self) -> dict[str, Any]:
+        return {"calls": dict(self.calls), "total": sum(self.calls.values()),
+                "service_seconds": round(self.service_seconds, 6), "modelled_seconds": round(self.modelled_seconds, 6),
+                "max_in_flight_seen": self.max_in_flight_seen}
 
 
 class InFlight:

@@ -111,8 +111,8 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
     async def api_entry(request: Request) -> Any:
         sim: SimState = request.app.state.sim
         path = request.url.path  # query-string parameters such as thirdTraceId are ignored
-        sim.stats.calls[path] = sim.stats.calls.get(path, 0) + 1
         stats = sim.stats  # a reset meanwhile replaces it: leave the one entered
+        stats.count(path)
         stats.enter()
         try:
             return await _answer(sim, path, request)

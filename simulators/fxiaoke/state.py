@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from .. import service_time
 from .auth import TokenManager
 from .clock import Clock
 from .config import SimConfig, Switches
@@ -13,25 +14,7 @@ from .fixtures import generate_demo, load_base
 from .store import Store
 
 
-@dataclass
-class Stats:
-    calls: dict[str, int] = field(default_factory=dict)
-    service_seconds: float = 0.0
-    modelled_seconds: float = 0.0  # the service-time model's per-record/per-row delays (../service_time.py)
-    in_flight: int = 0  # API calls received and not answered yet
-    max_in_flight_seen: int = 0  # the most of them at once since the last reset: what a client sent concurrently
-
-    def enter(self) -> None:
-        self.in_flight += 1
-        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
-
-    def leave(self) -> None:
-        self.in_flight -= 1
-
-    def as_json(self) -> dict[str, Any]:
-        return {"calls": dict(self.calls), "total": sum(self.calls.values()),
-                "service_seconds": round(self.service_seconds, 6), "modelled_seconds": round(self.modelled_seconds, 6),
-                "max_in_flight_seen": self.max_in_flight_seen}
+Stats = service_time.CallStats  # calls counted per API path
 
 
 @dataclass

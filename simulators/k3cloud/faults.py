@@ -8,6 +8,8 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import service_time
+
 KNOWN_KEYS = {"seed", "latency_ms", "error_rate", "timeout_rate", "timeout_delay_s", "session_loss_every",
               "rate_limit_per_20s", "lock_conflict_rate", "lock_conflict_record_rate", "error_status",
               "response_error_rate", "waf_angle_brackets",
@@ -72,25 +74,4 @@ class Faults:
         return False
 
 
-@dataclass
-class Stats:
-    calls: dict[str, int] = field(default_factory=dict)
-    service_seconds: float = 0.0
-    modelled_seconds: float = 0.0  # the service-time model's per-record/per-row delays (../service_time.py)
-    in_flight: int = 0  # Web API requests received and not answered yet (also those queued by max_in_flight)
-    max_in_flight_seen: int = 0  # the most of them at once since the last reset: what a client sent concurrently
-
-    def enter(self) -> None:
-        self.in_flight += 1
-        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
-
-    def leave(self) -> None:
-        self.in_flight -= 1
-
-    def count(self, service: str) -> None:
-        self.calls[service] = self.calls.get(service, 0) + 1
-
-    def as_json(self) -> dict[str, Any]:
-        return {"calls": dict(self.calls), "total": sum(self.calls.values()),
-                "service_seconds": round(self.service_seconds, 6), "modelled_seconds": round(self.modelled_seconds, 6),
-                "max_in_flight_seen": self.max_in_flight_seen}
+Stats = service_time.CallStats  # calls counted per Web API service
