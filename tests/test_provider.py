@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-FX_FIELDS = {"permanent_code", "open_user_id", "mobile", "calls_per_20s", "call_budget", "timeout", "verify_ssl", "ca_bundle"}
+FX_FIELDS = {"permanent_code", "open_user_id", "mobile", "calls_per_20s", "call_budget", "max_in_flight", "timeout", "verify_ssl", "ca_bundle"}
 K3_FIELDS = {"acct_id", "auth_mode", "app_id", "app_secret", "lcid", "org_number", "max_in_flight", "timeout", "verify_ssl", "ca_bundle"}
 
 

@@ -65,6 +65,12 @@ def get_provider_info() -> dict:
                         "description": "Stop with a clear error after this many API calls (protects paid quota).",
                         "schema": {"type": ["integer", "null"]},
                     },
+                    "max_in_flight": {
+                        "label": "Query requests in flight",
+                        "description": "Query pages a task reads at once (1–32): the rest of a cursor query's "
+                                       "pages by offset, pages in order, the same calls; 1 = one at a time.",
+                        "schema": {"type": ["integer", "null"], "default": 4, "minimum": 1, "maximum": 32},
+                    },
                     **_TLS_FIELDS,
                 },
                 "ui-field-behaviour": {

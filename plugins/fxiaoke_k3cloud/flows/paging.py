@@ -67,8 +67,8 @@ def prefetched(pages: Iterable[T], depth: int = 1) -> Iterator[T]:
     """``pages``, pulled by a background thread up to ``depth`` items ahead of the caller.
 
     While the caller stages page n, the thread already waits for page n+1's answer: API latency and
-    database work overlap. The thread is the only one iterating ``pages``, so a hook behind it still sends
-    one request at a time — provided the caller makes no calls of its own on that hook meanwhile. An error
+    database work overlap. The thread is the only one iterating ``pages``; a hook behind it has at most its
+    ``reads_in_flight`` query requests out (its cursor queries read ahead by themselves). An error
     in the thread is raised in the caller; if the caller stops early, the thread finishes the call it is in
     and stops before the next one (this function returns only once it has).
     """
