@@ -49,6 +49,8 @@ class FxiaokeReads:
         page_size: int = 100,
         *,
         include_voided: bool = False,
+        after_id: str | None = None,
+        max_rows: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield pages (lists of records) of every row matching all ``filters`` (AND).
 
@@ -64,26 +66,38 @@ class FxiaokeReads:
             IN`` every value of the enum, one pass); with the connection extra ``voided_query: separate``, a
             second pass after the default query (:func:`with_voided`). Without it, the tenant's default decides.
             Ignored when a filter already names ``life_status``.
+        :param after_id: start the ``_id`` cursor after this id (resume a read that stopped at ``max_rows``).
+        :param max_rows: stop after the page that reaches this many rows, with no call beyond it (the caller
+            resumes with ``after_id`` = the last row's ``_id``). Only for ``_id``-cursor reads in one pass:
+            not with ``orders`` nor with the connection extra ``voided_query: separate``.
         """
         check_page_size(page_size)
+        cursor = {"after_id": after_id, "max_rows": max_rows}
+        if (after_id is not None or max_rows is not None) and (
+                orders or (include_voided and self.settings.voided_query != "folded"
+                           and not names_field([normalize_filter(f) for f in filters or []], LIFE_STATUS))):
+            raise ConfigError("after_id / max_rows resume an _id-cursor read in one pass: not with explicit "
+                              "orders, nor with the connection extra voided_query: separate")
         base_filters = [normalize_filter(f) for f in filters or []]
         wire_orders = [normalize_order(o) for o in orders or []]
         wanted = list(fields) if fields else None
         if not include_voided or names_field(base_filters, LIFE_STATUS):
-            return self._query_pass(object_api_name, base_filters, wire_orders, wanted, page_size)
+            return self._query_pass(object_api_name, base_filters, wire_orders, wanted, page_size, **cursor)
         if wanted and LIFE_STATUS not in wanted:
             wanted.append(LIFE_STATUS)
         if self.settings.voided_query == "folded":
             return self._query_pass(object_api_name, [*base_filters, every_life_status()], wire_orders, wanted,
-                                    page_size)
+                                    page_size, **cursor)
         return with_voided(lambda flt: self._query_pass(object_api_name, flt, wire_orders, wanted, page_size),
                            base_filters)
 
     def _query_pass(self, object_api_name: str, base_filters: list[dict[str, Any]], wire_orders: list[dict[str, Any]],
-                    fields: Sequence[str] | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
+                    fields: Sequence[str] | None, page_size: int, *, after_id: str | None = None,
+                    max_rows: int | None = None) -> Iterator[list[dict[str, Any]]]:
         """One paged query (the pages of :meth:`query_records` for one filter set)."""
         cursor_only = not wire_orders or wire_orders == [{"fieldName": "_id", "isAsc": True}]
-        paginator = IdCursorPaginator(page_size) if cursor_only else OffsetPaginator(page_size, wire_orders)
+        paginator = (IdCursorPaginator(page_size, last_id=after_id) if cursor_only
+                     else OffsetPaginator(page_size, wire_orders))
         path = data_path(object_api_name, "query")
         field_projection = projection(fields)
         rows = 0
@@ -111,6 +125,8 @@ class FxiaokeReads:
             rows += len(records)
             if total is not None and rows >= total:
                 paginator.has_next_page = False
+            if max_rows is not None and rows >= max_rows:
+                paginator.has_next_page = False  # the caller resumes after the last _id (no call beyond)
             if records:
                 yield records
         self.log.info("Queried %s: %s rows in %s pages", object_api_name, rows, paginator.pages)
@@ -126,6 +142,8 @@ class FxiaokeReads:
         page_size: int = 100,
         *,
         include_voided: bool = True,
+        after_id: str | None = None,
+        max_rows: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of rows with ``start_ms <= field < end_ms`` (half-open, so adjacent windows never overlap).
 
@@ -136,7 +154,7 @@ class FxiaokeReads:
             raise ConfigError(f"window must be integer ms with start < end, got [{start_ms!r}, {end_ms!r})")
         window = [(field, "GTE", [start_ms]), (field, "LT", [end_ms])]
         return self.query_records(object_api_name, [*window, *(filters or [])], fields=fields, page_size=page_size,
-                                  include_voided=include_voided)
+                                  include_voided=include_voided, after_id=after_id, max_rows=max_rows)
 
     def get_record(self, object_api_name: str, record_id: str) -> dict[str, Any]:
         """One record by ``_id``."""
