@@ -34,12 +34,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated customer counts for the memory-scaling runs (largest is the 100k target)")
     p.add_argument("--profile", choices=["fast", "both"], default="both",
                    help="fast: the bare simulators (+ L) only; both: also the realistic service-time profile (bench/realistic.py)")
+    p.add_argument("--realistic-customers", type=int, default=10_000,
+                   help="customers of the realistic profile (bench/realistic.py): its customers first sync and both "
+                        "per-record baselines; its orders are --orders")
+    p.add_argument("--single-thread-records", type=int, default=2000,
+                   help="records the realistic 1-thread Save-per-record baseline writes (M); its save time is also "
+                        "shown scaled to --realistic-customers (× N/M): 10 000 saves one by one take ~15 min")
     p.add_argument("--target-customers", type=int, default=20_000,
                    help="customers of the target-size fast-profile run and the everyday runs (bench/everyday.py); 0 skips it")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for latest.json / latest.md")
     args = p.parse_args(argv)
-    if args.customers < 1 or args.orders < 0 or args.latency_ms < 0 or args.target_customers < 0:
-        p.error("--customers must be >= 1, --orders >= 0, --latency-ms >= 0, --target-customers >= 0")
+    if (args.customers < 1 or args.orders < 0 or args.latency_ms < 0 or args.target_customers < 0
+            or args.realistic_customers < 1 or args.single_thread_records < 1):
+        p.error("--customers, --realistic-customers and --single-thread-records must be >= 1, --orders >= 0, "
+                "--latency-ms >= 0, --target-customers >= 0")
     args.memory_sizes = sorted({int(x) for x in args.memory_sizes.split(",") if x.strip()})
     return args
 
@@ -140,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     sys.path[:0] = [str(ROOT / "plugins")]
     with_orders, orders_note = orders_available()
-    print(f"bench: {args.customers} customers, {args.orders} orders, latency {args.latency_ms} ms; {orders_note}",
+    print(f"bench: {args.customers} customers, {args.orders} orders, latency {args.latency_ms} ms; realistic profile "
+          f"{args.realistic_customers} customers (1-thread baseline on {args.single_thread_records}); {orders_note}",
           flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="fxk3-bench-"))
     sims = Simulators().start()
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         total_s=time.perf_counter() - started, workdir=str(workdir),
     )
     if real is not None:
-        results["realistic"] = realistic.figures(real, seeded.lines)
+        results["realistic"] = realistic.figures(real)
         results["targets"] += realistic.targets(results["realistic"])
         results["raw_realistic"] = real
     if target is not None:
@@ -179,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     marker = "## Targets"
     sections = []
     if real is not None:
-        sections += realistic.markdown(results["realistic"], seeded.customers)
+        sections += realistic.markdown(results["realistic"])
     if target is not None:
         sections += everyday.markdown(results["target_size"])
     markdown = markdown.replace(marker, "\n".join(sections) + "\n" + marker, 1)

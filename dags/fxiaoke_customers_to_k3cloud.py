@@ -14,6 +14,8 @@ customer package, and writes them with `BatchSave`. It is incremental and idempo
   presence check of the ids the id map holds.
 
 **Tasks**: `extract_customers` → `transform_customers` → `load_customers` → `write_back_customers` → `report`.
+A window of more than 2,000 customers (a first sync, a big import) is read on by `load_customers` while it writes
+(docs/performance.md, "A big window").
 
 **Write-back.** `write_back_customers` writes the K3Cloud customer number to the CRM account where the CRM does not hold it (the mapping's `write_back:` block; README "Write-back").
 `report` fails (red) when any record was rejected or failed — after every good record was written.

@@ -22,9 +22,11 @@ are found by an hourly presence check of the ids the id map holds.
 **Tasks**: `extract_orders` → `sync_customers` → `transform_orders` → `load_orders` → `write_back_orders` → `report`.
 
 **Write-back.** `write_back_orders` writes the K3Cloud bill number and status (saved / in approval / audited /
-closed / cancelled) to the CRM order, refreshing the status every run — idle runs too — until the order is closed
-or cancelled (the mapping's `write_back:` block; README "Write-back"). The next run does not read an order again
-for our own update: only a later edit in the CRM brings it back.
+closed / cancelled) to the CRM order (the mapping's `write_back:` block; README "Write-back"). It refreshes the
+status of orders not yet closed or cancelled (one K3Cloud query per 500) in every run that loaded orders and,
+otherwise — idle runs too — in the first run of each hour (`refresh_every_minutes: 60`; `0` = every run): a status
+changed in K3Cloud reaches the CRM within the hour, 75 minutes at worst; an idle run makes 2 API calls, the hour's
+first 3. The next run does not read an order again for our own update: only a later edit in the CRM brings it back.
 
 **Trigger with config**: `since` / `until` (ISO 8601, no offset = Asia/Shanghai, or epoch ms), `ids` (CRM order
 ids; the watermark does not move), `full_resync`, `dry_run`, `parked_escalate_hours`, `void_action`

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .envelope import NOT_FOUND, STATE_CONFLICT, VALIDATION_FAILED, ApiError, param_error
-from .query import matching, page_bounds, projection_of, search_info
+from .query import id_page, matching, page_bounds, projection_of, search_info
 from . import rollup
 from .schema import DETAILS, OBJECTS, REFERENCE_TYPES, ObjectDef
 from .state import CallContext, SimState
@@ -117,13 +117,19 @@ def _searchable(sim: SimState, obj: ObjectDef, sqi: dict[str, Any]) -> dict[str,
     """Rows a search sees: the ``index_lag_s`` fault hides very recent writes (§3.5); with the
     ``query_includes_invalid`` switch off, voided rows are left out unless a filter names ``life_status``."""
     table = sim.store.table(obj.api_name)
+    keep = _visible(sim, sqi)
+    return table if keep is None else {k: r for k, r in table.items() if keep(r)}
+
+
+def _visible(sim: SimState, sqi: dict[str, Any]) -> Callable[[dict[str, Any]], bool] | None:
+    """What :func:`_searchable` keeps, as a test of one row (None: every row)."""
     lag = sim.faults.index_lag_ms
-    if lag:
-        cutoff = sim.clock.now_ms() - lag
-        table = {k: r for k, r in table.items() if r.get("last_modified_time", 0) <= cutoff}
-    if not sim.switches.query_includes_invalid and not _filters_on(sqi, "life_status"):
-        table = {k: r for k, r in table.items() if r.get("life_status") != "invalid"}
-    return table
+    cutoff = sim.clock.now_ms() - lag if lag else None
+    hide_invalid = not sim.switches.query_includes_invalid and not _filters_on(sqi, "life_status")
+    if cutoff is None and not hide_invalid:
+        return None
+    return lambda r: ((cutoff is None or r.get("last_modified_time", 0) <= cutoff)
+                      and not (hide_invalid and r.get("life_status") == "invalid"))
 
 
 def _filters_on(sqi: dict[str, Any], field_name: str) -> bool:
@@ -137,13 +143,16 @@ def query(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, An
     obj = _object(sim, ctx, data.get("dataObjectApiName"))
     sqi = search_info(data)
     offset, limit = page_bounds(sqi, strict_limit=sim.switches.strict_limit)
-    rows = matching(obj, _searchable(sim, obj, sqi), sqi)
     projection = projection_of(sqi.get("fieldProjection"))
     include_null = _flag(body.get("includeNull", data.get("includeNull")), False)
     with_total = _flag(data.get("find_explicit_total_num", body.get("find_explicit_total_num")), True)
-    page = [sim.store.render(obj, r, include_null=include_null, projection=projection)
-            for r in rows[offset:offset + limit]]
-    return {"data": {"dataList": page, "offset": offset, "limit": limit, "total": len(rows) if with_total else 0}}
+    keep = _visible(sim, sqi) or (lambda r: True)
+    found = id_page(obj, sim.store.table(obj.api_name), sqi, keep, offset=offset, limit=limit, with_total=with_total)
+    if found is None:
+        rows = matching(obj, _searchable(sim, obj, sqi), sqi)
+        found = rows[offset:offset + limit], len(rows) if with_total else 0
+    page = [sim.store.render(obj, r, include_null=include_null, projection=projection) for r in found[0]]
+    return {"data": {"dataList": page, "offset": offset, "limit": limit, "total": found[1]}}
 
 
 def find_simple(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, Any]:

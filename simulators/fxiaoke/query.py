@@ -7,6 +7,8 @@ included, as strings; list-valued fields (owner, select_many, …) use membershi
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
@@ -229,6 +231,43 @@ def matching(obj: ObjectDef, records: dict[str, dict[str, Any]], sqi: dict[str, 
     orders = parse_orders(obj, sqi.get("orders"))
     rows = [r for r in records.values() if all(p(r) for p in predicates)]
     return _sort(obj, rows, orders)
+
+
+def id_page(obj: ObjectDef, records: dict[str, dict[str, Any]], sqi: dict[str, Any], keep: Predicate, *,
+            offset: int, limit: int, with_total: bool) -> tuple[list[dict[str, Any]], int] | None:
+    """:func:`matching` for the deep-paging pattern (order by ``_id`` ascending, usually ``_id GT <cursor>``):
+    the same rows, found the way the real service's index finds them — from the cursor on, and without a total
+    only until the page is full. ``keep`` applies what :func:`matching`'s caller filtered out beforehand.
+    Returns (the page's rows, the total or 0), or None when the query is not of that shape."""
+    filters = sqi.get("filters") or []
+    if not isinstance(filters, list) or parse_orders(obj, sqi.get("orders")) != [("_id", True)]:
+        return None
+    after: str | None = None
+    predicates = []
+    for f in filters:
+        predicates.append(compile_filter(obj, f))  # validates every filter, as matching() does
+        if isinstance(f, dict) and f.get("field_name") == "_id" and f.get("operator") == "GT":
+            values = f.get("field_values")
+            value = values[0] if isinstance(values, list) and values else values
+            if isinstance(value, str) and (after is None or value > after):
+                after = value
+    ids = sorted(k for k, r in records.items() if k == r.get("_id"))
+    if len(ids) != len(records):
+        return None  # keys that are not the row's _id: take the general path
+    start = 0 if after is None else bisect.bisect_right(ids, after)
+    page: list[dict[str, Any]] = []
+    total = 0
+    need = offset + limit
+    for rid in itertools.islice(ids, start, None):
+        rec = records[rid]
+        if not keep(rec) or not all(p(rec) for p in predicates):
+            continue
+        total += 1
+        if offset < total <= need:
+            page.append(rec)
+        elif total > need and not with_total:
+            break
+    return page, (total if with_total else 0)
 
 
 def page_bounds(sqi: dict[str, Any], *, strict_limit: bool) -> tuple[int, int]:

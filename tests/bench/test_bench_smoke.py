@@ -19,7 +19,7 @@ def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--customers", "20", "--orders", "10", "--latency-ms", "0",
          "--transform-records", "2000", "--instructions-records", "0", "--memory-sizes", "200", "--target-customers",
-         "300", "--out", str(out)],
+         "300", "--realistic-customers", "30", "--single-thread-records", "10", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=840,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -61,12 +61,19 @@ def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
     if "not built yet" in results["orders"]:
         assert "orders" not in results["flows"]
     real = results["realistic"]  # the service-time profile: same flows, honest bound, both per-record baselines
-    assert real["flows"]["customers"]["written"] == 20 and real["flows"]["customers"]["status"] == "success"
+    # --realistic-customers 30: its own simulator data, apart from the fast profile's 20 customers
+    assert real["seeded"]["customers"] == 30 and real["seeded"]["orders"] == (10 if "orders" in results["flows"] else 0)
+    assert real["flows"]["customers"]["written"] == 30 and real["flows"]["customers"]["status"] == "success"
     raw = results["raw_realistic"]["flows"]["customers"]["first"]["api"]
-    assert raw["k3"]["modelled_seconds"] >= 20 * 0.040 - 1e-6  # 20 saved records × 40 ms were really served
+    assert raw["k3"]["modelled_seconds"] >= 30 * 0.040 - 1e-6  # 30 saved records × 40 ms were really served
     bound = real["flows"]["customers"]["bound"]
     assert bound["bound_s"] == max(bound["fx_s"], bound["k3_s"]) > 0
-    assert {b["threads"]: b["saved"] for b in real["baselines"].values()} == {1: 20, 4: 20}
+    # both baselines read all 30; the 1-thread one saves the first 10 (--single-thread-records) and is scaled
+    assert {b["threads"]: (b["records"], b["saved"]) for b in real["baselines"].values()} == {1: (30, 10), 4: (30, 30)}
+    one = real["baselines"]["1"]
+    assert one["scaled_from"] == 10 and one["wall_at_n_s"] > one["wall_s"]
+    assert "measured on 10, × 30/10" in markdown and "scaled, not measured" in markdown
+    assert real["max_speedup"]["ratio"] < 3  # the profile's own ceiling, printed beside the ≥ 3× target
     assert any(t["target"].startswith("realistic customers: speed-up over a 4-thread") for t in results["targets"])
     for heading in ("## First sync", "## Second pass", "## Baseline", "## Mapping engine and memory",
                     "## Realistic profile: the honest bound", "## Targets"):
@@ -85,6 +92,8 @@ def test_bench_writes_json_and_markdown_with_every_figure(tmp_path):
                              capture_output=True, text=True, timeout=60)
     assert summary.returncode == 0, summary.stderr
     assert "| fast profile, customers | 300 |" in summary.stdout and "1 % of 300 changed" in summary.stdout
+    assert "| realistic profile, customers | 30 |" in summary.stdout and "(measured on 10: " in summary.stdout
+    assert "Largest speed-up over the 4-thread per-record writer" in summary.stdout
     assert summary.stdout.count("PASS") + summary.stdout.count("FAIL") + summary.stdout.count("n/a") >= len(results["targets"])
 
 

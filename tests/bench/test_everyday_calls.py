@@ -16,6 +16,7 @@ from flows.conftest import airflow_db, audit_url, dagbag, run_dag, sims, store  
 from fxiaoke_k3cloud.hooks.fxiaoke_throttle import clear_shared_throttles
 from fxiaoke_k3cloud.hooks.fxiaoke_token import clear_process_caches
 from flows.test_orders_flow import line, order, products, seed
+from flows.test_writeback import clock  # noqa: F401 — the write-back's clock, moved by hand
 from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 from mapping.crm_records import account
 
@@ -148,7 +149,8 @@ def _last_run_records(store) -> list[dict]:
     return run_records(store, run["id"])
 
 
-def test_an_orders_run_with_nothing_to_do_costs_two_crm_calls_and_the_status_query(dagbag, sims, store, fernet_key):
+def test_an_orders_run_with_nothing_to_do_costs_two_crm_calls_and_the_hourly_status_query(dagbag, sims, store,
+                                                                                          fernet_key, clock):
     p = products(sims.fx)
     accounts = [account(i) for i in (1, 2)]
     orders = [order(i, accounts[i - 1]["_id"]) for i in (1, 2)]
@@ -164,7 +166,18 @@ def test_an_orders_run_with_nothing_to_do_costs_two_crm_calls_and_the_status_que
     assert dr.state == "success", states
     # The orders window and the lines changed since it started, voided rows in the same queries. The first run's
     # write-back moved both orders' last_modified_time: those are its echoes, not read again (0 extracted, no CRM
-    # update). The orders write-back (on since the echo skip) refreshes the status of orders not yet closed or
-    # cancelled every run: one ExecuteBillQuery per 500 open orders in the deployment's shared session (2 → 3 calls).
-    assert noop == {"fx": {QUERY: 2}, "k3": {"ExecuteBillQuery": 1}}, noop
+    # update). The orders write-back refreshes the status of orders not yet closed or cancelled once an hour
+    # (write_back.refresh_every_minutes: 60) and in runs that loaded orders: the first run made this hour's, so
+    # this run asks K3Cloud nothing (3 → 2 calls).
+    assert noop == {"fx": {QUERY: 2}, "k3": {}}, noop
     assert store.recent_runs("orders", limit=1)[0]["extracted"] == 0
+
+    # The first run of the next hour makes the hour's refresh: one ExecuteBillQuery per 500 open orders, in the
+    # deployment's shared session (no login) — 3 calls in 1 scheduled run of 4.
+    clock.advance(60)
+    _fresh_task_processes()
+    before = _calls(sims)
+    dr, states = run_dag(dagbag, ORDERS_DAG)
+    hourly = _diff(before, _calls(sims))
+    assert dr.state == "success", states
+    assert hourly == {"fx": {QUERY: 2}, "k3": {"ExecuteBillQuery": 1}}, hourly

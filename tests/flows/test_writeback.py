@@ -49,6 +49,28 @@ def assert_echo_run(dagbag, sims, store, dag_id: str = ORDERS, flow: str = "orde
     assert crm_updates(sims.fx) == updates, "a run updated the CRM although nothing changed in K3Cloud"
 
 
+class Clock:
+    """The write-back's clock (``writeback.clock_ms``) held still half past an hour, moved by hand: the status
+    refresh period (``refresh_every_minutes``, 60 in the shipped mapping) elapses without sleeping."""
+
+    HOUR_MS = 3_600_000
+
+    def __init__(self, monkeypatch) -> None:
+        from fxiaoke_k3cloud.flows import writeback
+
+        real = writeback.clock_ms()
+        self.ms = (real // self.HOUR_MS + 1) * self.HOUR_MS + self.HOUR_MS // 2  # past any refresh already stamped
+        monkeypatch.setattr(writeback, "clock_ms", lambda: self.ms)
+
+    def advance(self, minutes: int) -> None:
+        self.ms += minutes * 60_000
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    return Clock(monkeypatch)
+
+
 def writeback_rows(store, flow: str) -> list[dict]:
     from fxiaoke_k3cloud.flows.queries import run_records
 
@@ -56,8 +78,7 @@ def writeback_rows(store, flow: str) -> list[dict]:
     return [r for r in run_records(store, run["id"]) if r["entity"].endswith("_writeback")]
 
 
-def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(dagbag, sims, store,
-                                                                             ):
+def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(dagbag, sims, store, clock):
     from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
 
     p = products(sims.fx)
@@ -91,19 +112,31 @@ def test_order_gets_number_and_status_then_later_audit_and_close_reach_the_crm(d
     # (The next run reads the edited order once more — its time is inside the 10-minute look-back, and no echo:
     # the write-back had nothing new to write — and finds it unchanged.)
 
-    # A K3Cloud user submits and audits the order; the next run (nothing changed in the CRM) tells the CRM.
+    # A K3Cloud user submits and audits the order. Nothing changed in the CRM: the runs of this hour ask K3Cloud
+    # nothing (the loading run above refreshed the statuses); the first run of the next hour tells the CRM.
     k3 = K3CloudHook(retry_wait_s=0)
     k3.submit("SAL_SaleOrder", numbers=["SO000001"])
     k3.audit("SAL_SaleOrder", numbers=["SO000001"])
-    queries = k3_calls(sims.k3, "ExecuteBillQuery")
+    refreshed = store.get_watermark("orders:write_back_refresh")
+    assert refreshed == clock.ms  # by the run that loaded the edit
+    clock.advance(29)  # 59 minutes past the hour
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success", states
+    assert crm(sims.fx, "SalesOrderObj")[o["_id"]][STATUS] == "已保存"
+    assert store.get_watermark("orders:write_back_refresh") == refreshed  # no status read
+    clock.advance(2)  # 1 minute past the next hour
     dr, states = run_dag(dagbag, ORDERS)
     assert dr.state == "success", states
     assert crm(sims.fx, "SalesOrderObj")[o["_id"]][STATUS] == "已审核"
-    assert k3_calls(sims.k3, "ExecuteBillQuery") > queries  # the status was read from K3Cloud
+    assert store.get_watermark("orders:write_back_refresh") == clock.ms
+    queries = k3_calls(sims.k3, "ExecuteBillQuery")
     assert_echo_run(dagbag, sims, store)  # the status update's echo: not read again either
+    assert k3_calls(sims.k3, "ExecuteBillQuery") == queries  # nor the status, in that hour
 
-    # Closed in K3Cloud: the CRM learns it; closed is final, so later runs ask K3Cloud nothing about it.
+    # Closed in K3Cloud: the next hour's first run tells the CRM; closed is final, so later runs ask K3Cloud
+    # nothing about it.
     k3.execute_operation("SAL_SaleOrder", "CloseBill", numbers=["SO000001"])
+    clock.advance(60)
     dr, states = run_dag(dagbag, ORDERS)
     assert crm(sims.fx, "SalesOrderObj")[o["_id"]][STATUS] == "已关闭"
     assert pending(store, "order", track_status=True) == []  # nothing left for the write-back to read in K3Cloud
@@ -151,8 +184,7 @@ def test_customer_number_is_written_only_where_the_crm_field_is_empty(dagbag, si
     assert writeback_rows(store, "customers") == []  # the legacy value was reported once, not every run
 
 
-def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(dagbag, sims, store,
-                                                                              ):
+def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(dagbag, sims, store, clock):
     from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
 
     p = products(sims.fx)
@@ -178,6 +210,7 @@ def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(
     for gone in (voided, deleted):
         fx.invalid_record("SalesOrderObj", gone["_id"])
     fx.delete_records("SalesOrderObj", [deleted["_id"]])
+    clock.advance(60)  # the next hour: the statuses are refreshed
     dr, states = run_dag(dagbag, ORDERS)
     assert states["load_orders"] == "success" and states["write_back_orders"] == "success", states
     assert states["report"] == "failed"  # red: one write-back failed (after every good record landed)
@@ -200,7 +233,8 @@ def test_a_refused_or_voided_write_back_is_an_outcome_and_the_orders_still_land(
     assert [r["outcome"] for r in run_records(store, run_pk) if r["source_id"] == voided["_id"]] == ["reported"]
     assert store.run_summary(run_pk)["by_entity"]["order_writeback"] == {"failed": 1, "reported": 1}
 
-    # The cause cleared: the next run writes the refused one back; the voided one is not reported again.
+    # The cause cleared: the next run — same hour, but a write was refused, so the refresh is not counted as made
+    # — reads the statuses again and writes the refused one back; the voided one is not reported again.
     sims.fx._admin("POST", "config", {"required_fields": {}})
     dr, states = run_dag(dagbag, ORDERS)
     assert dr.state == "success", states
@@ -258,6 +292,10 @@ def test_a_write_back_field_the_crm_lacks_fails_the_step_once_naming_the_field(d
     ("write_back:\n  enabled: true\n", "name number_field, status_field or both"),
     ("write_back:\n  number_field: a__c\n  status_field: a__c\n", "must differ"),
     ("write_back:\n  number_field: a__c\n  statuses: {}\n", "unknown key"),
+    ("write_back:\n  status_field: a__c\n  refresh_every_minutes: -1\n", "whole number of minutes from 0"),
+    ("write_back:\n  status_field: a__c\n  refresh_every_minutes: 1h\n", "got '1h'"),
+    ("write_back:\n  status_field: a__c\n  refresh_every_minutes: 1441\n", "to 1440 (a day)"),
+    ("write_back:\n  status_field: a__c\n  refresh_every_minutes: true\n", "got True"),
 ])
 def test_a_bad_write_back_block_fails_with_the_key(block, message):
     from fxiaoke_k3cloud.errors import MappingError
@@ -268,4 +306,72 @@ def test_a_bad_write_back_block_fails_with_the_key(block, message):
     text = text[:text.index("write_back:")] + block
     with pytest.raises(MappingError) as err:
         parse_mapping(text, file="customers.yaml")
-    assert message in str(err.value) and "write_back" in str(err.value)
+    assert message in str(err.value) and "write_back" in str(err.value) and "customers.yaml" in str(err.value)
+    if "refresh_every_minutes" in block:  # the file and the key, then what is allowed
+        assert str(err.value).startswith("customers.yaml: write_back.refresh_every_minutes: a whole number"), err.value
+
+
+def test_a_run_that_loads_orders_refreshes_every_open_status_at_once(dagbag, sims, store, clock):
+    from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
+    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+    p = products(sims.fx)
+    acc = account(1)
+    audited, edited = order(1, acc["_id"]), order(2, acc["_id"])
+    seed(sims.fx, [acc], [audited, edited], [line(x["_id"], 1, p["MAT-0001"]) for x in (audited, edited)])
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success", states
+    K3CloudHook(retry_wait_s=0).submit("SAL_SaleOrder", numbers=["SO000001"])
+    assert_echo_run(dagbag, sims, store)  # same hour, nothing loaded: the submit is not read yet
+    assert crm(sims.fx, "SalesOrderObj")[audited["_id"]][STATUS] == "已保存"
+
+    # A CRM user edits the other order (no new order, no first write-back): the run updates it in K3Cloud, and
+    # since it loaded, it reads every open status at once — the submitted one's too.
+    FxiaokeHook(retry_wait_s=0).update_record("SalesOrderObj", edited["_id"], {"remark": "改了备注"})
+    clock.advance(1)
+    dr, states = run_dag(dagbag, ORDERS)
+    assert dr.state == "success", states
+    assert last_run(store)["updated"] == 1 and last_run(store)["created"] == 0
+    assert crm(sims.fx, "SalesOrderObj")[audited["_id"]][STATUS] == "审核中"
+    assert store.get_watermark("orders:write_back_refresh") == clock.ms
+
+
+def test_refresh_every_minutes_0_reads_the_statuses_every_run(dagbag, sims, store, clock, tmp_path, monkeypatch):
+    import shutil
+
+    from fxiaoke_k3cloud.flows.specs import mappings_dir
+    from fxiaoke_k3cloud.hooks.k3cloud import K3CloudHook
+
+    for f in mappings_dir().glob("*.yaml"):
+        shutil.copy(f, tmp_path / f.name)
+    path = tmp_path / "sales_orders.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("refresh_every_minutes: 60", "refresh_every_minutes: 0"),
+                    encoding="utf-8")
+    assert "refresh_every_minutes: 0" in path.read_text(encoding="utf-8")
+    monkeypatch.setenv("SYNC_MAPPINGS_DIR", str(tmp_path))
+    p = products(sims.fx)
+    acc = account(1)
+    o = order(1, acc["_id"])
+    seed(sims.fx, [acc], [o], [line(o["_id"], 1, p["MAT-0001"])])
+    run_dag(dagbag, ORDERS)
+    K3CloudHook(retry_wait_s=0).submit("SAL_SaleOrder", numbers=["SO000001"])
+    queries = k3_calls(sims.k3, "ExecuteBillQuery")
+    dr, states = run_dag(dagbag, ORDERS)  # same minute, nothing changed in the CRM
+    assert dr.state == "success", states
+    assert crm(sims.fx, "SalesOrderObj")[o["_id"]][STATUS] == "审核中"
+    assert k3_calls(sims.k3, "ExecuteBillQuery") - queries == 1
+
+
+def test_refresh_periods_are_fixed_slices_of_the_clock():
+    from fxiaoke_k3cloud.flows.writeback import refresh_due
+    from fxiaoke_k3cloud.mapping.schema import WriteBack
+
+    hourly, every_run = WriteBack(status_field="s__c"), WriteBack(status_field="s__c", refresh_every_minutes=0)
+    assert hourly.refresh_every_minutes == 60
+    h = 3_600_000 * 500_000
+    due = lambda cfg, last, now, **kw: refresh_due(cfg, last, now, **{"loaded": False, "first_look": False, **kw})
+    assert due(hourly, None, h)  # never refreshed
+    assert not due(hourly, h + 5_000, h + 3_599_999)  # the same hour
+    assert due(hourly, h + 3_599_000, h + 3_600_000)  # the next hour's first run, however close to the last
+    assert due(hourly, h + 5_000, h + 5_001, loaded=True) and due(hourly, h, h + 1, first_look=True)
+    assert due(every_run, h, h)

@@ -203,3 +203,13 @@ def test_pages_in_reads_batches_side_by_side_within_the_hook_s_requests_in_fligh
     assert calls(fxiaoke, QUERY) - sequential_calls == sequential_calls == 20
     # Four batches at once, each a cursor query with three pages in flight of its own, and yet four at most.
     assert fxiaoke.stats()["max_in_flight_seen"] == 4
+
+
+def test_max_rows_sends_no_request_beyond_its_page_and_after_id_resumes_in_parallel(fxiaoke, readers):
+    ids = seed_accounts(fxiaoke, 730, last_modified_time=TIE_MS)
+    fxiaoke.faults({"latency_ms": 30})
+    first = read(hook(), max_rows=250)  # pages of 100: the third reaches 250
+    assert first == sorted(ids)[:300] and calls(fxiaoke, QUERY) == 3
+    rest = read(hook(), after_id=first[-1])
+    assert first + rest == sorted(ids) and calls(fxiaoke, QUERY) == 3 + 5
+    assert fxiaoke.stats()["max_in_flight_seen"] == 4 and [r.fallbacks for r in readers] == [0, 0]

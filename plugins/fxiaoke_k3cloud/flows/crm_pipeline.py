@@ -25,6 +25,7 @@ from fxiaoke_k3cloud.flows.load import load_staged
 from fxiaoke_k3cloud.flows.mappings import flow_mapping
 from fxiaoke_k3cloud.flows.specs import FlowSpec, flow_hook
 from fxiaoke_k3cloud.flows.stage import Stage
+from fxiaoke_k3cloud.flows.stream import hand_off_rows, staged_cursor
 from fxiaoke_k3cloud.flows.transform import transform_staged
 from fxiaoke_k3cloud.flows.window import EPOCH, Window
 from fxiaoke_k3cloud.hooks.fxiaoke import FxiaokeHook
@@ -39,16 +40,24 @@ class FxiaokeSource:
     def extract(self, spec: FlowSpec, store: Any, run_pk: int, window: Window, params: Mapping[str, Any]) -> dict[str, Any]:
         hook = FxiaokeHook()
         stage = Stage(store)
-        read = flow_hook(spec, "extract") or extract_records
-        extracted, retried = read(spec, hook, store, stage, run_pk, window, ids=params["ids"])
+        custom = flow_hook(spec, "extract")
+        rows = hand_off_rows(spec, hook, params)
+        if custom is not None:
+            extracted, retried = custom(spec, hook, store, stage, run_pk, window, ids=params["ids"])
+        else:
+            extracted, retried = extract_records(spec, hook, store, stage, run_pk, window, ids=params["ids"],
+                                                 hand_off_rows=rows)
+        more = staged_cursor(stage, run_pk) is not None  # the load reads the rest of the window (:mod:`.stream`)
         if not params["ids"]:
-            report_future_records(spec, hook, store, run_pk, int(datetime.now(timezone.utc).timestamp() * 1000))
+            report_future_records(spec, hook, store, run_pk, int(datetime.now(timezone.utc).timestamp() * 1000),
+                                  backlog=more)
         log.info("%s: extracted %s records (%s earlier failures/parked retried), Fxiaoke calls: %s",
                  spec.name, extracted, retried, hook.calls.as_dict())
         # Nothing staged (no record, retry, deletion or void) and not a run that checks every target (full
         # resync): the later steps would read an empty stage, so the DAG skips them (dag_factory).
         idle = window.start > EPOCH and stage.is_empty(run_pk)
-        return {"extracted": extracted, "retried": retried, **({"nothing_to_do": True} if idle else {})}
+        return {"extracted": extracted, "retried": retried, **({"read_on_in_load": True} if more else {}),
+                **({"nothing_to_do": True} if idle else {})}
 
 
 class K3CloudTarget:

@@ -23,6 +23,7 @@ from fxiaoke_k3cloud.flows.paging import ID_BATCH, dedupe_latest, new_records, p
 from fxiaoke_k3cloud.flows.queries import RETRY_LIMIT, failed_source_ids
 from fxiaoke_k3cloud.flows.source_changes import find_deleted
 from fxiaoke_k3cloud.flows.specs import FlowSpec
+from fxiaoke_k3cloud.flows.stream import CURSOR_KIND, WindowRead, hand_off
 from fxiaoke_k3cloud.flows.window import Window, from_ms
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def retry_source_ids(spec: FlowSpec, store: Any) -> list[str]:
 
 
 def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: int, window: Window, *,
-                    ids: list[str]) -> tuple[int, int]:
+                    ids: list[str], hand_off_rows: int | None = None) -> tuple[int, int]:
     """Stage the records to sync this run; returns (records staged, earlier failures re-read).
 
     With ``ids`` only those records are read. Otherwise the window is read, and records whose last outcome
@@ -73,8 +74,12 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
     the next CRM edit: nothing accepted is lost. Window runs also look for synced records deleted in the CRM
     (:func:`check_presence`, at most hourly). A window record whose only change is the flow's own write-back
     is not staged (:mod:`.echoes`).
+
+    :param hand_off_rows: read at most this many rows of the window here; a bigger window's cursor is staged
+        (kind ``cursor``) and the load reads the rest while it writes (:mod:`.stream`).
     """
     stage.clear_kind(run_pk, "raw")
+    stage.clear_kind(run_pk, CURSOR_KIND)
     seen: set[str] = set()
     count = 0
     if ids:
@@ -86,10 +91,12 @@ def extract_records(spec: FlowSpec, hook: Any, store: Any, stage: Any, run_pk: i
                         ", ".join(missing[:20]))
         return count, 0
     echoes = Echoes.for_window(spec, store, window)
-    for page in echoes.filtered(prefetched(hook.query_window(spec.source_object, spec.modified_field,
-                                                             window.start_ms, window.end_ms))):
+    read = WindowRead(hook, spec, window, max_rows=hand_off_rows)
+    for page in echoes.filtered(prefetched(read.pages())):
         count += stage.append(run_pk, "raw", new_records(page, seen))
     echoes.log(spec)
+    if read.stopped_early:
+        hand_off(stage, run_pk, window, read.last_id, read.rows)
     retry_ids = [sid for sid in retry_source_ids(spec, store) if sid not in seen]
     for page in prefetched(pages_in(hook, spec.source_object, "_id", retry_ids, include_voided=True)):
         count += stage.append(run_pk, "raw", new_records(page, seen))
@@ -110,17 +117,21 @@ FUTURE_CHECK_EVERY_MS = 60 * 60 * 1000  # one extra query per flow and hour, not
 FUTURE_CHECK_DEFER_CALLS = 50
 
 
-def report_future_records(spec: FlowSpec, hook: Any, store: Any, run_pk: int, now_ms: int) -> int:
+def report_future_records(spec: FlowSpec, hook: Any, store: Any, run_pk: int, now_ms: int, *,
+                          backlog: bool = False) -> int:
     """Reject (with a reason) CRM records whose modified time is in the future.
 
     Every window ends at the run time, so such a record (clock skew, a bad import) would never be
     extracted and never reported. Checked once an hour per flow; returns how many were found.
+
+    :param backlog: the run hands a big window's rest to its load (:mod:`.stream`): deferred like a run that
+        already sent many calls (its query would take a slot of the window the load's reads need).
     """
     key = f"{spec.name}:future-check"
     last = store.get_watermark(key)
     if last is not None and now_ms - last < FUTURE_CHECK_EVERY_MS:
         return 0
-    if hook.calls.total >= FUTURE_CHECK_DEFER_CALLS and (last is None or now_ms - last < 2 * FUTURE_CHECK_EVERY_MS):
+    if (backlog or hook.calls.total >= FUTURE_CHECK_DEFER_CALLS) and (last is None or now_ms - last < 2 * FUTURE_CHECK_EVERY_MS):
         # Deferred at most one hour past due, so a deployment whose every run is big still checks hourly-ish.
         if last is None:
             store.set_watermark(key, now_ms - FUTURE_CHECK_EVERY_MS, None)  # due from now

@@ -22,6 +22,7 @@ flight across all tasks. The main thread beats the run's heartbeat and renews it
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections import Counter
@@ -38,6 +39,7 @@ from fxiaoke_k3cloud.flows.load_persist import persist, record_outcomes_isolated
 from fxiaoke_k3cloud.flows.load_plan import LoadPlan, LoadResult, Package, Target, chunks, is_duplicate_number
 from fxiaoke_k3cloud.flows.load_write import Loader
 from fxiaoke_k3cloud.flows.specs import FlowSpec
+from fxiaoke_k3cloud.flows.stream import Remainder
 from fxiaoke_k3cloud.flows.window import EPOCH
 
 __all__ = ["HEARTBEAT_EVERY_S", "LOAD_CHUNK", "LoadPlan", "LoadResult", "Loader", "Package", "Target", "chunks",
@@ -140,21 +142,34 @@ def load_staged(spec: FlowSpec, store: Any, hook: Any, run_pk: int, *, dry_run: 
 
     mapping = load_mapping(spec.mapping_path)
     counts: Counter = Counter()
-    staged = Stage(store).chunks(run_pk, "package", LOAD_CHUNK)
-    if dry_run:
-        for rows in staged:
-            packages = [Package.from_stage(row) for row in rows]
-            counts.update(_dry_run(spec, store, run_pk, mapping, packages, already=counts["skipped"]))
-        log.info("%s: %s", spec.name, dict(counts))
-        return dict(counts)
-    if verify_presence is None:
-        verify_presence = reads_everything(store, run_pk)
-    n = in_flight(hook) if max_in_flight is None else max_in_flight
-    log.info("%s: loading with up to %s K3Cloud request(s) in flight", spec.name, n)
-    counts.update(_load_in_flight(spec, store, hook, run_pk, mapping, staged, n, verify_presence=verify_presence))
-    record_entry_ids(spec, store, hook, run_pk, mapping)
-    counts.update(apply_staged_changes(spec, store, hook, run_pk, mapping, void_action=void_action))
+    # A big window's rest is read (from now on, in a reader thread) and mapped while the staged packages are
+    # written, and its packages join the same writers (:mod:`.stream`).
+    rest = Remainder.open(spec, store, run_pk)
+    try:
+        staged = itertools.chain(Stage(store).chunks(run_pk, "package", LOAD_CHUNK),
+                                 rest.packages(LOAD_CHUNK) if rest else ())
+        if dry_run:
+            for rows in staged:
+                packages = [Package.from_stage(row) for row in rows]
+                counts.update(_dry_run(spec, store, run_pk, mapping, packages, already=counts["skipped"]))
+        else:
+            if verify_presence is None:
+                verify_presence = reads_everything(store, run_pk)
+            n = in_flight(hook) if max_in_flight is None else max_in_flight
+            log.info("%s: loading with up to %s K3Cloud request(s) in flight", spec.name, n)
+            counts.update(_load_in_flight(spec, store, hook, run_pk, mapping, staged, n,
+                                          verify_presence=verify_presence))
+    finally:
+        if rest:
+            rest.close()
+    streamed = dict(rest.counts) if rest else {}
+    if not dry_run:
+        record_entry_ids(spec, store, hook, run_pk, mapping)
+        counts.update(apply_staged_changes(spec, store, hook, run_pk, mapping, void_action=void_action))
     log.info("%s: %s", spec.name, dict(counts))
+    if streamed:  # records the load read itself, and what the mapping made of them (the transform's counts)
+        counts["streamed"] = streamed.pop("streamed")
+        return {**dict(counts), "streamed_mapping": streamed}
     return dict(counts)
 
 

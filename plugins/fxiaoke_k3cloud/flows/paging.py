@@ -70,48 +70,62 @@ def prefetched(pages: Iterable[T], depth: int = 1) -> Iterator[T]:
     database work overlap. The thread is the only one iterating ``pages``; a hook behind it has at most its
     ``reads_in_flight`` query requests out (its cursor queries read ahead by themselves). An error
     in the thread is raised in the caller; if the caller stops early, the thread finishes the call it is in
-    and stops before the next one (this function returns only once it has).
+    and stops before the next one (this function returns only once it has). The thread starts with the first
+    item asked for; :class:`Prefetched` starts it at once.
     """
-    items: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
+    yield from Prefetched(pages, depth)
 
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
+
+class Prefetched:
+    """:func:`prefetched` whose thread starts when the object is made (the first items are fetched while the
+    caller does other work); iterate it once, or :meth:`close` it (waits for the thread)."""
+
+    def __init__(self, pages: Iterable[T], depth: int = 1) -> None:
+        self._items: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._pages = pages
+        self._worker = threading.Thread(target=self._produce, name="prefetch-pages", daemon=True)
+        self._worker.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
             try:
-                items.put(item, timeout=0.05)
+                self._items.put(item, timeout=0.05)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
-        iterator = iter(pages)
+    def _produce(self) -> None:
+        iterator = iter(self._pages)
         try:
             for page in iterator:
-                if not put(("page", page)):
+                if not self._put(("page", page)):
                     return
-            put(("done", None))
+            self._put(("done", None))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread and raised there
-            put(("error", exc))
+            self._put(("error", exc))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
 
-    worker = threading.Thread(target=produce, name="prefetch-pages", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "page":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
-        worker.join()
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                kind, value = self._items.get()
+                if kind == "page":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._worker.join()
 
 
 def dedupe_latest(records: Iterable[dict[str, Any]], modified_field: str) -> list[dict[str, Any]]:

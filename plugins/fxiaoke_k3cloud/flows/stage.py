@@ -113,6 +113,12 @@ class Stage:
                 out.extend(_loads(p, kind) for (p,) in conn.execute(query))
         return out
 
+    def source_ids(self, run_pk: int, kind: str) -> set[str]:
+        """The keys of the run's staged rows of this kind."""
+        with self.engine.connect() as conn:
+            return {str(sid) for (sid,) in conn.execute(
+                sa.select(sync_stage.c.source_id).where(sync_stage.c.run == run_pk, sync_stage.c.kind == kind))}
+
     def count(self, run_pk: int, kind: str) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(sync_stage)

@@ -177,6 +177,8 @@ def report(flow: str, context: Mapping[str, Any]) -> dict[str, Any]:
     summary = store.run_summary(run_pk)
     counts = {k: int(v) for k, v in summary["records"].items()}
     counts["extracted"] = int(extracted.get("extracted", 0))
+    if extracted.get("read_on_in_load"):  # the load read the rest of a big window (flows/stream.py), maybe twice
+        counts["extracted"] = Stage(store).count(run_pk, "raw")
     problems = counts.get("rejected", 0) + counts.get("failed", 0)
     escalated = _escalate_parked(spec, store, context)
     if loaded is None and extracted.get("nothing_to_do"):

@@ -135,39 +135,51 @@ def transform_staged(spec: FlowSpec, store: Any, run_pk: int) -> dict[str, int]:
 
 
 def _transform_staged(spec: FlowSpec, store: Any, run_pk: int, hooks: list[Any]) -> dict[str, int]:
-    mapping = flow_mapping(spec)
     stage = Stage(store)
     stage.clear_kind(run_pk, "package")
     stage.clear_kind(run_pk, "void")
-    k3_hook = None
     counts = {"packages": 0, "rejected": 0, "held": 0, "reported": 0, "parked": 0}
     read_lines = flow_hook(spec, "staged_lines") or _staged_lines
+    mapping = flow_mapping(spec)
     for records in stage.chunks(run_pk, "raw", TRANSFORM_CHUNK):
-        frame = pd.DataFrame.from_records(records)
         lines: list[dict[str, Any]] = []
         if mapping.entries is not None:
             lines = read_lines(stage, run_pk, [str(r["_id"]) for r in records])
-        lookups = None
-        if mapping.lookups:  # declared lookups are always built, whatever the mapping's shape
-            if k3_hook is None:
-                hooks.append(k3_hook := K3CloudHook())
-            lookups = build_lookups(spec, mapping, store, k3_hook, records, lines)
-        lines_frame = pd.DataFrame.from_records(lines) if lines else None
-        result = transform(mapping, frame, lines=lines_frame, lookups=lookups)
-        modified = {str(r["_id"]): r.get(spec.modified_field) for r in records}
-        entry_ids = known_entry_ids(spec, store, result.packages) if mapping.entries is not None else None
-        counts["packages"] += stage.append(
-            run_pk, "package",
-            (package_from_mapping(p, mapping.target.pk, modified.get(p.source_id), entry_ids)
-             for p in result.packages),
-            key="source_id")
-        numbers = target_numbers(mapping, frame) if result.rejected or result.parked else None
-        stage.append(run_pk, "void", audit_transform_outcomes(spec, store, run_pk, result, numbers), key="source_id")
-        for key, n in result.counts.items():
-            if key in counts and key != "packages":
-                counts[key] += n
+        for key, n in map_records(spec, store, run_pk, records, lines, hooks)[0].items():
+            counts[key] += n
     log.info("%s: %s", spec.name, counts)
     return counts
+
+
+def map_records(spec: FlowSpec, store: Any, run_pk: int, records: list[dict[str, Any]],
+                lines: list[dict[str, Any]], hooks: list[Any]) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Map one chunk of CRM records: stage its packages (kind ``package``) and the voided records that reached
+    K3Cloud (kind ``void``), audit every record not passed on; returns (counts, the staged package rows).
+
+    :param hooks: the K3Cloud hook the lookups use is opened on first need and appended here (the caller
+        closes it).
+    """
+    mapping = flow_mapping(spec)
+    stage = Stage(store)
+    frame = pd.DataFrame.from_records(records)
+    lookups = None
+    if mapping.lookups:  # declared lookups are always built, whatever the mapping's shape
+        if not hooks:
+            hooks.append(K3CloudHook())
+        lookups = build_lookups(spec, mapping, store, hooks[0], records, lines)
+    lines_frame = pd.DataFrame.from_records(lines) if lines else None
+    result = transform(mapping, frame, lines=lines_frame, lookups=lookups)
+    modified = {str(r["_id"]): r.get(spec.modified_field) for r in records}
+    entry_ids = known_entry_ids(spec, store, result.packages) if mapping.entries is not None else None
+    rows = [package_from_mapping(p, mapping.target.pk, modified.get(p.source_id), entry_ids) for p in result.packages]
+    counts = {"packages": stage.append(run_pk, "package", rows, key="source_id"),
+              "rejected": 0, "held": 0, "reported": 0, "parked": 0}
+    numbers = target_numbers(mapping, frame) if result.rejected or result.parked else None
+    stage.append(run_pk, "void", audit_transform_outcomes(spec, store, run_pk, result, numbers), key="source_id")
+    for key, n in result.counts.items():
+        if key in counts and key != "packages":
+            counts[key] += n
+    return counts, rows
 
 
 def _staged_lines(stage: Any, run_pk: int, source_ids: list[str]) -> list[dict[str, Any]]:

@@ -7,7 +7,14 @@ block of the flow's mapping (``mapping.schema.WriteBack``). Each run, also an id
    K3Cloud document changed since (another id or number), or — when a status is written — whose last state is
    not final (closed and cancelled are final);
 2. reads those documents' states with one ExecuteBillQuery per ``K3_CHUNK`` numbers (header fields only); when
-   only the number is written, K3Cloud is not called at all (the id map holds it);
+   only the number is written, K3Cloud is not called at all (the id map holds it). The status *refresh* — open
+   records nothing but K3Cloud could have changed — is :func:`refresh_due`: once per ``refresh_every_minutes``
+   period (default 60: the first run of each hour; 0 = every run), and at once when the run loaded records
+   (created/updated in K3Cloud) or a record wants its first write-back (new, or another K3Cloud document). A
+   refresh counts as made (watermark ``<flow>:write_back_refresh``) only when every write it led to succeeded, so
+   a refused or untried write is read and tried again by the next run. Other runs leave K3Cloud alone, so an idle
+   run costs the flow's window queries only; a status changed in K3Cloud reaches the CRM within one period plus
+   one schedule interval (75 min with the defaults);
 3. compares what the CRM should show with what was last written (table ``sync_write_back``): equal → nothing;
 4. for the rest reads the CRM records (one query per ``CRM_CHUNK``), leaves deleted and voided ones alone
    (``reported``, unless the flow's own void/delete handling gave the record an outcome in this run already) and
@@ -56,6 +63,7 @@ CRM_CHUNK = 100  # CRM ids per query (the query's page size)
 PER_RUN = 5000  # records looked at per run at most (the rest wait for the next run)
 FINAL_STATES = ("closed", "cancelled")
 MISSING = "missing"  # the K3Cloud document is gone
+LOADED = ("created", "updated")  # load counts of a run that wrote K3Cloud documents: their states are read at once
 
 
 @dataclass
@@ -71,13 +79,15 @@ class Candidate:
     synced_ms: int | None = None  # the CRM's last_modified_time of the state last written to K3Cloud (id map)
     state: str | None = None  # read from K3Cloud this run (None when no status is written)
     code: str | None = None
+    first_look: bool = True  # never written back, or another K3Cloud document since
 
 
 def write_back(flow: str, upstream: Mapping[str, Any] | None, context: Mapping[str, Any]) -> dict[str, Any]:
     """Step: write K3Cloud numbers/statuses back to the flow's CRM records; returns ``upstream`` + ``write_back``.
 
     ``upstream`` is the previous step's result, or the first step's when the run had nothing to load (the DAG
-    runs this step in idle runs too, so a later audit in K3Cloud reaches the CRM within one schedule interval).
+    runs this step in idle runs too, so a later audit in K3Cloud reaches the CRM by the next status refresh:
+    :func:`refresh_due`). A result with created/updated records makes this run's refresh due.
     """
     spec = flow_spec(flow)
     result = dict(upstream or {})
@@ -90,7 +100,8 @@ def write_back(flow: str, upstream: Mapping[str, Any] | None, context: Mapping[s
         raise ConfigError(f"flow {flow!r}: write_back applies to CRM → K3Cloud flows; remove the block from "
                           f"{spec.mapping_file}")
     run_pk = result.get("run_pk")
-    counts = WriteBackRun(spec, mapping, cfg, open_store(), run_pk).run()
+    loaded = any(int(result.get(k) or 0) for k in LOADED)
+    counts = WriteBackRun(spec, mapping, cfg, open_store(), run_pk, loaded=loaded).run()
     result["write_back"] = counts
     return result
 
@@ -98,8 +109,11 @@ def write_back(flow: str, upstream: Mapping[str, Any] | None, context: Mapping[s
 class WriteBackRun:
     """One run of the write-back for one flow (see the module docstring for the order of things)."""
 
-    def __init__(self, spec: FlowSpec, mapping: FlowMapping, cfg: WriteBack, store: Any, run_pk: int | None) -> None:
+    def __init__(self, spec: FlowSpec, mapping: FlowMapping, cfg: WriteBack, store: Any, run_pk: int | None, *,
+                 loaded: bool = False, now_ms: int | None = None) -> None:
         self.spec, self.mapping, self.cfg, self.store, self.run_pk = spec, mapping, cfg, store, run_pk
+        self.loaded = loaded  # this run created/updated K3Cloud documents
+        self.now_ms = now_ms if now_ms is not None else clock_ms()
         self.entity = f"{spec.entity}_writeback"
         self.counts: Counter = Counter()
         self.outcomes: list[RecordOutcome] = []
@@ -108,6 +122,12 @@ class WriteBackRun:
     # ------------------------------------------------------------------ the run
     def run(self) -> dict[str, int]:
         candidates = pending(self.store, self.spec.entity, track_status=bool(self.cfg.status_field))
+        if candidates and self.cfg.status_field and not refresh_due(
+                self.cfg, self.store.get_watermark(refresh_key(self.spec)), self.now_ms, loaded=self.loaded,
+                first_look=any(c.first_look for c in candidates)):
+            # Only open records nothing but K3Cloud could have changed: read by the next period's first run.
+            self.counts["refresh_deferred"] = len(candidates)
+            candidates = []
         self.counts["checked"] = len(candidates)
         if not candidates:
             return dict(self.counts)
@@ -134,6 +154,10 @@ class WriteBackRun:
                     break
         if self.run_pk is not None:
             self.store.record_outcomes(self.run_pk, self.outcomes)
+        if self.cfg.status_field and not self.counts["failed"] and len(candidates) < PER_RUN:
+            # The period's refresh is made — not with a refused or untried write, nor with open records left past
+            # PER_RUN: the next run reads again.
+            self.store.set_watermark(refresh_key(self.spec), self.now_ms, None)
         log.info("%s write-back: %s", self.spec.name, dict(self.counts))
         return dict(self.counts)
 
@@ -302,6 +326,29 @@ class WriteBackRun:
                     set_={name: ins.excluded[name] for name in columns}), list(part))
 
 
+def clock_ms() -> int:
+    """Now in epoch milliseconds: the time the status refresh periods are measured by (tests replace it)."""
+    return int(datetime.now(timezone.utc).timestamp() * 1000)
+
+
+def refresh_key(spec: FlowSpec) -> str:
+    """Watermark row holding when the flow's write-back last read K3Cloud statuses (epoch ms)."""
+    return f"{spec.name}:write_back_refresh"
+
+
+def refresh_due(cfg: WriteBack, last_ms: int | None, now_ms: int, *, loaded: bool, first_look: bool) -> bool:
+    """Whether this run reads the open records' K3Cloud statuses (see the module docstring).
+
+    Periods are fixed slices of ``refresh_every_minutes`` counted from the epoch (00:00 UTC), not "that long
+    since the last read": the first run of each period refreshes, so a run starting a few seconds early or a
+    refresh made by a loading run in between does not push the next one a whole schedule interval later.
+    """
+    if loaded or first_look or last_ms is None or cfg.refresh_every_minutes == 0:
+        return True
+    period = cfg.refresh_every_minutes * 60_000
+    return now_ms // period != last_ms // period
+
+
 def pending(store: Any, entity: str, *, track_status: bool, limit: int = PER_RUN) -> list[Candidate]:
     """Id-map rows of ``entity`` the write-back must look at (see the module docstring), from the audit store."""
     wb = sync_write_back
@@ -311,7 +358,8 @@ def pending(store: Any, entity: str, *, track_status: bool, limit: int = PER_RUN
     if track_status:
         stale = sa.or_(stale, wb.c.final.is_(False))
     query = (sa.select(id_map.c.source_id, id_map.c.target_id, id_map.c.target_number, wb.c.number_written,
-                       wb.c.status_written, wb.c.state, wb.c.outcome, wb.c.echo_ms, id_map.c.source_modified_ms)
+                       wb.c.status_written, wb.c.state, wb.c.outcome, wb.c.echo_ms, id_map.c.source_modified_ms,
+                       wb.c.target_id.label("wb_target_id"), wb.c.target_number.label("wb_target_number"))
              .select_from(joined)
              .where(id_map.c.entity == entity, id_map.c.target_number.is_not(None), id_map.c.target_number != "",
                     stale)
@@ -322,7 +370,9 @@ def pending(store: Any, entity: str, *, track_status: bool, limit: int = PER_RUN
     with store.engine.connect() as conn:
         return [Candidate(source_id=r.source_id, target_id=r.target_id, target_number=r.target_number,
                           last_number=r.number_written, last_status=r.status_written, last_state=r.state,
-                          last_outcome=r.outcome, echo_ms=r.echo_ms, synced_ms=r.source_modified_ms)
+                          last_outcome=r.outcome, echo_ms=r.echo_ms, synced_ms=r.source_modified_ms,
+                          first_look=(r.outcome is None or r.wb_target_id != r.target_id
+                                      or r.wb_target_number != r.target_number))
                 for r in conn.execute(query)]
 
 

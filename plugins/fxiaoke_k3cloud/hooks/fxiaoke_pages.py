@@ -45,17 +45,21 @@ class CursorPages:
     """The pages of one cursor query (iterate once). ``pages``, ``rows`` and ``fallbacks`` count what it did.
 
     :param n: requests in flight at most (1 = the sequential cursor, exactly as before).
+    :param after_id: start after this ``_id`` (a read resumed).
+    :param max_rows: stop after the page that reaches this many rows, with no request beyond it.
     """
 
     def __init__(self, fetch: FetchPage, filters: list[dict[str, Any]], page_size: int, n: int,
-                 log: logging.Logger, name: str = "query") -> None:
+                 log: logging.Logger, name: str = "query", *, after_id: str | None = None,
+                 max_rows: int | None = None) -> None:
         self.fetch = fetch
         self.filters = filters
         self.page_size = page_size
         self.n = max(1, int(n))
         self.log = log
         self.name = name
-        self.last_id: str | None = None
+        self.max_rows = max_rows
+        self.last_id: str | None = after_id
         self.done = False
         self.pages = 0
         self.rows = 0
@@ -81,7 +85,8 @@ class CursorPages:
         limit = _limit(data, self.page_size)
         self._take(records, limit, first_of_block=True)
         total = data.get("total")
-        if not records or len(records) < limit or (isinstance(total, int) and 0 < total <= len(records)):
+        if (not records or len(records) < limit or (isinstance(total, int) and 0 < total <= len(records))
+                or self._enough()):
             self.done = True
             if records:
                 yield records
@@ -94,6 +99,8 @@ class CursorPages:
             self._pool = ThreadPoolExecutor(max_workers=self.n, thread_name_prefix="fxiaoke-pages")
         pool = self._pool
         wanted = min(max(1, BLOCK_ROWS // limit), math.ceil(total / limit))  # pages of this block
+        if self.max_rows is not None:  # no request beyond the page that reaches max_rows
+            wanted = min(wanted, 1 + math.ceil((self.max_rows - self.rows) / limit))
         pending: deque[Future[dict[str, Any]]] = deque()
         sent = 1
 
@@ -122,8 +129,11 @@ class CursorPages:
                 send()
             self._take(records, limit)
             yield records
-        if total <= wanted * limit:
+        if total <= wanted * limit or self._enough():
             self.done = True
+
+    def _enough(self) -> bool:
+        return self.max_rows is not None and self.rows >= self.max_rows
 
     def _follows(self, records: list[dict[str, Any]]) -> bool:
         """The page continues the rows yielded: ``_id`` ascending, after the last one."""
@@ -152,6 +162,8 @@ class CursorPages:
             self.pages += 1
             self.rows += len(records)
             self.last_id = paginator.last_id
+            if self._enough():
+                paginator.has_next_page = False  # the caller resumes after the last _id (no call beyond)
             if records:
                 yield records
         if not paginator.has_next_page:

@@ -52,6 +52,8 @@ class FxiaokeReads:
         page_size: int = 100,
         *,
         include_voided: bool = False,
+        after_id: str | None = None,
+        max_rows: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield pages (lists of records) of every row matching all ``filters`` (AND).
 
@@ -67,18 +69,28 @@ class FxiaokeReads:
             IN`` every value of the enum, one pass); with the connection extra ``voided_query: separate``, a
             second pass after the default query (:func:`with_voided`). Without it, the tenant's default decides.
             Ignored when a filter already names ``life_status``.
+        :param after_id: start the ``_id`` cursor after this id (resume a read that stopped at ``max_rows``).
+        :param max_rows: stop after the page that reaches this many rows, with no call beyond it (the caller
+            resumes with ``after_id`` = the last row's ``_id``). Only for ``_id``-cursor reads in one pass:
+            not with ``orders`` nor with the connection extra ``voided_query: separate``.
         """
         check_page_size(page_size)
+        cursor = {"after_id": after_id, "max_rows": max_rows}
+        if (after_id is not None or max_rows is not None) and (
+                orders or (include_voided and self.settings.voided_query != "folded"
+                           and not names_field([normalize_filter(f) for f in filters or []], LIFE_STATUS))):
+            raise ConfigError("after_id / max_rows resume an _id-cursor read in one pass: not with explicit "
+                              "orders, nor with the connection extra voided_query: separate")
         base_filters = [normalize_filter(f) for f in filters or []]
         wire_orders = [normalize_order(o) for o in orders or []]
         wanted = list(fields) if fields else None
         if not include_voided or names_field(base_filters, LIFE_STATUS):
-            return self._query_pass(object_api_name, base_filters, wire_orders, wanted, page_size)
+            return self._query_pass(object_api_name, base_filters, wire_orders, wanted, page_size, **cursor)
         if wanted and LIFE_STATUS not in wanted:
             wanted.append(LIFE_STATUS)
         if self.settings.voided_query == "folded":
             return self._query_pass(object_api_name, [*base_filters, every_life_status()], wire_orders, wanted,
-                                    page_size)
+                                    page_size, **cursor)
         return with_voided(lambda flt: self._query_pass(object_api_name, flt, wire_orders, wanted, page_size),
                            base_filters)
 
@@ -100,7 +112,8 @@ class FxiaokeReads:
         return gate
 
     def _query_pass(self, object_api_name: str, base_filters: list[dict[str, Any]], wire_orders: list[dict[str, Any]],
-                    fields: Sequence[str] | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
+                    fields: Sequence[str] | None, page_size: int, *, after_id: str | None = None,
+                    max_rows: int | None = None) -> Iterator[list[dict[str, Any]]]:
         """One paged query (the pages of :meth:`query_records` for one filter set)."""
         path = data_path(object_api_name, "query")
         field_projection = projection(fields)
@@ -122,7 +135,8 @@ class FxiaokeReads:
                 return self._data(self._call(path, payload), path)
 
         if not wire_orders or wire_orders == [{"fieldName": "_id", "isAsc": True}]:
-            pages = CursorPages(fetch, base_filters, page_size, self.reads_in_flight, self.log, object_api_name)
+            pages = CursorPages(fetch, base_filters, page_size, self.reads_in_flight, self.log, object_api_name,
+                                after_id=after_id, max_rows=max_rows)
             yield from pages
             self.log.info("Queried %s: %s rows in %s pages%s", object_api_name, pages.rows, pages.pages,
                           f" ({pages.fallbacks} block(s) re-read by the cursor)" if pages.fallbacks else "")
@@ -149,6 +163,8 @@ class FxiaokeReads:
         page_size: int = 100,
         *,
         include_voided: bool = True,
+        after_id: str | None = None,
+        max_rows: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of rows with ``start_ms <= field < end_ms`` (half-open, so adjacent windows never overlap).
 
@@ -159,7 +175,7 @@ class FxiaokeReads:
             raise ConfigError(f"window must be integer ms with start < end, got [{start_ms!r}, {end_ms!r})")
         window = [(field, "GTE", [start_ms]), (field, "LT", [end_ms])]
         return self.query_records(object_api_name, [*window, *(filters or [])], fields=fields, page_size=page_size,
-                                  include_voided=include_voided)
+                                  include_voided=include_voided, after_id=after_id, max_rows=max_rows)
 
     def get_record(self, object_api_name: str, record_id: str) -> dict[str, Any]:
         """One record by ``_id``."""

@@ -95,7 +95,8 @@ def _from_validation(exc: ValidationError, file: str) -> MappingError:
         elif err["type"] in {"unknown_key", "unknown_transform", "bad_argument", "not_scalar", "overlap", "bad_timezone",
                              "missing_target_name", "wrong_target_name", "on_missing_without_lookup",
                              "lookup_and_value_map", "missing_name", "source_action_target",
-                             "source_action_form", "write_back_mapped", "write_back_empty", "write_back_same"}:
+                             "source_action_form", "write_back_mapped", "write_back_empty", "write_back_same",
+                             "write_back_refresh"}:
             message = err["msg"]
         else:
             message = f"{err['msg']} (got {_short(err.get('input'))})"

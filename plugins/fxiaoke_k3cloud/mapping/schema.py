@@ -268,13 +268,16 @@ class StatusLabels(Strict):
     forbidden: str = Field("已禁用", title="Forbidden base data (FForbidStatus B)", examples=["已禁用"])
 
 
+MAX_REFRESH_MINUTES = 24 * 60  # write_back.refresh_every_minutes: a status change reaches the CRM within a day at worst
+
+
 class WriteBack(Strict):
     """After a record lands in K3Cloud: which CRM fields of the source record get its number and status."""
 
     enabled: bool = Field(True, title="On/off", examples=[True])
     number_field: str | None = Field(None, title="CRM field receiving the K3Cloud number", examples=["field_k3_bill_no__c"])
     status_field: str | None = Field(None, title="CRM field receiving the K3Cloud status label",
-                                     description="refreshed every run until the document is closed or cancelled",
+                                     description="refreshed (every refresh_every_minutes) until the document is closed or cancelled",
                                      examples=["field_k3_status__c"])
     only_if_empty: bool = Field(False, title="Write the number only where the CRM field is empty",
                                 description="never overwrite a number the CRM holds", examples=[True])
@@ -282,6 +285,22 @@ class WriteBack(Strict):
                                description="when one of them holds exactly the K3Cloud number, nothing is written",
                                examples=[["field_fnfcA__c"]])
     status_labels: StatusLabels = Field(default_factory=StatusLabels)
+    refresh_every_minutes: int = Field(
+        60, title="Status refresh period (minutes)",
+        description="with status_field: the K3Cloud statuses of open records are read once per period of this many "
+                    "minutes (periods counted from 00:00 UTC: 60 = the first run of each hour), and at once by a run "
+                    "that loaded records or has a record to write back for the first time; 0 = every run; at most "
+                    f"{MAX_REFRESH_MINUTES} (a day)",
+        examples=[60, 0])
+
+    @field_validator("refresh_every_minutes", mode="before")
+    @classmethod
+    def _refresh_minutes(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_REFRESH_MINUTES:
+            raise PydanticCustomError(
+                "write_back_refresh", "a whole number of minutes from 0 (every run) to {most} (a day), "
+                                      "e.g. 60 (hourly); got {got}", {"most": MAX_REFRESH_MINUTES, "got": repr(value)})
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> WriteBack:
