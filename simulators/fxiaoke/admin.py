@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 
 from .faults import FaultProfileError, Faults
 from .fixtures import generate_demo
@@ -15,7 +15,14 @@ from .schema import DETAILS, OBJECTS
 from .state import SimState
 from .store import FieldValueError
 
-router = APIRouter(prefix="/_sim")
+def _data_may_change(request: Request):
+    """Admin calls run in a worker thread beside the API's: cached query matches are dropped before and after."""
+    request.app.state.sim.store.version += 1
+    yield
+    request.app.state.sim.store.version += 1
+
+
+router = APIRouter(prefix="/_sim", dependencies=[Depends(_data_may_change)])
 
 
 def _sim(request: Request) -> SimState:

@@ -133,6 +133,8 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             sim.stats.service_seconds += time.perf_counter() - started
             return JSONResponse(payload, status_code=404)
         payload = _serve(sim, path, route[0], route[1], raw)
+        if not path.endswith("/query"):
+            sim.store.version += 1  # may have changed data: cached query matches are stale (no await since _serve)
         sim.stats.service_seconds += time.perf_counter() - started
         await service_time.serve(lambda key: float(faults.profile.get(key, 0) or 0),
                                  *service_time.fx_units(path, payload), sim.stats)

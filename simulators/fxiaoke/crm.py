@@ -146,8 +146,13 @@ def query(sim: SimState, ctx: CallContext, body: dict[str, Any]) -> dict[str, An
     projection = projection_of(sqi.get("fieldProjection"))
     include_null = _flag(body.get("includeNull", data.get("includeNull")), False)
     with_total = _flag(data.get("find_explicit_total_num", body.get("find_explicit_total_num")), True)
-    keep = _visible(sim, sqi) or (lambda r: True)
-    found = id_page(obj, sim.store.table(obj.api_name), sqi, keep, offset=offset, limit=limit, with_total=with_total)
+    visible = _visible(sim, sqi)
+    store = sim.store
+    # The index-lag fault hides rows by the clock: no cache then. The invalid switch is part of the key.
+    cache = (store.match_cache.setdefault(("invalid hidden" if visible else "all"), {})
+             if not sim.faults.index_lag_ms else None)
+    found = id_page(obj, store.table(obj.api_name), sqi, visible or (lambda r: True), offset=offset, limit=limit,
+                    with_total=with_total, cache=cache, version=store.version)
     if found is None:
         rows = matching(obj, _searchable(sim, obj, sqi), sqi)
         found = rows[offset:offset + limit], len(rows) if with_total else 0

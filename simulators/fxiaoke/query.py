@@ -158,8 +158,18 @@ def _listual(field: str, op: str, values: list[str]) -> Predicate:
 def _scalar_predicate(field: str, kind: str, op: str, vals: list[Any]) -> Predicate:
     v0 = vals[0]
 
-    def get(rec: dict[str, Any]) -> Any:
-        return _scalar(kind, rec.get(field))
+    if kind == "num":
+        def get(rec: dict[str, Any]) -> Any:
+            value = rec.get(field)
+            # An int compares with the filter's Decimal exactly: no conversion (a query tests every row).
+            return value if type(value) is int else _to_num(value)
+    elif kind == "str":
+        def get(rec: dict[str, Any]) -> Any:
+            value = rec.get(field)
+            return value if type(value) is str and value else _scalar(kind, value)
+    else:
+        def get(rec: dict[str, Any]) -> Any:
+            return _scalar(kind, rec.get(field))
 
     table: dict[str, Predicate] = {
         "EQ": lambda r: (x := get(r)) is not None and x == v0,
@@ -234,10 +244,12 @@ def matching(obj: ObjectDef, records: dict[str, dict[str, Any]], sqi: dict[str, 
 
 
 def id_page(obj: ObjectDef, records: dict[str, dict[str, Any]], sqi: dict[str, Any], keep: Predicate, *,
-            offset: int, limit: int, with_total: bool) -> tuple[list[dict[str, Any]], int] | None:
+            offset: int, limit: int, with_total: bool, cache: dict[Any, Any] | None = None,
+            version: int = 0) -> tuple[list[dict[str, Any]], int] | None:
     """:func:`matching` for the deep-paging pattern (order by ``_id`` ascending, usually ``_id GT <cursor>``):
     the same rows, found the way the real service's index finds them — from the cursor on, and without a total
-    only until the page is full. ``keep`` applies what :func:`matching`'s caller filtered out beforehand.
+    only until the page is full. ``keep`` applies what :func:`matching`'s caller filtered out beforehand (its
+    visibility must not change within one data ``version`` when a ``cache`` is given).
     Returns (the page's rows, the total or 0), or None when the query is not of that shape."""
     filters = sqi.get("filters") or []
     if not isinstance(filters, list) or parse_orders(obj, sqi.get("orders")) != [("_id", True)]:
@@ -251,10 +263,21 @@ def id_page(obj: ObjectDef, records: dict[str, dict[str, Any]], sqi: dict[str, A
             value = values[0] if isinstance(values, list) and values else values
             if isinstance(value, str) and (after is None or value > after):
                 after = value
-    ids = sorted(k for k, r in records.items() if k == r.get("_id"))
-    if len(ids) != len(records):
-        return None  # keys that are not the row's _id: take the general path
+    # The store keys every table by the row's _id (and keeps them sorted: store.Table).
+    ids = records.sorted_ids() if hasattr(records, "sorted_ids") else sorted(records)
     start = 0 if after is None else bisect.bisect_right(ids, after)
+    if with_total and cache is not None:
+        # A parallel reader asks for a block's pages by offset, each with its total: the same filters (and
+        # cursor) page after page. The matched ids are kept for the data's version (store.Store.version).
+        key = (obj.api_name, json.dumps(filters, sort_keys=True, default=str))
+        hit = cache.get(key)
+        if hit is None or hit[0] != version:
+            matched = [rid for rid in itertools.islice(ids, start, None)
+                       if keep(records[rid]) and all(p(records[rid]) for p in predicates)]
+            if len(cache) >= 16:
+                cache.clear()
+            cache[key] = hit = (version, matched)
+        return [records[rid] for rid in hit[1][offset:offset + limit]], len(hit[1])
     page: list[dict[str, Any]] = []
     total = 0
     need = offset + limit

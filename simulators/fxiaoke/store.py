@@ -83,9 +83,57 @@ def coerce(obj: ObjectDef, fd: FieldDef, value: Any) -> Any:
     return value
 
 
+class Table(dict):
+    """One object's rows by ``_id``; keeps its ids sorted for the deep-paging queries (``query.id_page``), sorted
+    again only after the set of ids changed (a query must not sort 20,000 ids per page)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sorted: list[str] | None = None
+
+    def sorted_ids(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self)
+        return self._sorted
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self:
+            self._sorted = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._sorted = None
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        self._sorted = None
+        return super().pop(*args)
+
+    def popitem(self) -> Any:
+        self._sorted = None
+        return super().popitem()
+
+    def clear(self) -> None:
+        self._sorted = None
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._sorted = None
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self._sorted = None
+        return super().setdefault(key, default)
+
+
 class Store:
     def __init__(self) -> None:
-        self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in OBJECTS}
+        self.records: dict[str, dict[str, dict[str, Any]]] = {name: Table() for name in OBJECTS}
+        # Bumped by every call that may change data (app._answer, the admin router); query.id_page's cache of
+        # matched ids is valid for one version only.
+        self.version = 0
+        self.match_cache: dict[Any, tuple[int, list[str]]] = {}
         self.employees: dict[str, dict[str, Any]] = {}
         self.departments: dict[int, dict[str, Any]] = {}
         self.messages: list[dict[str, Any]] = []
